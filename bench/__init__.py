@@ -1,0 +1,1 @@
+"""The benchmark and regression harness: throughput, budgeted training and their gates."""

@@ -1,0 +1,90 @@
+"""What produced a number: software versions, CPU/GPU model, and the commit, recorded with every result.
+
+The shapes follow pytest-benchmark's ``machine_info`` and ``commit_info`` so that both kinds of
+result file (throughput and training) read alike.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name from /proc/cpuinfo (Linux), else platform's guess."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def accelerators() -> list[dict]:
+    """Visible GPUs/TPUs with the names TensorFlow reports for them."""
+    import tensorflow as tf
+
+    found = []
+    for kind in ("GPU", "TPU"):
+        for dev in tf.config.list_physical_devices(kind):
+            details = tf.config.experimental.get_device_details(dev) if kind == "GPU" else {}
+            found.append({"kind": kind, "name": dev.name, "model": details.get("device_name", kind),
+                          "compute_capability": details.get("compute_capability")})
+    return found
+
+
+def machine_info() -> dict:
+    """Versions and hardware, in pytest-benchmark's ``machine_info`` spirit plus TF/Keras."""
+    import keras
+    import tensorflow as tf
+
+    build = tf.sysconfig.get_build_info()
+    return {
+        "node": platform.node(),
+        "system": platform.system(),
+        "release": platform.release(),
+        "machine": platform.machine(),
+        "python_version": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "cpu": {"brand_raw": cpu_model(), "count": os.cpu_count()},
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "cuda_version": build.get("cuda_version"),
+        "cudnn_version": build.get("cudnn_version"),
+        "accelerators": accelerators(),
+        "argv": sys.argv,
+    }
+
+
+def commit_info(repo: Path = REPO_ROOT) -> dict:
+    """The commit and whether the tree had uncommitted changes; empty fields outside git."""
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "id": commit,
+        "time": git("log", "-1", "--format=%cI") if commit else None,
+        "branch": git("rev-parse", "--abbrev-ref", "HEAD") if commit else None,
+        "dirty": bool(status) if status is not None else None,
+        "project": "cnn-bench",
+    }
+
+
+def describe(machine: dict) -> str:
+    """One line naming what produced a result, for report headers."""
+    acc = ", ".join(a["model"] for a in machine.get("accelerators", [])) or "no accelerator"
+    return (f"TF {machine.get('tensorflow')} / Keras {machine.get('keras')} / Python {machine.get('python_version')}"
+            f" on {machine.get('cpu', {}).get('brand_raw')} x{machine.get('cpu', {}).get('count')} ({acc})")

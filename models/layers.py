@@ -1,0 +1,80 @@
+"""Building blocks shared by every family: argument checks and one conv-BN-activation helper."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import keras
+from keras import layers
+
+from models.registry import ModelArgumentError
+
+
+def check_args(input_shape: Sequence[int], classes: int, *, min_size: int, name: str) -> tuple[int, int, int]:
+    """Validate the common builder arguments; returns ``input_shape`` as a tuple.
+
+    ``min_size`` is the smallest height/width the network accepts (its total stride, or what its
+    'valid' layers need). Errors name the bad value and what would be valid.
+    """
+    shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
+    if shape is None or len(shape) != 3 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+        raise ModelArgumentError(f"{name}: input_shape={input_shape!r} is invalid; expected (height, width, channels) of positive ints")
+    if min(shape[:2]) < min_size:
+        raise ModelArgumentError(
+            f"{name}: input_shape={shape!r} is too small; height and width must be at least {min_size} for this network"
+        )
+    if not isinstance(classes, int) or isinstance(classes, bool) or classes < 1:
+        raise ModelArgumentError(f"{name}: classes={classes!r} is invalid; expected a positive int")
+    return shape
+
+
+def conv_bn_act(
+    x,
+    filters: int,
+    kernel_size: int,
+    *,
+    name: str,
+    strides: int = 1,
+    padding: str = "same",
+    use_bias: bool = True,
+    batch_norm: bool = True,
+    activation: str | None = "relu",
+    kernel_initializer="glorot_uniform",
+    kernel_regularizer=None,
+    bn_epsilon: float = 1.001e-5,
+    depthwise: bool = False,
+):
+    """Conv2D (or DepthwiseConv2D) -> optional BatchNormalization -> optional activation.
+
+    Layers are named ``{name}_conv``, ``{name}_bn`` and ``{name}_{activation}``, as
+    keras.applications names them, so weights can be transferred by layer name.
+    """
+    if depthwise:
+        x = layers.DepthwiseConv2D(
+            kernel_size, strides=strides, padding=padding, use_bias=use_bias,
+            depthwise_initializer=kernel_initializer, depthwise_regularizer=kernel_regularizer, name=f"{name}_conv",
+        )(x)
+    else:
+        x = layers.Conv2D(
+            filters, kernel_size, strides=strides, padding=padding, use_bias=use_bias,
+            kernel_initializer=kernel_initializer, kernel_regularizer=kernel_regularizer, name=f"{name}_conv",
+        )(x)
+    if batch_norm:
+        x = layers.BatchNormalization(epsilon=bn_epsilon, name=f"{name}_bn")(x)
+    if activation is not None:
+        x = layers.Activation(activation, name=f"{name}_{activation}")(x)
+    return x
+
+
+def classifier(x, classes: int, *, activation: str | None, name: str = "predictions", kernel_regularizer=None, kernel_initializer="glorot_uniform"):
+    """The Dense head every family ends with."""
+    return layers.Dense(
+        classes, activation=activation, kernel_regularizer=kernel_regularizer,
+        kernel_initializer=kernel_initializer, name=name,
+    )(x)
+
+
+def total_stride(strides: Sequence[int]) -> int:
+    """Product of a network's downsampling strides: the smallest input that maps to 1x1."""
+    return math.prod(strides)

@@ -1,0 +1,116 @@
+"""The model registry: one dict keyed by name, filled by ``@register_model``.
+
+Each entry records where the network comes from and what it must measure up to (dataset, default
+input shape, classes, expected parameter counts, the paper's multiply-adds), so that the unit
+suite is generated from the registry and a new model is covered the moment it is registered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+from typing import Callable
+
+import keras
+
+
+class ModelArgumentError(ValueError):
+    """A builder argument (input shape, classes, family option) that the network cannot take."""
+
+
+class UnknownModelError(KeyError):
+    """Raised for a name that is not registered; the message lists close matches."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """What the registry knows about one model.
+
+    ``params``/``trainable``/``non_trainable``: exact expected counts of the default (article)
+    variant at the default input shape and classes.
+    ``paper_params`` ± ``paper_params_tol``: a figure a paper quotes rounded (0.85M ± 0.005M),
+    checked on ``create(**paper_overrides)``; ``paper_macs``: the paper's multiply-adds per image,
+    checked within ``macs_rtol`` on the same variant.
+    ``reference``: a keras.applications constructor (``"ResNet50"``) whose weights copied into
+    ``create(**reference_overrides)`` must give the same outputs.
+    """
+
+    name: str
+    fn: Callable[..., keras.Model]
+    family: str
+    source: str
+    dataset: str
+    input_shape: tuple[int, int, int]
+    classes: int
+    params: int | None = None
+    trainable: int | None = None
+    non_trainable: int | None = None
+    paper_params: float | None = None
+    paper_params_tol: float = 0.0
+    paper_macs: float | None = None
+    macs_rtol: float = 0.05
+    paper_overrides: dict = dataclasses.field(default_factory=dict)
+    reference: str | None = None
+    reference_overrides: dict = dataclasses.field(default_factory=dict)
+    description: str = ""
+
+    def create(self, **overrides) -> keras.Model:
+        kwargs = {"input_shape": self.input_shape, "classes": self.classes, "name": self.name}
+        kwargs.update(overrides)
+        return self.fn(**kwargs)
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(
+    *, family: str, source: str, dataset: str, input_shape: tuple[int, int, int], classes: int, **meta
+) -> Callable[[Callable[..., keras.Model]], Callable[..., keras.Model]]:
+    """Decorator: register ``fn`` under its own name with the given metadata.
+
+    ``fn`` takes keyword-only overrides (``input_shape``, ``classes``, ``name`` and the family's
+    options) and returns a fresh ``keras.Model``. Registering a name twice is an error.
+    """
+
+    def decorate(fn: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
+        name = fn.__name__
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is already registered (by {_REGISTRY[name].fn.__module__})")
+        doc = (fn.__doc__ or "").strip().splitlines()
+        _REGISTRY[name] = ModelSpec(
+            name=name, fn=fn, family=family, source=source, dataset=dataset,
+            input_shape=tuple(input_shape), classes=classes,
+            description=doc[0] if doc else "", **meta,
+        )
+        return fn
+
+    return decorate
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The registered spec for ``name``; an unknown name raises with the closest matches."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(str(name), _REGISTRY, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(sorted(_REGISTRY))}"
+        raise UnknownModelError(f"unknown model {name!r}{hint}") from None
+
+
+def create(name: str, **overrides) -> keras.Model:
+    """A fresh, randomly initialised ``keras.Model`` for a registered ``name``.
+
+    Overrides are passed to the builder: ``input_shape``, ``classes``, ``classifier_activation``,
+    ``name`` and any family option (``shortcut``, ``stride_in``, ``alpha`` ...).
+    """
+    return get_spec(name).create(**overrides)
+
+
+def list_models(pattern: str | list[str] | tuple[str, ...] = "*") -> list[str]:
+    """Sorted registered names matching a glob (or any of several globs)."""
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    return sorted(n for n in _REGISTRY if any(fnmatch.fnmatchcase(n, p) for p in patterns))

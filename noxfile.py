@@ -1,0 +1,86 @@
+"""Sessions: `nox -s unit` (tests), `nox -s bench -- --device cpu|gpu|tpu` (throughput),
+`nox -s train`, `nox -s gate`, `nox -s smoke` (CI's accuracy gate) and `nox -s nightly`."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["unit"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = "3.11"
+DEVICES = ("cpu", "gpu", "tpu")
+# tensorflow-tpu's libtpu wheels are served from Google's own index, not PyPI.
+TPU_FIND_LINKS = "https://storage.googleapis.com/libtpu-releases/index.html"
+
+
+def _device(posargs: list[str], default: str = "cpu") -> str:
+    """The --device value in posargs (either `--device X` or `--device=X`)."""
+    for i, arg in enumerate(posargs):
+        if arg == "--device" and i + 1 < len(posargs):
+            return posargs[i + 1]
+        if arg.startswith("--device="):
+            return arg.split("=", 1)[1]
+    return default
+
+
+def _install(session: nox.Session, device: str = "cpu", *, test: bool = True) -> None:
+    """Install the harness with the TensorFlow build `device` needs (and the test tools)."""
+    if device not in DEVICES:
+        session.error(f"--device {device!r} is invalid; valid: {', '.join(DEVICES)}")
+    extra_args = ["--find-links", TPU_FIND_LINKS] if device == "tpu" else []
+    session.install("-e", f".[{device}]", *extra_args)
+    if test:
+        session.install("--group", "test") if session.venv_backend == "uv" else session.install("pytest==9.0.3", "pytest-benchmark==5.3.1")
+
+
+@nox.session(python=PYTHON)
+def unit(session: nox.Session) -> None:
+    """Unit checks of every model and of the harness: fast, no data, no accelerator."""
+    _install(session)
+    session.run("pytest", *(session.posargs or ("tests", "-q")), env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Throughput benchmarks (pytest-benchmark); `-- --device gpu --models 'resnet*'` etc."""
+    _install(session, _device(session.posargs))
+    session.run("python", "-m", "bench", "throughput", *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+@nox.session(python=PYTHON, default=False)
+def train(session: nox.Session) -> None:
+    """Train a recipe under a budget: `-- RECIPE --budget epochs=N --seed S --device D`."""
+    _install(session, _device(session.posargs), test=False)
+    session.run("python", "-m", "bench", "train", *(session.posargs or ("smoke_resnet20_cifar10_jpeg",)),
+                env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+@nox.session(python=PYTHON, default=False)
+def gate(session: nox.Session) -> None:
+    """Gate training results against baselines.json: `-- results/*.json`."""
+    _install(session, test=False)
+    session.run("python", "-m", "bench", "gate", *(session.posargs or ("results/train",)))
+
+
+@nox.session(python=PYTHON, default=False)
+def smoke(session: nox.Session) -> None:
+    """CI's accuracy gate: train the CPU smoke recipe on the CIFAR-10 JPEG copy, then gate it."""
+    _install(session, test=False)
+    out = "results/smoke"
+    session.run("python", "-m", "bench", "train", "smoke_resnet20_cifar10_jpeg", "--out", out, *session.posargs,
+                env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+    session.run("python", "-m", "bench", "gate", out)
+
+
+@nox.session(python=PYTHON, default=False)
+def nightly(session: nox.Session) -> None:
+    """The full recipes on an accelerator, gated: `-- --device gpu` (or tpu)."""
+    device = _device(session.posargs, default="gpu")
+    _install(session, device, test=False)
+    out = "results/nightly"
+    for recipe in ("resnet56_cifar10", "preact_resnet164_cifar10", "fashion_resnet50"):
+        session.run("python", "-m", "bench", "train", recipe, "--budget", "full", "--out", out, *session.posargs,
+                    env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+    session.run("python", "-m", "bench", "gate", out)
