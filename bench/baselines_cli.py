@@ -1,0 +1,50 @@
+"""``python -m bench baselines show|update``: the only way baselines.json changes.
+
+``update`` reads result files, lets each section's owner turn them into entries (throughput:
+pytest-benchmark JSON, via ``bench.compare``; accuracy: training results, via ``bench.accuracy``),
+prints the diff and writes atomically. ``--dry-run`` prints the diff only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+
+from bench import baselines
+from bench.errors import UsageError
+from bench.io import read_json
+
+# section -> (module providing `is_result(doc)` and `baseline_entries(docs, args)`)
+OWNERS = {"throughput": "bench.compare", "accuracy": "bench.accuracy"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["show", "update"], help="show the file, or update it from results")
+    parser.add_argument("results", nargs="*", help="result JSON files (update)")
+    parser.add_argument("--baselines", default=str(baselines.DEFAULT_PATH), help="baselines file (default: %(default)s)")
+    parser.add_argument("--dry-run", action="store_true", help="print the diff without writing")
+    parser.add_argument("--tolerance", default=None, help="rule for new entries, e.g. 'throughput:-5%%' or 'top1:-1.5pt'")
+    parser.add_argument("--provenance", default=None, help="free text stored with new entries (where the numbers came from)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "show":
+        print(json.dumps(baselines.load(args.baselines), indent=2))
+        return 0
+    if not args.results:
+        raise UsageError("baselines update needs at least one result file")
+    by_section: dict[str, list[tuple[str, dict]]] = {}
+    for path in args.results:
+        doc = read_json(path, what="result file")
+        section = next((s for s, mod in OWNERS.items() if importlib.import_module(mod).is_result(doc)), None)
+        if section is None:
+            raise UsageError(f"{path!r} is neither a throughput (pytest-benchmark) nor a training result file")
+        by_section.setdefault(section, []).append((path, doc))
+    for section, docs in by_section.items():
+        entries = importlib.import_module(OWNERS[section]).baseline_entries(docs, args)
+        diff = baselines.update(args.baselines, section, entries, dry_run=args.dry_run)
+        print("\n".join(diff) if diff else f"{section}: no change")
+    if args.dry_run:
+        print("(dry run: nothing written)")
+    return 0
