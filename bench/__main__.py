@@ -34,17 +34,25 @@ def main(argv: list[str] | None = None) -> int:
         if name == chosen:
             importlib.import_module(module).add_arguments(p)
     args = parser.parse_args(argv)
-    from bench.errors import UsageError
-    from models.registry import ModelArgumentError, UnknownModelError
-
     try:
         return importlib.import_module(COMMANDS[args.command][0]).run(args)
-    except (UsageError, UnknownModelError, ModelArgumentError) as e:
+    except Exception as e:
+        if not isinstance(e, _user_errors()):
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The exception types that are user mistakes. The model registry's are looked up only if it
+    was imported, so commands that need no model never import TensorFlow."""
+    from bench.errors import UsageError
+
+    registry = sys.modules.get("models.registry")
+    return (UsageError,) + ((registry.UnknownModelError, registry.ModelArgumentError) if registry else ())
 
 
 if __name__ == "__main__":

@@ -9,5 +9,6 @@ from models.registry import ModelArgumentError, ModelSpec, UnknownModelError, cr
 
 # Importing a family module registers its variants.
 from models import cifar_resnet, preact_resnet  # noqa: E402,F401  (CIFAR families)
+from models import fashion_resnet, googlenet, mobilenet, resnet, vgg  # noqa: E402,F401  (ImageNet families, Fashion-MNIST ResNet-50)
 
 __all__ = ["ModelArgumentError", "ModelSpec", "UnknownModelError", "create", "get_spec", "list_models", "register_model"]

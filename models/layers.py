@@ -44,21 +44,27 @@ def conv_bn_act(
     kernel_regularizer=None,
     bn_epsilon: float = 1.001e-5,
     depthwise: bool = False,
+    depth_multiplier: int = 1,
+    conv_name: str | None = None,
 ):
     """Conv2D (or DepthwiseConv2D) -> optional BatchNormalization -> optional activation.
 
     Layers are named ``{name}_conv``, ``{name}_bn`` and ``{name}_{activation}``, as
-    keras.applications names them, so weights can be transferred by layer name.
+    keras.applications names them, so weights can be transferred by layer name. ``conv_name``
+    overrides the conv layer's name for families whose reference names it bare (keras
+    MobileNet's ``conv_dw_1`` next to ``conv_dw_1_bn``). ``filters`` is ignored for a depthwise
+    conv, which has ``depth_multiplier`` output channels per input channel.
     """
+    conv_name = conv_name or f"{name}_conv"
     if depthwise:
         x = layers.DepthwiseConv2D(
-            kernel_size, strides=strides, padding=padding, use_bias=use_bias,
-            depthwise_initializer=kernel_initializer, depthwise_regularizer=kernel_regularizer, name=f"{name}_conv",
+            kernel_size, strides=strides, padding=padding, use_bias=use_bias, depth_multiplier=depth_multiplier,
+            depthwise_initializer=kernel_initializer, depthwise_regularizer=kernel_regularizer, name=conv_name,
         )(x)
     else:
         x = layers.Conv2D(
             filters, kernel_size, strides=strides, padding=padding, use_bias=use_bias,
-            kernel_initializer=kernel_initializer, kernel_regularizer=kernel_regularizer, name=f"{name}_conv",
+            kernel_initializer=kernel_initializer, kernel_regularizer=kernel_regularizer, name=conv_name,
         )(x)
     if batch_norm:
         x = layers.BatchNormalization(epsilon=bn_epsilon, name=f"{name}_bn")(x)

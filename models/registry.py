@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import re
 from typing import Callable
 
 import keras
@@ -32,7 +33,8 @@ class ModelSpec:
 
     ``params``/``trainable``/``non_trainable``: exact expected counts of the default (article)
     variant at the default input shape and classes.
-    ``paper_params`` ± ``paper_params_tol``: a figure a paper quotes rounded (0.85M ± 0.005M),
+    ``paper_params`` ± ``paper_params_tol``: trainable parameters as a paper quotes them, rounded
+    (0.85M ± 0.005M),
     checked on ``create(**paper_overrides)``; ``paper_macs``: the paper's multiply-adds per image,
     checked within ``macs_rtol`` on the same variant.
     ``reference``: a keras.applications constructor (``"ResNet50"``) whose weights copied into
@@ -101,16 +103,21 @@ def get_spec(name: str) -> ModelSpec:
         raise UnknownModelError(f"unknown model {name!r}{hint}") from None
 
 
-def create(name: str, **overrides) -> keras.Model:
+def create(model_name: str, /, **overrides) -> keras.Model:
     """A fresh, randomly initialised ``keras.Model`` for a registered ``name``.
 
     Overrides are passed to the builder: ``input_shape``, ``classes``, ``classifier_activation``,
     ``name`` and any family option (``shortcut``, ``stride_in``, ``alpha`` ...).
     """
-    return get_spec(name).create(**overrides)
+    return get_spec(model_name).create(**overrides)
 
 
 def list_models(pattern: str | list[str] | tuple[str, ...] = "*") -> list[str]:
     """Sorted registered names matching a glob (or any of several globs)."""
     patterns = [pattern] if isinstance(pattern, str) else list(pattern)
-    return sorted(n for n in _REGISTRY if any(fnmatch.fnmatchcase(n, p) for p in patterns))
+    return sorted((n for n in _REGISTRY if any(fnmatch.fnmatchcase(n, p) for p in patterns)), key=_natural)
+
+
+def _natural(name: str) -> list:
+    """Sort key that puts resnet20 before resnet110."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]

@@ -1,0 +1,77 @@
+"""Statistics over per-round samples: robust summaries and the significance of a change.
+
+Throughput is summarised by the median and inter-quartile range of per-round images/s (robust to
+the odd round a neighbour's job slowed down) and the coefficient of variation. Whether a change
+against a baseline is real is judged on the raw per-round samples of both runs: a one-sided
+Mann-Whitney U (rank) test, with a bootstrap interval for the ratio of medians reported beside it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+ALPHA = 0.01  # a change is significant when the one-sided rank test's p-value is below this
+MIN_SAMPLES = 3  # fewer rounds than this on either side: no test, the tolerance alone decides
+
+
+def rates(round_seconds: Sequence[float], items_per_round: float) -> list[float]:
+    """Items (images) per second of each round."""
+    return [items_per_round / t for t in round_seconds if t > 0]
+
+
+def summary(samples: Sequence[float]) -> dict:
+    """median, q1, q3, iqr, mean, std, min, max, cv and n of ``samples`` (empty: n=0 only)."""
+    a = np.asarray(list(samples), dtype=float)
+    if a.size == 0:
+        return {"n": 0}
+    q1, med, q3 = (float(v) for v in np.percentile(a, [25, 50, 75]))
+    std = float(a.std(ddof=1)) if a.size > 1 else 0.0
+    mean = float(a.mean())
+    return {
+        "median": med, "q1": q1, "q3": q3, "iqr": q3 - q1, "mean": mean, "std": std,
+        "min": float(a.min()), "max": float(a.max()),
+        "cv": std / mean if a.size > 1 and mean else None, "n": int(a.size),
+    }
+
+
+def rank_test(current: Sequence[float], baseline: Sequence[float], *, alternative: str) -> float | None:
+    """One-sided Mann-Whitney U p-value that ``current`` is 'less' or 'greater' than ``baseline``;
+    None when either side has fewer than ``MIN_SAMPLES`` samples."""
+    from scipy.stats import mannwhitneyu
+
+    if alternative not in ("less", "greater"):
+        raise ValueError(f"alternative must be 'less' or 'greater', not {alternative!r}")
+    if len(current) < MIN_SAMPLES or len(baseline) < MIN_SAMPLES:
+        return None
+    return float(mannwhitneyu(current, baseline, alternative=alternative).pvalue)
+
+
+def bootstrap_ratio_ci(current: Sequence[float], baseline: Sequence[float], *, confidence: float = 0.95,
+                       resamples: int = 2000, seed: int = 0) -> tuple[float, float] | None:
+    """Percentile bootstrap interval for median(current) / median(baseline); None below ``MIN_SAMPLES``."""
+    c = np.asarray(current, dtype=float)
+    b = np.asarray(baseline, dtype=float)
+    if c.size < MIN_SAMPLES or b.size < MIN_SAMPLES:
+        return None
+    rng = np.random.default_rng(seed)
+    cm = np.median(rng.choice(c, size=(resamples, c.size), replace=True), axis=1)
+    bm = np.median(rng.choice(b, size=(resamples, b.size), replace=True), axis=1)
+    ratio = cm / bm
+    tail = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(ratio, [tail, 1.0 - tail])
+    return float(lo), float(hi)
+
+
+def significance(current: Sequence[float], baseline: Sequence[float], *, alpha: float = ALPHA) -> dict:
+    """Is the move of ``current`` away from ``baseline`` (in the direction its median moved) beyond the
+    noise? Returns ``{"significant": bool | None, "p": float | None, "direction": ..., "ci": (lo, hi) | None}``;
+    ``significant`` is None when there are too few samples to test."""
+    cmed = float(np.median(current)) if len(current) else math.nan
+    bmed = float(np.median(baseline)) if len(baseline) else math.nan
+    direction = "less" if cmed < bmed else "greater"
+    p = rank_test(current, baseline, alternative=direction)
+    ci = bootstrap_ratio_ci(current, baseline)
+    return {"significant": None if p is None else p < alpha, "p": p, "direction": direction, "ci": ci}

@@ -1,0 +1,20 @@
+"""Shared test set-up: quiet TensorFlow, and one cache of built models for the whole session."""
+
+import functools
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def build():
+    """``build(name, **overrides)``: a model built once per session and shared by the tests."""
+    import models
+
+    @functools.lru_cache(maxsize=None)
+    def cached(name, frozen):
+        return models.create(name, **dict(frozen))
+
+    return lambda name, **overrides: cached(name, tuple(sorted(overrides.items())))
