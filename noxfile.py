@@ -12,7 +12,7 @@ nox.options.reuse_existing_virtualenvs = True
 PYTHON = "3.11"
 DEVICES = ("cpu", "gpu", "tpu")
 # tensorflow-tpu's libtpu wheels are served from Google's own index, not PyPI.
-TPU_FIND_LINKS = "https://storage.googleapis.com/libtpu-releases/index.html"
+TPU_FIND_LINKS = "https://storage.googleapis.com/libtpu-tf-releases/index.html"
 
 
 def _device(posargs: list[str], default: str = "cpu") -> str:
