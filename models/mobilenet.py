@@ -10,6 +10,8 @@ ones) and ends in GAP -> Dropout -> 1x1 conv ``conv_preds``. Layer names are ker
 
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import layers
 
@@ -34,8 +36,8 @@ def separable_block(x, filters: int, stride: int, *, block: int, depth_multiplie
     if stride != 1 and strided_padding == "explicit":
         x = layers.ZeroPadding2D(((0, 1), (0, 1)), name=f"conv_pad_{block}")(x)
         padding = "valid"
-    x = conv_bn_act(x, x.shape[-1] * depth_multiplier, 3, strides=stride, padding=padding, depthwise=True, depth_multiplier=depth_multiplier,
-                    name=f"conv_dw_{block}", conv_name=f"conv_dw_{block}", **conv)
+    x = conv_bn_act(x, x.shape[-1] * depth_multiplier, 3, strides=stride, padding=padding, depthwise=True,
+                    depth_multiplier=depth_multiplier, name=f"conv_dw_{block}", conv_name=f"conv_dw_{block}", **conv)
     return conv_bn_act(x, filters, 1, name=f"conv_pw_{block}", conv_name=f"conv_pw_{block}", **conv)
 
 
@@ -59,8 +61,10 @@ def mobilenet_v1(
     either. ``strided_padding``: ``"same"`` or keras' ``"explicit"`` bottom/right zero padding.
     """
     input_shape = check_args(input_shape, classes, min_size=TOTAL_STRIDE, name=name)
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or int(STEM_FILTERS * alpha) < 1:
-        raise ModelArgumentError(f"{name}: alpha={alpha!r} is invalid; expected a width multiplier >= 1/{STEM_FILTERS} (e.g. 0.25, 0.5, 0.75, 1.0)")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 1 / STEM_FILTERS <= alpha < math.inf:
+        raise ModelArgumentError(
+            f"{name}: alpha={alpha!r} is invalid; expected a width multiplier >= 1/{STEM_FILTERS} (e.g. 0.25, 0.5, 0.75, 1.0)"
+        )
     if isinstance(depth_multiplier, bool) or not isinstance(depth_multiplier, int) or depth_multiplier < 1:
         raise ModelArgumentError(f"{name}: depth_multiplier={depth_multiplier!r} is invalid; expected a positive int")
     for option, value, valid in (("activation", activation, ACTIVATIONS), ("head", head, HEADS),

@@ -128,8 +128,10 @@ def _register(depth: int, counts: tuple[int, int, int], paper_macs: float, paper
         return resnet_v1(depth, **overrides)
 
     variant.__name__ = variant.__qualname__ = f"resnet{depth}"
-    variant.__doc__ = (f"ResNet-{depth} for ImageNet ({DEPTHS[depth][0]} blocks {DEPTHS[depth][1]}): "
-                       "article 002's, strided 3x3 ('v1.5'); stride_on='1x1' for the paper's v1.")
+    kind, repeats = DEPTHS[depth]
+    placement = ("article 002's strided 3x3 ('v1.5'); stride_on='1x1' for the paper's v1" if kind == "bottleneck"
+                 else "conv bias, projection only where the shape changes")
+    variant.__doc__ = f"ResNet-{depth} for ImageNet, {kind} blocks {'-'.join(map(str, repeats))}: {placement}."
     register_model(**meta)(variant)
     return variant
 
