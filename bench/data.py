@@ -91,7 +91,7 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def cifar10_jpeg_dir(archive: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
-                     *, sha256: str = CIFAR10_JPEG_SHA256) -> Path:
+                     *, sha256: str = CIFAR10_JPEG_SHA256, counts: dict[str, int] | None = None) -> Path:
     """The unpacked CIFAR-10 JPEG tree (``train/<class>/*.jpg``, ``test/<class>/*.jpg``).
 
     ``archive``: the tarball (default ``$CIFAR10_JPEG_ARCHIVE``, else ``../shared/data/cifar10-jpeg.tar.gz``
@@ -99,7 +99,8 @@ def cifar10_jpeg_dir(archive: str | os.PathLike | None = None, cache_dir: str | 
     ``<cache_dir>/cifar10_jpeg/<sha256[:16]>`` (``cache_dir`` defaults to ``default_cache_dir()``);
     later calls return that directory at once. Extraction goes to a temporary directory renamed
     into place, so an interrupted one is never mistaken for a complete tree. A missing or corrupt
-    archive, or one with the wrong layout, is a ``UsageError``.
+    archive, or one with the wrong layout, is a ``UsageError``. ``sha256`` and ``counts`` (images
+    per split) describe the expected archive; tests pass small ones.
     """
     archive = Path(archive or os.environ.get("CIFAR10_JPEG_ARCHIVE") or CIFAR10_JPEG_ARCHIVE).expanduser()
     root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
@@ -122,7 +123,7 @@ def cifar10_jpeg_dir(archive: str | os.PathLike | None = None, cache_dir: str | 
         except (tarfile.TarError, EOFError, OSError) as e:
             raise UsageError(f"CIFAR-10 JPEG archive {str(archive)!r} cannot be extracted: {e}") from None
         tree = _find_split_root(tmp)
-        for split, expected in CIFAR10_JPEG_COUNTS.items():
+        for split, expected in (counts or CIFAR10_JPEG_COUNTS).items():
             classes = sorted(p.name for p in (tree / split).iterdir() if p.is_dir()) if (tree / split).is_dir() else []
             if tuple(classes) != CIFAR10_CLASSES:
                 raise UsageError(f"CIFAR-10 JPEG archive {str(archive)!r}: {split}/ holds classes {classes}, expected {list(CIFAR10_CLASSES)}")
@@ -167,15 +168,23 @@ def load(name: str, split: str, *, data_dir: str | None = None, manual_dir: str 
         # mock images are random bytes; make sure shape/dtype match the real data
         return ds.map(lambda x, y: (tf.ensure_shape(tf.cast(x, tf.uint8), info.input_shape), tf.cast(y, tf.int64)))
     if base == "cifar10_jpeg":
-        root = cifar10_jpeg_dir(archive, cache_dir)
-        builder = tfds.ImageFolder(str(root), shape=info.input_shape, dtype=tf.uint8)
-        names = tuple(builder.info.features["label"].names)
-        if names != CIFAR10_CLASSES:
-            raise UsageError(f"{root}: classes read as {list(names)}, expected {list(CIFAR10_CLASSES)}")
-        ds = builder.as_dataset(split=split, shuffle_files=False, as_supervised=True)
+        ds = image_folder(cifar10_jpeg_dir(archive, cache_dir), split, info.input_shape)
     else:
         ds = _load_tfds(info.tfds_name, split, data_dir=data_dir, manual_dir=manual_dir)
     return ds.map(lambda x, y: (tf.ensure_shape(x, info.input_shape), tf.cast(y, tf.int64)))
+
+
+def image_folder(root: Path, split: str, input_shape=(32, 32, 3), classes: Sequence[str] = CIFAR10_CLASSES):
+    """One split of an unpacked ``<split>/<class>/*.jpg`` tree via ``tfds.ImageFolder``, with its
+    label names checked against ``classes`` (folder order is label order)."""
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    builder = tfds.ImageFolder(str(root), shape=tuple(input_shape), dtype=tf.uint8)
+    names = tuple(builder.info.features["label"].names)
+    if names != tuple(classes):
+        raise UsageError(f"{root}: classes read as {list(names)}, expected {list(classes)}")
+    return builder.as_dataset(split=split, shuffle_files=False, as_supervised=True)
 
 
 def _load_tfds(tfds_name: str, split: str, *, data_dir: str | None, manual_dir: str | None):

@@ -42,7 +42,7 @@ def real_dataset(input_shape, batch_size: int, *, seed: int = 0, archive: str | 
 
     def decode(example, r):
         path, label = example
-        x = tf.io.decode_jpeg(tf.io.read_file(path), channels=3)
+        x = tf.ensure_shape(tf.io.decode_jpeg(tf.io.read_file(path), channels=3), (32, 32, 3))  # every CIFAR image
         x = tf.cast(x, tf.float32) / 255.0
         x = augment(x, r)
         if channels == 1:

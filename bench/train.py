@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="cpu | gpu | tpu (default: %(default)s)")
     parser.add_argument("--tpu", default=None, help="TPU name or address (default: $TPU_NAME or the TPU VM's own)")
+    parser.add_argument("--cpu-replicas", type=int, default=None, metavar="N",
+                        help="split the CPU into N logical devices and mirror over them (the multi-device path without GPUs)")
     parser.add_argument("--precision", default="fp32", help="fp32 | mixed_bf16 | mixed_fp16 (default: %(default)s)")
     parser.add_argument("--deterministic", choices=["recipe", "on", "off"], default="recipe",
                         help="op determinism (default: as the recipe says)")
@@ -53,6 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a recipe field (schedule.base=0.01); the result is marked modified")
     parser.add_argument("--steps-per-execution", type=int, default=1, help="steps per compiled call (TPUs like 32+)")
+    parser.add_argument("--eager", action="store_true", help="run eagerly, without tf.function (debugging; tests' few steps)")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
     parser.add_argument("--plot", action="store_true", help="also write the learning curve as a PNG next to the JSON")
 
@@ -104,6 +107,9 @@ def make_callbacks(plan: budget_mod.Plan, schedule: dict, state: _State, *, cloc
             self._epoch_start = 0.0
             self._last_batch_end = 0.0
             self._every = max(1, plan.steps_per_epoch // 5)
+            self._batch_start = 0.0
+            self.first_step_s: float | None = None  # includes tracing/compilation
+            self.steady_step_s = 0.0  # every later step
 
         def global_step(self, batch: int) -> int:
             return self._epoch * plan.steps_per_epoch + batch
@@ -124,13 +130,18 @@ def make_callbacks(plan: budget_mod.Plan, schedule: dict, state: _State, *, cloc
         def on_train_batch_begin(self, batch, logs=None):
             lr = budget_mod.lr_at(schedule, self.progress.fraction(self.global_step(batch)))
             self.model.optimizer.learning_rate = lr
+            self._batch_start = clock()
 
         def on_train_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            value = None if loss is None else float(loss)  # reading it back waits for the step
             now = clock()
+            if self.first_step_s is None:
+                self.first_step_s = now - self._batch_start
+            else:
+                self.steady_step_s += now - self._batch_start
             self._last_batch_end = now
             self.steps_run += 1
-            loss = (logs or {}).get("loss")
-            value = None if loss is None else float(loss)
             step = self.global_step(batch) + 1
             if value is not None and not math.isfinite(value):
                 self.failure = f"loss became {value} at epoch {self._epoch + 1}, step {step}"
@@ -146,17 +157,17 @@ def make_callbacks(plan: budget_mod.Plan, schedule: dict, state: _State, *, cloc
         def _report(self, step: int, loss: float | None):
             elapsed = self.progress.elapsed()
             frac = self.progress.fraction(step)
-            eta = (plan.deadline_s - elapsed) if plan.deadline_s else (elapsed - state.elapsed_s) / max(self.steps_run, 1) * (plan.total_steps - step)
+            eta = (plan.deadline_s - elapsed) if plan.deadline_s else (elapsed - self.progress.elapsed_before) / max(self.steps_run, 1) * (plan.total_steps - step)
             total = f"/{plan.total_steps}" if plan.total_steps else ""
             log(f"[{label}] epoch {self._epoch + 1}/{plan.epochs if plan.total_steps else '?'} step {step}{total} "
-                f"({100 * frac:.0f}%) loss {loss if loss is None else f'{loss:.4f}'} lr {float(self.model.optimizer.learning_rate):.4g} "
+                f"({100 * frac:.0f}%) loss {loss if loss is None else f'{loss:.4f}'} lr {_lr(self.model.optimizer):.4g} "
                 f"elapsed {_hms(elapsed)} ETA {_hms(max(eta, 0.0))}")
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
             epoch_train_s = self._last_batch_end - self._epoch_start
             self.train_time_s += epoch_train_s
-            row = {"epoch": epoch + 1, "lr": float(self.model.optimizer.learning_rate),
+            row = {"epoch": epoch + 1, "lr": _lr(self.model.optimizer),
                    "train_s": round(epoch_train_s, 3), "elapsed_s": round(self.progress.elapsed(), 3)}
             for k, v in logs.items():
                 if k != "learning_rate":
@@ -169,6 +180,12 @@ def make_callbacks(plan: budget_mod.Plan, schedule: dict, state: _State, *, cloc
             log(f"[{label}] epoch {epoch + 1} done in {_hms(epoch_train_s)}: loss {row.get('loss')}{extra}")
 
     return Trainer()
+
+
+def _lr(optimizer) -> float:
+    """The optimizer's current rate as a float (a plain, or a distributed, variable)."""
+    value = optimizer.learning_rate
+    return float(value.numpy() if hasattr(value, "numpy") else value)
 
 
 def _hms(seconds: float) -> str:
@@ -198,6 +215,8 @@ class Options:
     steps_per_execution: int = 1
     fresh: bool = False
     plot: bool = False
+    eager: bool = False
+    cpu_replicas: int | None = None
 
 
 def run_id(recipe: str, dataset: str, budget: budget_mod.Budget, device: str, seed: int, overrides) -> str:
@@ -222,6 +241,10 @@ def train(recipe_name: str, opts: Options, *, clock: Callable[[], float] = time.
     from bench import devices
 
     deterministic = recipe.deterministic if opts.deterministic == "recipe" else opts.deterministic == "on"
+    if opts.cpu_replicas:
+        if opts.device != "cpu":
+            raise UsageError("--cpu-replicas applies to --device cpu only")
+        devices.split_cpu(opts.cpu_replicas)
     strategy = devices.strategy_for(opts.device, tpu=opts.tpu)
     policy = devices.set_precision(opts.precision)
     devices.seed_everything(opts.seed, deterministic=deterministic)
@@ -264,7 +287,8 @@ def train(recipe_name: str, opts: Options, *, clock: Callable[[], float] = time.
         optimizer = (keras.optimizers.SGD if opt_name == "sgd" else keras.optimizers.Adam)(learning_rate=first_lr, **opt_cfg)
         model.compile(optimizer=optimizer,
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
-                      metrics=["accuracy"], steps_per_execution=opts.steps_per_execution)
+                      metrics=["accuracy"], steps_per_execution=opts.steps_per_execution,
+                      run_eagerly=opts.eager)
 
     state = _State(ckpt_dir / "state.json")
     state.processes += 1
@@ -311,7 +335,7 @@ def train(recipe_name: str, opts: Options, *, clock: Callable[[], float] = time.
             "normalization": pipes.normalization, "train_examples": pipes.train_examples,
             "precision": policy, "deterministic": deterministic, "strategy": devices.describe_strategy(strategy),
             "steps_per_execution": opts.steps_per_execution, "model_params": int(model.count_params()),
-            "data_dir": opts.data_dir, "tta": list(recipe.tta),
+            "data_dir": opts.data_dir, "tta": list(recipe.tta), "eager": opts.eager,
         },
         "load_average": {"start": load_avg_start, "end": None},
         "datetime": started.isoformat(), "version": RESULT_SCHEMA,
@@ -323,8 +347,9 @@ def train(recipe_name: str, opts: Options, *, clock: Callable[[], float] = time.
         result.update(status="failed", error=trainer.failure)
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # its last checkpoint may hold the NaN weights
     else:
-        if trainer.train_time_s > 0:
-            result["images_per_s"] = round(trainer.steps_run * recipe.batch_size / trainer.train_time_s, 2)
+        if trainer.steady_step_s > 0:  # the first step of a process traces and compiles: reported apart
+            result["images_per_s"] = round((trainer.steps_run - 1) * recipe.batch_size / trainer.steady_step_s, 2)
+        result["first_step_s"] = None if trainer.first_step_s is None else round(trainer.first_step_s, 3)
         ev = evaluate(model, pipes.test, tta=recipe.tta)
         result.update(ev)
         if not all(math.isfinite(ev[k]) for k in ("top1", "loss")):
@@ -378,7 +403,7 @@ def evaluate(model, test_ds, *, tta=()) -> dict:
     out = {"test_examples": int(labels.shape[0])}
 
     def scores(p):
-        top1 = 100.0 * float(np.mean(np.argmax(p, axis=1) == labels))
+        top1 = round(100.0 * float(np.mean(np.argmax(p, axis=1) == labels)), 4)
         loss = float(np.mean(-np.log(np.clip(p[np.arange(len(labels)), labels], 1e-12, None))))
         return top1, loss
 
@@ -423,10 +448,19 @@ def plot(result: dict, path: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    import faulthandler
+    import signal
+
+    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID` prints where a long run is, without stopping it
+        try:
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
+        except (AttributeError, ValueError, OSError):  # stderr without a file descriptor (captured)
+            pass
     opts = Options(budget=args.budget, seed=args.seed, device=args.device, tpu=args.tpu, precision=args.precision,
                    deterministic=args.deterministic, out=args.out, data_dir=args.data_dir, manual_dir=args.manual_dir,
                    archive=args.archive, cache_dir=args.cache_dir, mock=args.mock, overrides=tuple(args.overrides),
-                   steps_per_execution=args.steps_per_execution, fresh=args.fresh, plot=args.plot)
+                   steps_per_execution=args.steps_per_execution, fresh=args.fresh, plot=args.plot,
+                   eager=args.eager, cpu_replicas=args.cpu_replicas)
     result, path = train(args.recipe, opts)
     if result["status"] != "ok":
         print(f"FAILED {result['recipe']} ({result['dataset']}, {result['budget']}, seed {result['seed']}): {result['error']}; wrote {path}")

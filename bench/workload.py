@@ -84,9 +84,12 @@ def _distributed_batch(strategy, tensors):
     return next(iter(strategy.experimental_distribute_dataset(ds)))
 
 
-def build(case: Case, strategy, *, jit_compile, seed: int = 0, data_options: dict | None = None) -> Workload:
+def build(case: Case, strategy, *, jit_compile, seed: int = 0, data_options: dict | None = None,
+          model_fn: Callable[[], Any] | None = None) -> Workload:
     """Build and compile ``case``'s model under ``strategy`` (the precision policy must already be set).
-    The first call of ``step()`` traces and compiles; time it apart."""
+    The first call of ``step()`` traces and compiles; time it apart. ``model_fn`` builds another
+    network in place of the registered one (same input shape and classes), e.g. a keras.applications
+    model to compare with."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -103,7 +106,7 @@ def build(case: Case, strategy, *, jit_compile, seed: int = 0, data_options: dic
         raise UsageError(f"--batch-size {case.batch_size} must be a positive multiple of the {replicas} replicas")
     spec = models.get_spec(case.model)
     with strategy.scope():
-        model = models.create(case.model)
+        model = model_fn() if model_fn else models.create(case.model)
         model.compile(
             optimizer=keras.optimizers.SGD(learning_rate=0.01, momentum=0.9),
             loss=keras.losses.SparseCategoricalCrossentropy(),

@@ -1,0 +1,1 @@
+"""The throughput suite: pytest-benchmark benchmarks generated from the model registry (``pytest bench/suite``)."""

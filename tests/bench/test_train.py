@@ -1,0 +1,165 @@
+"""Training end to end on tfds mock data: every recipe for a step or two, NaN detection, the
+minutes budget on a fake clock, and resume after the process is killed mid-run."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench import accuracy, budget, recipes
+from bench.__main__ import main
+from bench.gate import Verdict
+from bench.train import Options, train
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _restore_globals():
+    yield
+    import keras
+    import tensorflow as tf
+
+    keras.mixed_precision.set_global_policy("float32")
+    from tensorflow.python.framework import config as tf_config  # no public switch back
+
+    tf_config.disable_op_determinism()
+
+
+def quiet(_msg):
+    pass
+
+
+def _check(result, path, r, *, steps, examples):
+    assert result["status"] == "ok", result["error"]
+    assert result["dataset"] == f"mock_{r.dataset}" and "mock" in path.name
+    assert result["steps_run"] == steps and result["test_examples"] == examples and math.isfinite(result["top1"])
+    assert result["config"]["recipe"]["model"] == r.model and result["config"]["plan"]["total_steps"] == steps
+    assert result["machine_info"]["tensorflow"] and "id" in result["commit_info"]
+    assert len(result["curve"]) == 1 and result["curve"][0]["epoch"] == 1
+    assert json.loads(path.read_text())["top1"] == result["top1"]
+    assert not (path.parent / ".checkpoints" / path.stem).exists()  # a finished run leaves no checkpoint
+    # mock results never meet a real baseline
+    (finding,) = accuracy.gate([str(path)], str(REPO / "tests/bench/fixtures/accuracy/baselines_ok.json"))
+    assert finding.verdict is Verdict.NO_BASELINE
+
+
+@pytest.mark.parametrize("name", sorted(n for n in recipes.RECIPES if not n.startswith("smoke")))
+def test_recipe_runs_a_step_end_to_end_on_mock_data(name, tmp_path):
+    """Eager (no tracing: one step of a 164-layer net costs seconds, not a minute of graph building)."""
+    r = recipes.get(name)
+    result, path = train(name, Options(budget="steps=1", mock=2, overrides=("batch_size=2",), out=str(tmp_path),
+                                       deterministic="off", eager=True), log=quiet)
+    _check(result, path, r, steps=1, examples=2)
+    if r.validate_each_epoch:
+        assert result["curve"][0]["val_accuracy"] is not None
+
+
+def test_smoke_recipe_in_graph_mode_same_seed_same_result(tmp_path):
+    """The CI recipe as CI runs it (compiled, op determinism): two runs of a seed agree exactly."""
+    name = "smoke_resnet20_cifar10_jpeg"
+    r = recipes.get(name)
+    runs = []
+    for sub in ("a", "b"):
+        result, path = train(name, Options(budget="steps=2", mock=8, overrides=("batch_size=4",), seed=7,
+                                           out=str(tmp_path / sub), plot=sub == "a"), log=quiet)
+        _check(result, path, r, steps=2, examples=8)
+        runs.append(result)
+    a, b = runs
+    assert a["config"]["deterministic"] and not a["config"]["eager"]
+    assert a["loss"] == b["loss"] and a["curve"][0]["loss"] == b["curve"][0]["loss"]
+    assert (tmp_path / "a" / path.name).with_suffix(".png").stat().st_size > 1000
+
+
+def test_nan_loss_stops_the_run_and_records_a_failure(tmp_path):
+    import keras
+    import numpy as np
+
+    class Poison(keras.callbacks.Callback):
+        """After step 2, a NaN weight: the next loss is NaN, as with a diverging rate."""
+
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 1:
+                kernel = self.model.trainable_variables[0]
+                kernel.assign(np.full(kernel.shape, np.nan, np.float32))
+
+    result, path = train("smoke_resnet20_cifar10_jpeg", Options(budget="epochs=2", mock=16, overrides=("batch_size=4",),
+                                                                 out=str(tmp_path), deterministic="off", eager=True),
+                         log=quiet, extra_callbacks=[Poison()])
+    assert result["status"] == "failed" and "loss became nan at epoch 1, step 3" in result["error"]
+    assert result["top1"] is None and result["steps_run"] == 3
+    assert json.loads(path.read_text())["status"] == "failed"
+    assert not (tmp_path / ".checkpoints" / path.stem).exists()  # no NaN weights to resume from
+    (finding,) = accuracy.gate([str(path)], str(REPO / "tests/bench/fixtures/accuracy/baselines_ok.json"))
+    assert finding.verdict is Verdict.ERROR and "nan" in finding.reason
+
+
+def test_minutes_budget_stops_at_the_deadline_on_a_fake_clock(tmp_path):
+    import keras
+
+    now = [0.0]
+    seen = []
+
+    class Tick(keras.callbacks.Callback):
+        """Each step takes 10 fake seconds; records the rate the schedule set for it."""
+
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append(float(self.model.optimizer.learning_rate.numpy()))
+            now[0] += 10.0
+
+    result, _ = train("smoke_resnet20_cifar10_jpeg", Options(budget="minutes=1", mock=16, overrides=("batch_size=4",),
+                                                              out=str(tmp_path), deterministic="off", eager=True),
+                      clock=lambda: now[0], log=quiet, extra_callbacks=[Tick()])
+    # 4 steps an epoch, 3 epochs at most (the recipe's full budget); 60 s / 10 s = 6 steps
+    assert result["status"] == "ok" and result["stopped_by"] == "deadline" and result["steps_run"] == 6
+    assert result["budget"] == "minutes=1" and [r["epoch"] for r in result["curve"]] == [1, 2]
+    schedule = recipes.get("smoke_resnet20_cifar10_jpeg").schedule
+    assert seen == pytest.approx([budget.lr_at(schedule, k / 6) for k in range(6)])  # the rate follows the clock
+
+
+def test_resume_after_the_process_is_killed(tmp_path):
+    """Kill -9 during epoch 2; the same command resumes from the epoch-1 checkpoint and finishes
+    the budget without repeating an epoch."""
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "bench", "train", "smoke_resnet20_cifar10_jpeg", "--mock", "192", "--set", "batch_size=8",
+           "--budget", "epochs=3", "--seed", "3", "--deterministic", "off", "--eager", "--out", str(out)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    states = list((out / ".checkpoints").glob("*/state.json")) if (out / ".checkpoints").exists() else []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        states = list(out.glob(".checkpoints/*/state.json"))
+        if states and json.loads(states[0].read_text())["curve"]:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be killed: " + proc.stdout.read().decode()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_state = json.loads(states[0].read_text())
+    assert [r["epoch"] for r in killed_state["curve"]] == [1]
+    assert not list(out.glob("*.json"))  # no result from the killed process
+
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "resumed from the checkpoint after epoch 1" in done.stderr
+    (path,) = out.glob("*.json")
+    result = json.loads(path.read_text())
+    assert [r["epoch"] for r in result["curve"]] == [1, 2, 3]
+    assert result["resumed_from_epoch"] == 1 and result["processes"] == 2
+    assert result["curve"][0] == killed_state["curve"][0]  # epoch 1 was not run again
+    assert result["steps_run"] == 3 * 24  # the optimizer's step count came back with the checkpoint
+
+
+def test_cli_user_errors_are_one_line(capsys):
+    assert main(["train", "resnet56_cifar"]) == 2
+    assert main(["train", "smoke_resnet20_cifar10_jpeg", "--budget", "hours=1", "--mock", "4"]) == 2
+    assert main(["train", "smoke_resnet20_cifar10_jpeg", "--set", "nope=1", "--mock", "4"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("error: ") for line in err)
+    assert "did you mean resnet56_cifar10" in err[0] and "--budget 'hours=1' is invalid" in err[1]
