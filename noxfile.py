@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import glob
+
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -47,6 +49,13 @@ def bench(session: nox.Session) -> None:
     """Throughput benchmarks (pytest-benchmark); `-- --device gpu --models 'resnet*'` etc."""
     _install(session, _device(session.posargs))
     session.run("python", "-m", "bench", "throughput", *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+@nox.session(python=PYTHON, default=False)
+def report(session: nox.Session) -> None:
+    """Plot saved throughput results: `-- results/throughput/*.json --out throughput.png`."""
+    _install(session, test=False)
+    session.run("python", "-m", "bench", "report", *(session.posargs or sorted(glob.glob("results/throughput/*.json"))))
 
 
 @nox.session(python=PYTHON, default=False)

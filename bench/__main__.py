@@ -18,6 +18,7 @@ COMMANDS = {
     "compare": ("bench.compare", "compare a saved throughput run with baselines.json; exit 1 on a regression"),
     "train": ("bench.train", "train a recipe under a budget and write a result JSON"),
     "gate": ("bench.accuracy", "compare training results with baselines.json; exit 1 on a regression"),
+    "report": ("bench.report", "plot images/s per model and precision from saved throughput results (PNG)"),
     "baselines": ("bench.baselines_cli", "show or update baselines.json from result files"),
 }
 

@@ -115,7 +115,7 @@ def check_benchmarks(doc, replicas):
     assert compare.is_result(doc) and all(r["error"] is None for r in compare.results(doc))
 
 
-def test_measure_trains_a_real_model_through_pytest_benchmark(benchmark):
+def test_measure_trains_a_real_model_through_pytest_benchmark(benchmark, tmp_path):
     """In this process, with pytest-benchmark's own fixture: resnet20's real train step on the CPU."""
     import tensorflow as tf
 
@@ -130,13 +130,20 @@ def test_measure_trains_a_real_model_through_pytest_benchmark(benchmark):
     assert session.references["fp32"][0]["flops_per_s"] == extra["matmul_flops_per_s"] > 0
     check_extra(extra, replicas=1)
     assert tf.keras.mixed_precision.global_policy().name == "float32"
+    # the report plots it (and names errored cases)
+    from bench import report
+
+    doc = {"benchmarks": [{"extra_info": dict(extra)}], "harness": {"device_class": session.device_class},
+           "errors": [{"case": Case("resnet20", "train", 4096).to_dict(), "error": "out of memory: OOM"}]}
+    png = report.plot([doc], tmp_path / "plot.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [r["error"] for r in report.rows([doc])] == [None, "out of memory: OOM"]
 
 
 def test_end_to_end_command_on_two_logical_cpus(tmp_path):
     """``python -m bench throughput`` end to end, mirrored over two logical CPUs (the path a multi-GPU
-    host takes; inference, to stay quick): the result file, pytest-benchmark's JSON and the plot."""
-    doc = run_suite(tmp_path, "--mode", "infer", "--cpu-replicas", "2", "--plot", str(tmp_path / "run.png"))
-    assert (tmp_path / "run.png").stat().st_size > 0
+    host takes; inference, to stay quick): the result file and pytest-benchmark's JSON."""
+    doc = run_suite(tmp_path, "--mode", "infer", "--cpu-replicas", "2")
     assert doc["harness"]["strategy"] == "MirroredStrategy" and len(doc["harness"]["devices"]) == 2
     assert doc["harness"]["options"]["cases"] == ["resnet20-infer-bs8-fp32-xla_off-synthetic"]
     check_benchmarks(doc, replicas=2)
