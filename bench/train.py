@@ -15,7 +15,6 @@ import argparse
 import dataclasses
 import datetime
 import hashlib
-import json
 import math
 import os
 import shutil
@@ -250,7 +249,6 @@ def train(recipe_name: str, opts: Options, *, clock: Callable[[], float] = time.
     devices.seed_everything(opts.seed, deterministic=deterministic)
 
     import keras
-    import numpy as np
     import tensorflow as tf
 
     import models

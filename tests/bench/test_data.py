@@ -95,8 +95,10 @@ def test_real_archive_when_already_extracted():
     root = data.default_cache_dir() / "cifar10_jpeg" / data.CIFAR10_JPEG_SHA256[:16]
     if not (root / ".complete").is_file():
         pytest.skip("the real CIFAR-10 JPEG copy is not extracted in this cache (python -m bench train smoke... does it)")
-    labels = np.concatenate([y for _, y in data.load("cifar10_jpeg", "test").batch(5000).as_numpy_iterator()])
-    assert labels.shape == (10_000,) and np.bincount(labels).tolist() == [1000] * 10
+    for split, per_class in (("train", 5000), ("test", 1000)):
+        assert [len(list((root / split / c).glob("*.jpg"))) for c in data.CIFAR10_CLASSES] == [per_class] * 10
+    x, y = next(data.load("cifar10_jpeg", "test").batch(64).as_numpy_iterator())
+    assert x.shape == (64, 32, 32, 3) and x.dtype == np.uint8 and set(y.tolist()) <= set(range(10))
 
 
 def test_dataset_names():

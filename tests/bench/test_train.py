@@ -24,7 +24,6 @@ REPO = Path(__file__).resolve().parents[2]
 def _restore_globals():
     yield
     import keras
-    import tensorflow as tf
 
     keras.mixed_precision.set_global_policy("float32")
     from tensorflow.python.framework import config as tf_config  # no public switch back
