@@ -39,9 +39,9 @@ def _install(session: nox.Session, device: str = "cpu", *, test: bool = True) ->
 
 @nox.session(python=PYTHON)
 def unit(session: nox.Session) -> None:
-    """Unit checks of every model and of the harness: fast, no data, no accelerator."""
+    """Unit checks of every model and of the harness: fast, no data, no accelerator (`-- -m slow` for the rest)."""
     _install(session)
-    session.run("pytest", *(session.posargs or ("tests", "-q")), env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+    session.run("pytest", *(session.posargs or ("tests", "-q", "-m", "not slow")), env={"TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
 @nox.session(python=PYTHON)

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -40,10 +42,16 @@ def test_user_mistakes_are_one_line_errors():
     assert out.returncode == 2
     assert last_line(out.stderr).startswith("error: unknown model 'resnet57'; did you mean resnet56")
     assert "Traceback" not in out.stderr
-    out = bench("models", "nothing*")
-    assert out.returncode == 2 and last_line(out.stderr).startswith("error: no model matches 'nothing*'")
-    out = bench("models", "--format", "yaml")
-    assert out.returncode == 2 and "invalid choice: 'yaml'" in out.stderr
+
+
+def test_more_mistakes_in_process(capsys):
+    from bench.__main__ import main
+
+    assert main(["models", "nothing*"]) == 2
+    assert capsys.readouterr().err.strip() == "error: no model matches 'nothing*'; see 'python -m bench models' for the names"
+    with pytest.raises(SystemExit) as exc:
+        main(["models", "--format", "yaml"])
+    assert exc.value.code == 2 and "invalid choice: 'yaml'" in capsys.readouterr().err
 
 
 def test_corrupt_baselines_is_an_error_not_a_pass(tmp_path):

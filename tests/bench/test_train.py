@@ -60,6 +60,7 @@ def test_recipe_runs_a_step_end_to_end_on_mock_data(name, tmp_path):
         assert result["curve"][0]["val_accuracy"] is not None
 
 
+@pytest.mark.slow  # trains the smoke recipe twice in graph mode: ~55 s on 2 cores
 def test_smoke_recipe_in_graph_mode_same_seed_same_result(tmp_path):
     """The CI recipe as CI runs it (compiled, op determinism): two runs of a seed agree exactly."""
     name = "smoke_resnet20_cifar10_jpeg"
@@ -122,6 +123,7 @@ def test_minutes_budget_stops_at_the_deadline_on_a_fake_clock(tmp_path):
     assert seen == pytest.approx([budget.lr_at(schedule, k / 6) for k in range(6)])  # the rate follows the clock
 
 
+@pytest.mark.slow  # two fresh Python processes importing TensorFlow: ~45 s on 2 cores
 def test_resume_after_the_process_is_killed(tmp_path):
     """Kill -9 during epoch 2; the same command resumes from the epoch-1 checkpoint and finishes
     the budget without repeating an epoch."""

@@ -24,14 +24,13 @@ BATCH = 2
 ATOL = 1e-4
 MUST_HAVE_REFERENCE = {"vgg16", "vgg19", "resnet50", "resnet101", "resnet152", "mobilenet_keras"}
 REFERENCED = [name for name in models.list_models() if models.get_spec(name).reference]
-SLOW = {"resnet101", "resnet152"}  # half the file's time between them: building 500-layer models twice
 EXTRA = [  # options and an odd input size (keras pads strided depthwise convs bottom/right only)
     pytest.param("mobilenet_keras", {"alpha": 0.5, "depth_multiplier": 2, "input_shape": (35, 35, 3)},
                  id="mobilenet_keras-alpha0.5-dm2-35px"),
 ]
 # resnet50 last, so that its cached reference is still there for the stride-placement test below
 CASES = EXTRA + [
-    pytest.param(name, {}, id=name, marks=[pytest.mark.slow] if name in SLOW else [])
+    pytest.param(name, {}, id=name)
     for name in sorted(REFERENCED, key=lambda n: n == "resnet50")
 ]
 

@@ -62,7 +62,7 @@ def test_bad_builder_arguments_name_the_value(overrides, match):
         models.create("resnet20", **overrides)
 
 
-def test_depth_is_validated_and_preact_1001_builds():
+def test_depth_is_validated():
     from models.cifar_resnet import cifar_resnet
     from models.preact_resnet import preact_resnet
 
@@ -70,6 +70,12 @@ def test_depth_is_validated_and_preact_1001_builds():
         cifar_resnet(21)
     with pytest.raises(ModelArgumentError, match=r"depth=165 is invalid; expected 9n\+2"):
         preact_resnet(165)
+
+
+@pytest.mark.slow  # 3,000 layers: ~17 s to build on 2 cores
+def test_preact_resnet1001_builds_with_the_expected_parameters():
+    from models.preact_resnet import preact_resnet
+
     deep = preact_resnet(1001)
     assert sum(1 for layer in deep.layers if layer.__class__.__name__ == "Add") == 3 * 111
     # 1001 = 164 plus 93 more identity units per stage. One unit of width f holds f*f/4 + 9*(f/4)**2
