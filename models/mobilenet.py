@@ -94,17 +94,17 @@ def mobilenet_v1(
     return keras.Model(inputs, outputs, name=name)
 
 
-_META = dict(family="mobilenet", source="article 002 (Howard et al. 2017)", dataset="imagenet",
+_META = dict(family="mobilenet", dataset="imagenet",
              input_shape=(224, 224, 3), classes=1000, paper_params=4.2e6, paper_params_tol=0.05e6, paper_macs=569e6)
 
 
-@register_model(**_META, params=4_264_808, trainable=4_242_920, non_trainable=21_888)
+@register_model(**_META, source="article 002 (Howard et al. 2017)", params=4_264_808, trainable=4_242_920, non_trainable=21_888)
 def mobilenet(**overrides) -> keras.Model:
     """MobileNet v1 1.0-224 as article 002 builds it: conv biases, ReLU, GAP -> Dense."""
     return mobilenet_v1(**overrides)
 
 
-@register_model(**_META, params=4_253_864, trainable=4_231_976, non_trainable=21_888, reference="MobileNet")
+@register_model(**_META, source="keras.applications.MobileNet (Howard et al. 2017)", params=4_253_864, trainable=4_231_976, non_trainable=21_888, reference="MobileNet")
 def mobilenet_keras(**overrides) -> keras.Model:
     """MobileNet v1 as keras.applications builds it: no conv bias, ReLU6, dropout, 1x1-conv head."""
     return mobilenet_v1(**{**KERAS, **overrides})
