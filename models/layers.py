@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import keras
@@ -80,7 +79,3 @@ def classifier(x, classes: int, *, activation: str | None, name: str = "predicti
         kernel_initializer=kernel_initializer, name=name,
     )(x)
 
-
-def total_stride(strides: Sequence[int]) -> int:
-    """Product of a network's downsampling strides: the smallest input that maps to 1x1."""
-    return math.prod(strides)
