@@ -36,7 +36,9 @@ SECTION = "accuracy"
 METRIC = "top1"
 RESULT_KINDS = ("bench.train", "bench.reported")
 ANY_DEVICE = "*"
-SIGMAS = 3.0  # the tolerance a measured baseline gets: 3 x the seeds' standard deviation
+# A measured baseline's tolerance: the two-sided prediction interval for one new, unchanged run
+# (bench.stats.prediction_halfwidth), at this false-alarm rate for one neutral change.
+FALSE_ALARM = 0.001
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,8 +230,9 @@ def run(args: argparse.Namespace) -> int:
 
 def baseline_entries(docs: list[tuple[str, dict]], args) -> dict[str, dict]:
     """Aggregate results into entries, one per key: mean, sample std and count over seeds, and a
-    tolerance of ``SIGMAS`` x std (``--tolerance`` overrides; fewer than 3 seeds: the recipe's)."""
-    from bench import recipes
+    tolerance from the prediction interval at ``FALSE_ALARM`` (``--tolerance`` overrides; fewer
+    than 3 seeds: the recipe's). Seeds the recipe was designed on are refused."""
+    from bench import recipes, stats
     from bench.environment import describe
 
     groups: dict[str, list[tuple[str, dict]]] = {}
@@ -268,13 +271,19 @@ def baseline_entries(docs: list[tuple[str, dict]], args) -> dict[str, dict]:
         seeds = [d.get("seed") for _, d in group]
         if len(set(seeds)) != len(seeds):
             raise UsageError(f"{key!r}: seed(s) {sorted({s for s in seeds if seeds.count(s) > 1})} given twice; each seed once")
+        recipe = recipes.RECIPES.get(first["recipe"])
+        design = sorted(set(seeds) & set(recipe.design_seeds if recipe else ()))
+        if design:
+            raise UsageError(f"{key!r}: seed(s) {design} were used to design {first['recipe']} (design seeds "
+                             f"{list(recipe.design_seeds)}); a baseline needs seeds the recipe was not tuned on")
         values = [float(d[METRIC]) for _, d in group]
         n = len(values)
         std = statistics.stdev(values) if n >= 2 else None
+        interval = stats.prediction_halfwidth(values, FALSE_ALARM) if n >= 3 else None
         if tolerance:
             tol = tolerance
-        elif n >= 3:
-            tol = f"{METRIC}:-{math.ceil(SIGMAS * std * 100) / 100:g}pt"
+        elif interval is not None:
+            tol = f"{METRIC}:-{math.ceil(interval['halfwidth'] * 100) / 100:g}pt"
         else:
             try:
                 tol = recipes.get(first["recipe"]).tolerance
@@ -290,6 +299,11 @@ def baseline_entries(docs: list[tuple[str, dict]], args) -> dict[str, dict]:
             "n": n, "samples": {str(s): round(v, 4) for s, v in sorted(zip(seeds, values))},
             "wall_time_s": {str(s): d.get("wall_time_s") for s, (_, d) in sorted(zip(seeds, group))},
             "tolerance": tol, "measured": True, "provenance": provenance,
+            "tolerance_method": None if interval is None or tolerance else (
+                f"two-sided {100 * (1 - FALSE_ALARM):g}% prediction interval for one new seed: "
+                f"t({1 - FALSE_ALARM / 2:g}, {n - 1}) = {interval['t']:.2f} x std x sqrt(1 + 1/{n})"),
+            "shapiro_p": None if interval is None or interval["shapiro_p"] is None else round(interval["shapiro_p"], 4),
+            "design_seeds": list(recipe.design_seeds) if recipe else [],
             "environment": describe(machine) if machine else None,
             "commit": (first.get("commit_info") or {}).get("id"), "updated": now,
         }, where="update")

@@ -75,3 +75,26 @@ def significance(current: Sequence[float], baseline: Sequence[float], *, alpha: 
     p = rank_test(current, baseline, alternative=direction)
     ci = bootstrap_ratio_ci(current, baseline)
     return {"significant": None if p is None else p < alpha, "p": p, "direction": direction, "ci": ci}
+
+
+def prediction_halfwidth(values: Sequence[float], false_alarm: float) -> dict:
+    """How far one new draw may fall from the mean of ``values`` before it is called a change.
+
+    The two-sided Student-t prediction interval for a single new observation from the same normal
+    distribution: ``t(1 - false_alarm/2, n-1) * s * sqrt(1 + 1/n)``. Unlike a bare k-sigma band it
+    widens when ``n`` is small, so that an unchanged run falls outside it with probability
+    ``false_alarm`` (if the spread is normal: ``shapiro_p`` is the Shapiro-Wilk test of that,
+    None below 3 values). Needs at least 3 values."""
+    from scipy import stats as st
+
+    a = np.asarray(list(values), dtype=float)
+    n = int(a.size)
+    if n < 3:
+        raise ValueError(f"a prediction interval needs at least 3 values, not {n}")
+    if not 0 < false_alarm < 1:
+        raise ValueError(f"false_alarm must be in (0, 1), not {false_alarm}")
+    std = float(a.std(ddof=1))
+    t = float(st.t.ppf(1.0 - false_alarm / 2.0, n - 1))
+    shapiro = float(st.shapiro(a).pvalue) if std > 0 else None
+    return {"halfwidth": t * std * math.sqrt(1.0 + 1.0 / n), "t": t, "std": std, "n": n,
+            "false_alarm": false_alarm, "shapiro_p": shapiro}

@@ -115,3 +115,26 @@ def test_time_rounds_skips_warmup():
 
     assert timing.time_rounds(run_round, rounds=2, warmup_rounds=1, timer=clock) == [1.0, 2.0]
     assert math.isinf(timing.cv([1.0]))
+
+
+def test_prediction_interval_matches_tables_and_its_false_alarm_rate():
+    import numpy as np
+
+    # t(0.975, 9) = 2.262 from tables: std 1, n 10 -> 2.262 * sqrt(1.1)
+    r = stats.prediction_halfwidth([0, 0, 0, 0, 0, 1, 1, 1, 1, 1], 0.05)
+    assert r["t"] == pytest.approx(2.262, abs=1e-3)
+    assert r["halfwidth"] == pytest.approx(2.262 * np.std([0] * 5 + [1] * 5, ddof=1) * np.sqrt(1.1), abs=1e-3)
+    # A new draw from the same normal falls outside the interval at the stated rate, whatever n.
+    rng = np.random.default_rng(0)
+    for n in (4, 12):
+        outside = 0
+        trials = 4000
+        for _ in range(trials):
+            draws = rng.normal(75.0, 0.6, n + 1)
+            outside += abs(draws[-1] - draws[:-1].mean()) > stats.prediction_halfwidth(draws[:-1], 0.05)["halfwidth"]
+        assert 0.04 < outside / trials < 0.06
+
+
+def test_prediction_interval_needs_three_values():
+    with pytest.raises(ValueError, match="at least 3"):
+        stats.prediction_halfwidth([1.0, 2.0], 0.05)
