@@ -1,17 +1,23 @@
-"""Sessions: `nox -s unit` (tests), `nox -s bench -- --device cpu|gpu|tpu` (throughput),
-`nox -s train`, `nox -s gate`, `nox -s smoke` (CI's accuracy gate) and `nox -s nightly`."""
+"""Sessions: `nox -s unit` (tests), `nox -s lint`, `nox -s bench -- --device cpu|gpu|tpu` (throughput),
+`nox -s train`, `nox -s gate`, `nox -s smoke` (CI's accuracy gate), `nox -s nightly` and `nox -s pythons`."""
 
 from __future__ import annotations
 
 import glob
+import sys
+from pathlib import Path
 
 import nox
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench.training.recipes import RECIPES  # noqa: E402  (plain data: imports nothing outside the standard library)
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["unit"]
 nox.options.reuse_existing_virtualenvs = True
 
-PYTHON = "3.11"
+PYTHON = "3.11"  # the one CI runs
+PYTHONS = ("3.11", "3.12", "3.13")  # supported (pyproject's requires-python); `nox -s pythons` tests each
 DEVICES = ("cpu", "gpu", "tpu")
 # tensorflow-tpu's libtpu wheels are served from Google's own index, not PyPI.
 TPU_FIND_LINKS = "https://storage.googleapis.com/libtpu-tf-releases/index.html"
@@ -34,14 +40,34 @@ def _install(session: nox.Session, device: str = "cpu", *, test: bool = True) ->
     extra_args = ["--find-links", TPU_FIND_LINKS] if device == "tpu" else []
     session.install("-e", f".[{device}]", *extra_args)
     if test:
-        session.install("--group", "test") if session.venv_backend == "uv" else session.install("pytest==9.0.3", "pytest-benchmark==5.3.1")
+        session.install("--group", "test") if session.venv_backend == "uv" else session.install(
+            "pytest==9.0.3", "pytest-benchmark==5.3.1"
+        )
+
+
+def _unit(session: nox.Session) -> None:
+    _install(session)
+    session.run("pytest", *(session.posargs or ("tests", "-q", "-m", "not slow")), env={"TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
 @nox.session(python=PYTHON)
 def unit(session: nox.Session) -> None:
     """Unit checks of every model and of the harness: fast, no data, no accelerator (`-- -m slow` for the rest)."""
-    _install(session)
-    session.run("pytest", *(session.posargs or ("tests", "-q", "-m", "not slow")), env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+    _unit(session)
+
+
+@nox.session(python=PYTHONS, default=False)
+def pythons(session: nox.Session) -> None:
+    """The unit suite on every supported Python (the nightly workflow runs it; CI runs `unit` on one)."""
+    _unit(session)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check (configured in pyproject.toml)."""
+    session.install("--group", "lint") if session.venv_backend == "uv" else session.install("ruff==0.17.6")
+    session.run("ruff", "check", *session.posargs)
+    session.run("ruff", "format", "--check", *session.posargs)
 
 
 @nox.session(python=PYTHON)
@@ -62,8 +88,14 @@ def report(session: nox.Session) -> None:
 def train(session: nox.Session) -> None:
     """Train a recipe under a budget: `-- RECIPE --budget epochs=N --seed S --device D`."""
     _install(session, _device(session.posargs), test=False)
-    session.run("python", "-m", "bench", "train", *(session.posargs or ("smoke_resnet20_cifar10_jpeg",)),
-                env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+    session.run(
+        "python",
+        "-m",
+        "bench",
+        "train",
+        *(session.posargs or ("smoke_resnet20_cifar10_jpeg",)),
+        env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
 
 
 @nox.session(python=PYTHON, default=False)
@@ -78,18 +110,38 @@ def smoke(session: nox.Session) -> None:
     """CI's accuracy gate: train the CPU smoke recipe on the CIFAR-10 JPEG copy, then gate it."""
     _install(session, test=False)
     out = "results/smoke"
-    session.run("python", "-m", "bench", "train", "smoke_resnet20_cifar10_jpeg", "--out", out, *session.posargs,
-                env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+    session.run(
+        "python",
+        "-m",
+        "bench",
+        "train",
+        "smoke_resnet20_cifar10_jpeg",
+        "--out",
+        out,
+        *session.posargs,
+        env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     session.run("python", "-m", "bench", "gate", out)
 
 
 @nox.session(python=PYTHON, default=False)
 def nightly(session: nox.Session) -> None:
-    """The full recipes on an accelerator, gated: `-- --device gpu` (or tpu)."""
+    """The articles' recipes at their full budget on an accelerator, gated: `-- --device gpu` (or tpu)."""
     device = _device(session.posargs, default="gpu")
     _install(session, device, test=False)
     out = "results/nightly"
-    for recipe in ("resnet56_cifar10", "preact_resnet164_cifar10", "fashion_resnet50"):
-        session.run("python", "-m", "bench", "train", recipe, "--budget", "full", "--out", out, *session.posargs,
-                    env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+    for recipe in (name for name, r in RECIPES.items() if r.reported):  # those with the article's figure
+        session.run(
+            "python",
+            "-m",
+            "bench",
+            "train",
+            recipe,
+            "--budget",
+            "full",
+            "--out",
+            out,
+            *session.posargs,
+            env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+        )
     session.run("python", "-m", "bench", "gate", out)

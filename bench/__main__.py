@@ -1,7 +1,7 @@
 """``python -m bench COMMAND``: the harness's one command-line entry point.
 
-Each command lives in its own module, which provides ``add_arguments(parser)`` and
-``run(args) -> int``; modules are imported only when their command runs. User mistakes
+Each command lives in its own module, ``bench.commands.<command>``, which provides
+``add_arguments(parser)`` and ``run(args) -> int``; a module is imported only when its command runs. User mistakes
 (``UsageError``, a bad model name or builder argument) print one line and exit 2.
 """
 
@@ -12,14 +12,15 @@ import importlib
 import os
 import sys
 
+# command -> one-line help; each is ``bench.commands.<command>`` with ``add_arguments(parser)`` and ``run(args)``
 COMMANDS = {
-    "models": ("bench.zoo", "print the model table (name, source, input, parameters, MACs)"),
-    "throughput": ("bench.throughput", "measure training/inference images per second (runs the pytest-benchmark suite)"),
-    "compare": ("bench.compare", "compare a saved throughput run with baselines.json; exit 1 on a regression"),
-    "train": ("bench.train", "train a recipe under a budget and write a result JSON"),
-    "gate": ("bench.accuracy", "compare training results with baselines.json; exit 1 on a regression"),
-    "report": ("bench.report", "plot images/s per model and precision from saved throughput results (PNG)"),
-    "baselines": ("bench.baselines_cli", "show or update baselines.json from result files"),
+    "models": "print the model table (name, source, input, parameters, MACs)",
+    "throughput": "measure training/inference images per second (runs the pytest-benchmark suite)",
+    "compare": "compare a saved throughput run with baselines.json; exit 1 on a regression",
+    "train": "train a recipe under a budget and write a result JSON",
+    "gate": "compare training results with baselines.json; exit 1 on a regression",
+    "report": "plot images/s per model and precision from saved throughput results (PNG)",
+    "baselines": "show or update baselines.json from result files",
 }
 
 
@@ -30,13 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # Only the chosen command's module is imported (and so TensorFlow only when needed).
     chosen = next((a for a in argv if not a.startswith("-")), None)
-    for name, (module, help_text) in COMMANDS.items():
+    for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
-            importlib.import_module(module).add_arguments(p)
+            _command(name).add_arguments(p)
     args = parser.parse_args(argv)
     try:
-        return importlib.import_module(COMMANDS[args.command][0]).run(args)
+        return _command(args.command).run(args)
     except Exception as e:
         if not isinstance(e, _user_errors()):
             raise
@@ -45,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _command(name: str):
+    return importlib.import_module(f"bench.commands.{name}")
 
 
 def _user_errors() -> tuple[type[Exception], ...]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import re
 
-from bench.errors import UsageError
+from bench.errors import UsageError, first_line
 
 DEVICES = ("cpu", "gpu", "tpu")
 # our names -> Keras dtype policies
@@ -34,7 +34,12 @@ XLA_MODES = ("on", "off", "auto")
 _TPU_STRATEGIES: dict[str, object] = {}
 
 
-def _check_device(device: str) -> str:
+# --batch-size auto for throughput: (CIFAR-sized inputs <= 64 px, ImageNet-sized) per device
+AUTO_BATCH = {"cpu": (128, 16), "gpu": (512, 128), "tpu": (1024, 256)}
+
+
+def check_device(device: str) -> str:
+    """``device`` if it is one of ``DEVICES``, else a one-line ``UsageError``: the one check of --device."""
     if device not in DEVICES:
         raise UsageError(f"--device {device!r} is invalid; valid: {', '.join(DEVICES)}")
     return device
@@ -66,17 +71,19 @@ def strategy_for(device: str, *, tpu: str | None = None):
     logical CPUs, which is how the multi-device path is tested without GPUs). gpu: one visible GPU,
     or MirroredStrategy over all visible ones. tpu: TPUClusterResolver(``tpu_name(tpu)``) and
     TPUStrategy. A device that is not there raises ``UsageError``; nothing falls back to the CPU.
+    ``device`` was checked by the caller's options (``check_device``).
     """
-    _check_device(device)
     import tensorflow as tf
 
     if device == "cpu":
         return _local_strategy("CPU")
     if device == "gpu":
         if not tf.config.list_physical_devices("GPU"):
-            build = "this TensorFlow has no CUDA support (install tensorflow[and-cuda]: nox -s bench -- --device gpu)" \
-                if not tf.test.is_built_with_cuda() else \
-                f"none is visible (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')!s}; check nvidia-smi)"
+            build = (
+                "this TensorFlow has no CUDA support (install tensorflow[and-cuda]: nox -s bench -- --device gpu)"
+                if not tf.test.is_built_with_cuda()
+                else f"none is visible (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')!s}; check nvidia-smi)"
+            )
             raise UsageError(f"--device gpu: no GPU found; {build}")
         return _local_strategy("GPU")
     name = tpu_name(tpu)
@@ -89,9 +96,10 @@ def strategy_for(device: str, *, tpu: str | None = None):
         tf.tpu.experimental.initialize_tpu_system(resolver)
         strategy = tf.distribute.TPUStrategy(resolver)
     except Exception as e:  # resolver/initialisation errors come in many types; all mean "no TPU"
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise UsageError(f"--device tpu: no TPU found for {name!r} (--tpu NAME or TPU_NAME; 'local' on a TPU VM): "
-                         f"{first[:200]}") from None
+        raise UsageError(
+            f"--device tpu: no TPU found for {name!r} (--tpu NAME or TPU_NAME; 'local' on a TPU VM): "
+            f"{first_line(e, limit=200)}"
+        ) from None
     _TPU_STRATEGIES[name] = strategy
     return strategy
 
@@ -164,7 +172,6 @@ def _squash(text: str) -> str:
 
 def device_class(device: str) -> str:
     """The stable key naming the hardware ``device`` runs on (see the module docstring)."""
-    _check_device(device)
     import tensorflow as tf
 
     from bench.environment import cpu_model
@@ -186,7 +193,7 @@ def device_class(device: str) -> str:
     return f"tpu:x{cores}"
 
 
-def describe_strategy(strategy) -> dict:
+def strategy_record(strategy) -> dict:
     """What a result records about where it ran: the strategy's class, replicas and devices."""
     return {
         "strategy": type(strategy).__name__,

@@ -34,8 +34,14 @@ def accelerators() -> list[dict]:
     for kind in ("GPU", "TPU"):
         for dev in tf.config.list_physical_devices(kind):
             details = tf.config.experimental.get_device_details(dev) if kind == "GPU" else {}
-            found.append({"kind": kind, "name": dev.name, "model": details.get("device_name", kind),
-                          "compute_capability": details.get("compute_capability")})
+            found.append(
+                {
+                    "kind": kind,
+                    "name": dev.name,
+                    "model": details.get("device_name", kind),
+                    "compute_capability": details.get("compute_capability"),
+                }
+            )
     return found
 
 
@@ -83,8 +89,10 @@ def commit_info(repo: Path = REPO_ROOT) -> dict:
     }
 
 
-def describe(machine: dict) -> str:
+def machine_line(machine: dict) -> str:
     """One line naming what produced a result, for report headers."""
     acc = ", ".join(a["model"] for a in machine.get("accelerators", [])) or "no accelerator"
-    return (f"TF {machine.get('tensorflow')} / Keras {machine.get('keras')} / Python {machine.get('python_version')}"
-            f" on {machine.get('cpu', {}).get('brand_raw')} x{machine.get('cpu', {}).get('count')} ({acc})")
+    return (
+        f"TF {machine.get('tensorflow')} / Keras {machine.get('keras')} / Python {machine.get('python_version')}"
+        f" on {machine.get('cpu', {}).get('brand_raw')} x{machine.get('cpu', {}).get('count')} ({acc})"
+    )

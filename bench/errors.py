@@ -7,3 +7,10 @@ class UsageError(Exception):
 
 class BaselinesError(UsageError):
     """baselines.json is missing, corrupt or does not follow the schema."""
+
+
+def first_line(e: BaseException, *, limit: int = 240) -> str:
+    """``Type: first line of the message`` (at most ``limit`` characters of it), for one-line reports
+    of errors that come from libraries in many types and with many-line messages."""
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0][:limit] if lines else ''}".rstrip(": ")

@@ -2,34 +2,56 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import math
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from bench.errors import UsageError
 
 
-def write_json(path: str | os.PathLike, data: Any) -> Path:
-    """Write ``data`` as JSON to ``path`` atomically: a temporary file in the same directory,
-    fsync, then rename, so readers never see a half-written file and a crash keeps the old one.
-    NaN and Inf are rejected (strict JSON cannot spell them): record a failed value as an error."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on a clean exit it is fsynced and renamed over
+    ``path``, so readers never see a half-written file and a crash keeps the old one. On an error
+    the temporary file is removed and ``path`` is untouched. ``suffix`` keeps the extension that
+    writers such as matplotlib read the format from."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False, default=_default) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write ``data`` as JSON to ``path`` atomically (``atomic_path``). NaN and Inf are rejected
+    (strict JSON cannot spell them): record a failed value as an error."""
+    text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False, default=_default) + "\n"
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def save_figure(fig, path: str | os.PathLike, *, dpi: int = 100) -> Path:
+    """Save a matplotlib figure as PNG atomically (``atomic_path``) and close it, whatever happens."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=dpi)
+    finally:
+        plt.close(fig)
+    return Path(path)
 
 
 def read_json(path: str | os.PathLike, *, what: str = "file") -> Any:
@@ -44,16 +66,9 @@ def read_json(path: str | os.PathLike, *, what: str = "file") -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise UsageError(f"{what} {str(path)!r} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
-
-
-def finite_or_none(value: Any) -> float | None:
-    """``float(value)`` when it is a finite number, else ``None`` (NaN, Inf, missing)."""
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
+        raise UsageError(
+            f"{what} {str(path)!r} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})"
+        ) from None
 
 
 def _default(obj: Any) -> Any:

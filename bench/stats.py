@@ -9,12 +9,23 @@ Mann-Whitney U (rank) test, with a bootstrap interval for the ratio of medians r
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-ALPHA = 0.01  # a change is significant when the one-sided rank test's p-value is below this
 MIN_SAMPLES = 3  # fewer rounds than this on either side: no test, the tolerance alone decides
+
+
+def finite(value) -> float | None:
+    """``value`` as a float when it is a finite real number (Python, NumPy or a 0-d tensor), else
+    None: NaN, Inf, None, booleans, strings and anything else that is not a number."""
+    if value is None or isinstance(value, (bool, str, bytes)):
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
 
 
 def rates(round_seconds: Sequence[float], items_per_round: float) -> list[float]:
@@ -31,9 +42,16 @@ def summary(samples: Sequence[float]) -> dict:
     std = float(a.std(ddof=1)) if a.size > 1 else 0.0
     mean = float(a.mean())
     return {
-        "median": med, "q1": q1, "q3": q3, "iqr": q3 - q1, "mean": mean, "std": std,
-        "min": float(a.min()), "max": float(a.max()),
-        "cv": std / mean if a.size > 1 and mean else None, "n": int(a.size),
+        "median": med,
+        "q1": q1,
+        "q3": q3,
+        "iqr": q3 - q1,
+        "mean": mean,
+        "std": std,
+        "min": float(a.min()),
+        "max": float(a.max()),
+        "cv": std / mean if a.size > 1 and mean else None,
+        "n": int(a.size),
     }
 
 
@@ -49,8 +67,14 @@ def rank_test(current: Sequence[float], baseline: Sequence[float], *, alternativ
     return float(mannwhitneyu(current, baseline, alternative=alternative).pvalue)
 
 
-def bootstrap_ratio_ci(current: Sequence[float], baseline: Sequence[float], *, confidence: float = 0.95,
-                       resamples: int = 2000, seed: int = 0) -> tuple[float, float] | None:
+def bootstrap_ratio_ci(
+    current: Sequence[float],
+    baseline: Sequence[float],
+    *,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float] | None:
     """Percentile bootstrap interval for median(current) / median(baseline); None below ``MIN_SAMPLES``."""
     c = np.asarray(current, dtype=float)
     b = np.asarray(baseline, dtype=float)
@@ -65,7 +89,7 @@ def bootstrap_ratio_ci(current: Sequence[float], baseline: Sequence[float], *, c
     return float(lo), float(hi)
 
 
-def significance(current: Sequence[float], baseline: Sequence[float], *, alpha: float = ALPHA) -> dict:
+def significance(current: Sequence[float], baseline: Sequence[float], *, alpha: float) -> dict:
     """Is the move of ``current`` away from ``baseline`` (in the direction its median moved) beyond the
     noise? Returns ``{"significant": bool | None, "p": float | None, "direction": ..., "ci": (lo, hi) | None}``;
     ``significant`` is None when there are too few samples to test."""
@@ -96,5 +120,11 @@ def prediction_halfwidth(values: Sequence[float], false_alarm: float) -> dict:
     std = float(a.std(ddof=1))
     t = float(st.t.ppf(1.0 - false_alarm / 2.0, n - 1))
     shapiro = float(st.shapiro(a).pvalue) if std > 0 else None
-    return {"halfwidth": t * std * math.sqrt(1.0 + 1.0 / n), "t": t, "std": std, "n": n,
-            "false_alarm": false_alarm, "shapiro_p": shapiro}
+    return {
+        "halfwidth": t * std * math.sqrt(1.0 + 1.0 / n),
+        "t": t,
+        "std": std,
+        "n": n,
+        "false_alarm": false_alarm,
+        "shapiro_p": shapiro,
+    }

@@ -5,10 +5,25 @@
 >>> models.list_models("resnet*")
 """
 
-from models.registry import ModelArgumentError, ModelSpec, UnknownModelError, create, get_spec, list_models, register_model
+# Importing a family module registers its variants: the CIFAR families (cifar_resnet, preact_resnet),
+# the ImageNet ones, and Fashion-MNIST's ResNet-50.
+from models import cifar_resnet, fashion_resnet, googlenet, mobilenet, preact_resnet, resnet, vgg  # noqa: F401
+from models.registry import (
+    ModelArgumentError,
+    ModelSpec,
+    UnknownModelError,
+    create,
+    get_spec,
+    list_models,
+    register_model,
+)
 
-# Importing a family module registers its variants.
-from models import cifar_resnet, preact_resnet  # noqa: E402,F401  (CIFAR families)
-from models import fashion_resnet, googlenet, mobilenet, resnet, vgg  # noqa: E402,F401  (ImageNet families, Fashion-MNIST ResNet-50)
-
-__all__ = ["ModelArgumentError", "ModelSpec", "UnknownModelError", "create", "get_spec", "list_models", "register_model"]
+__all__ = [
+    "ModelArgumentError",
+    "ModelSpec",
+    "UnknownModelError",
+    "create",
+    "get_spec",
+    "list_models",
+    "register_model",
+]

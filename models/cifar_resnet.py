@@ -10,14 +10,15 @@ from __future__ import annotations
 import keras
 from keras import layers, regularizers
 
-from models.layers import check_args, classifier, conv_bn_act
+from models.layers import KERAS_APPLICATIONS_BN_EPSILON, check_args, classifier, conv_bn_act, table_row
 from models.registry import ModelArgumentError, register_model
 
-# depth -> n, the number of basic blocks per stage (depth = 6n + 2)
+# depth -> n, the number of basic blocks per stage (depth = 6n + 2); another depth is another row
 DEPTHS = {20: 3, 32: 5, 44: 7, 56: 9, 110: 18}
 # (filters, stride of the stage's first block) for the three stages on 32, 16 and 8 pixel maps
 STAGES = ((16, 1), (32, 2), (64, 2))
-WEIGHT_DECAY = 1e-4
+BN_EPSILON = KERAS_APPLICATIONS_BN_EPSILON
+WEIGHT_DECAY = 1e-4  # L2 on every conv kernel (not the classifier's)
 SHORTCUTS = ("A", "B")
 PAPER = dict(shortcut="A", use_bias=False)
 
@@ -65,48 +66,80 @@ def cifar_resnet(
     classifier_activation: str | None = "softmax",
     name: str | None = None,
 ) -> keras.Model:
-    """A 6n+2-layer CIFAR ResNet; ``depth`` is any 6n+2 (20, 32, 44, 56, 110, ...)."""
+    """A 6n+2-layer CIFAR ResNet; ``depth`` must be a row of ``DEPTHS``, which gives its n."""
     name = name or f"resnet{depth}"
-    if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
-        raise ModelArgumentError(f"{name}: depth={depth!r} is invalid; expected 6n+2 with n >= 1 (e.g. {sorted(DEPTHS)})")
+    n = table_row(DEPTHS, depth, name=name, rule="6n+2")
     if shortcut not in SHORTCUTS:
         raise ModelArgumentError(f"{name}: shortcut={shortcut!r} is invalid; valid: {', '.join(SHORTCUTS)}")
     input_shape = check_args(input_shape, classes, min_size=4, name=name)
-    conv = dict(use_bias=use_bias, kernel_initializer="he_normal",
-                kernel_regularizer=regularizers.L2(weight_decay) if weight_decay else None)
-    n = (depth - 2) // 6
+    conv = dict(
+        use_bias=use_bias,
+        kernel_initializer="he_normal",
+        bn_epsilon=BN_EPSILON,
+        kernel_regularizer=regularizers.L2(weight_decay) if weight_decay else None,
+    )
 
     inputs = keras.Input(shape=input_shape, name="input")
     x = conv_bn_act(inputs, STAGES[0][0], 3, name="conv1", **conv)
     for stage, (filters, stride) in enumerate(STAGES, start=2):
         for block in range(1, n + 1):
-            x = basic_block(x, filters, stride if block == 1 else 1, shortcut=shortcut,
-                            name=f"conv{stage}_block{block}", **conv)
+            x = basic_block(
+                x, filters, stride if block == 1 else 1, shortcut=shortcut, name=f"conv{stage}_block{block}", **conv
+            )
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     outputs = classifier(x, classes, activation=classifier_activation, kernel_initializer="he_normal")
     return keras.Model(inputs, outputs, name=name)
 
 
-def _register(depth: int, params: tuple[int, int], paper_params: float):
-    def variant(**overrides) -> keras.Model:
-        return cifar_resnet(depth, **overrides)
-
-    variant.__name__ = variant.__qualname__ = f"resnet{depth}"
-    variant.__doc__ = f"ResNet-{depth} for CIFAR (n={DEPTHS[depth]}): article 003's option-B shortcuts with conv bias."
-    total, trainable = params
-    register_model(
-        family="cifar_resnet", source="article 003 (He et al. 2015, sec. 4.2)", dataset="cifar10",
-        input_shape=(32, 32, 3), classes=10, params=total, trainable=trainable, non_trainable=total - trainable,
-        # The paper quotes trainable parameters to two significant figures: half a unit of the last digit.
-        paper_params=paper_params, paper_params_tol=0.005e6 if paper_params < 1e6 else 0.05e6, paper_overrides=PAPER,
-    )(variant)
-    return variant
+# Exact counts are the article's variant's; SPEC quotes 20, 56 and 110, and the count is linear in n
+# (97,888 per block of all three stages), which gives 32 and 44. paper_params is the paper's figure
+# for its option-A variant (PAPER), to two significant figures: half a unit of the last digit.
+_META = dict(
+    family="cifar_resnet",
+    source="article 003 (He et al. 2015, sec. 4.2)",
+    dataset="cifar10",
+    input_shape=(32, 32, 3),
+    classes=10,
+    weight_decay=WEIGHT_DECAY,
+    paper_overrides=PAPER,
+)
 
 
-# (total, trainable) of the article's variant. SPEC quotes 20, 56 and 110; the count is linear in n
-# (97,888 per block of all three stages), which gives 32 and 44 from those three.
-resnet20 = _register(20, (274_442, 273_066), 0.27e6)
-resnet32 = _register(32, (470_218, 467_946), 0.46e6)
-resnet44 = _register(44, (665_994, 662_826), 0.66e6)
-resnet56 = _register(56, (861_770, 857_706), 0.85e6)
-resnet110 = _register(110, (1_742_762, 1_734_666), 1.7e6)
+@register_model(
+    **_META, params=274_442, trainable=273_066, non_trainable=1_376, paper_params=0.27e6, paper_params_tol=0.005e6
+)
+def resnet20(**overrides) -> keras.Model:
+    """ResNet-20 for CIFAR: article 003's option-B shortcuts with conv bias."""
+    return cifar_resnet(20, **overrides)
+
+
+@register_model(
+    **_META, params=470_218, trainable=467_946, non_trainable=2_272, paper_params=0.46e6, paper_params_tol=0.005e6
+)
+def resnet32(**overrides) -> keras.Model:
+    """ResNet-32 for CIFAR: article 003's option-B shortcuts with conv bias."""
+    return cifar_resnet(32, **overrides)
+
+
+@register_model(
+    **_META, params=665_994, trainable=662_826, non_trainable=3_168, paper_params=0.66e6, paper_params_tol=0.005e6
+)
+def resnet44(**overrides) -> keras.Model:
+    """ResNet-44 for CIFAR: article 003's option-B shortcuts with conv bias."""
+    return cifar_resnet(44, **overrides)
+
+
+@register_model(
+    **_META, params=861_770, trainable=857_706, non_trainable=4_064, paper_params=0.85e6, paper_params_tol=0.005e6
+)
+def resnet56(**overrides) -> keras.Model:
+    """ResNet-56 for CIFAR: article 003's option-B shortcuts with conv bias."""
+    return cifar_resnet(56, **overrides)
+
+
+@register_model(
+    **_META, params=1_742_762, trainable=1_734_666, non_trainable=8_096, paper_params=1.7e6, paper_params_tol=0.05e6
+)
+def resnet110(**overrides) -> keras.Model:
+    """ResNet-110 for CIFAR: article 003's option-B shortcuts with conv bias."""
+    return cifar_resnet(110, **overrides)

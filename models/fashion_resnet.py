@@ -13,7 +13,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from models.layers import check_args, classifier, conv_bn_act
+from models.layers import TF_KERAS_DEFAULT_BN_EPSILON, check_args, classifier, conv_bn_act
 from models.registry import ModelArgumentError, register_model
 
 # One row per stage conv2..conv5: (output width, blocks, whether a bare 1x1/2 conv to that width
@@ -21,7 +21,8 @@ from models.registry import ModelArgumentError, register_model
 STAGES = ((256, 3, False), (512, 4, True), (1024, 6, True), (2048, 3, True))
 STEM_FILTERS = 64
 HIDDEN_UNITS = 1000
-BN_EPSILON = 1e-3  # tf.keras' default: the article calls BatchNormalization()
+BN_EPSILON = TF_KERAS_DEFAULT_BN_EPSILON  # the article calls BatchNormalization()
+WEIGHT_DECAY = None  # the article's model has no regularizer
 MIN_SIZE = 7  # the 'valid' 7x7 stem conv; everything after it is 'same'
 
 
@@ -56,8 +57,17 @@ def fashion_resnet(
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1_pool")(x)
     for stage, (filters, blocks, downsample) in enumerate(STAGES, start=2):
         if downsample:
-            x = conv_bn_act(x, filters, 1, strides=2, padding="valid", batch_norm=False, activation=None,
-                            name=f"conv{stage}_down", **conv)
+            x = conv_bn_act(
+                x,
+                filters,
+                1,
+                strides=2,
+                padding="valid",
+                batch_norm=False,
+                activation=None,
+                name=f"conv{stage}_down",
+                **conv,
+            )
         for block in range(1, blocks + 1):
             x = residual_block(x, filters, name=f"conv{stage}_block{block}", **conv)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
@@ -66,9 +76,17 @@ def fashion_resnet(
     return keras.Model(inputs, outputs, name=name)
 
 
-@register_model(family="fashion_resnet", source="article 000 (He et al. 2015, ResNet-50)", dataset="fashion_mnist",
-                input_shape=(28, 28, 1), classes=10,
-                params=26_313_218, trainable=26_267_778, non_trainable=45_440)
+@register_model(
+    family="fashion_resnet",
+    source="article 000 (He et al. 2015, ResNet-50)",
+    dataset="fashion_mnist",
+    input_shape=(28, 28, 1),
+    classes=10,
+    weight_decay=WEIGHT_DECAY,
+    params=26_313_218,
+    trainable=26_267_778,
+    non_trainable=45_440,
+)
 def fashion_resnet50(**overrides) -> keras.Model:
     """Article 000's subclassed ResNet-50 for Fashion-MNIST, as a functional model."""
     return fashion_resnet(**overrides)

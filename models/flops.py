@@ -29,7 +29,9 @@ def layer_macs(layer: keras.layers.Layer) -> int:
         cin = int(layer.input.shape[-1])
         depth = cin * layer.depth_multiplier
         return _spatial(layer.output.shape) * (math.prod(layer.kernel_size) * depth + depth * layer.filters)
-    if isinstance(layer, (layers.Conv1D, layers.Conv2D, layers.Conv3D)) and not isinstance(layer, layers.Conv2DTranspose):
+    if isinstance(layer, (layers.Conv1D, layers.Conv2D, layers.Conv3D)) and not isinstance(
+        layer, layers.Conv2DTranspose
+    ):
         cin = int(layer.input.shape[-1]) // layer.groups
         return _spatial(layer.output.shape) * math.prod(layer.kernel_size) * cin * layer.filters
     if isinstance(layer, layers.Dense):

@@ -18,12 +18,18 @@ from models.registry import ModelArgumentError, register_model
 # A 3x3/2 max pool ('same') comes between stages.
 INCEPTION = {
     3: ((64, 96, 128, 16, 32, 32), (128, 128, 192, 32, 96, 64)),
-    4: ((192, 96, 208, 16, 48, 64), (160, 112, 224, 24, 64, 64), (128, 128, 256, 24, 64, 64),
-        (112, 144, 288, 32, 64, 64), (256, 160, 320, 32, 128, 128)),
+    4: (
+        (192, 96, 208, 16, 48, 64),
+        (160, 112, 224, 24, 64, 64),
+        (128, 128, 256, 24, 64, 64),
+        (112, 144, 288, 32, 64, 64),
+        (256, 160, 320, 32, 128, 128),
+    ),
     5: ((256, 160, 320, 32, 128, 128), (384, 192, 384, 48, 128, 128)),
 }
 DROPOUT = 0.4
 TOTAL_STRIDE = 32
+WEIGHT_DECAY = None  # no regularizer in the model
 
 
 def inception_module(x, f: tuple[int, int, int, int, int, int], *, name: str):
@@ -69,9 +75,18 @@ def googlenet_v1(
     return keras.Model(inputs, outputs, name=name)
 
 
-@register_model(family="googlenet", source="article 002 (Szegedy et al. 2014)", dataset="imagenet",
-                input_shape=(224, 224, 3), classes=1000,
-                params=6_998_552, trainable=6_998_552, non_trainable=0, paper_macs=1.5e9)
+@register_model(
+    family="googlenet",
+    source="article 002 (Szegedy et al. 2014)",
+    dataset="imagenet",
+    input_shape=(224, 224, 3),
+    classes=1000,
+    weight_decay=WEIGHT_DECAY,
+    params=6_998_552,
+    trainable=6_998_552,
+    non_trainable=0,
+    paper_macs=1.5e9,
+)
 def googlenet(**overrides) -> keras.Model:
     """GoogLeNet (Inception v1): article 002's, no LRN, no auxiliary classifiers."""
     return googlenet_v1(**overrides)

@@ -15,15 +15,29 @@ import math
 import keras
 from keras import layers
 
-from models.layers import check_args, classifier, conv_bn_act
+from models.layers import TF_KERAS_DEFAULT_BN_EPSILON, check_args, classifier, conv_bn_act
 from models.registry import ModelArgumentError, register_model
 
 STEM_FILTERS = 32
 # One row per depthwise-separable block: (pointwise filters, stride of the depthwise conv)
-BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
-          (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1))
+BLOCKS = (
+    (64, 1),
+    (128, 2),
+    (128, 1),
+    (256, 2),
+    (256, 1),
+    (512, 2),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (1024, 2),
+    (1024, 1),
+)
 TOTAL_STRIDE = 32
-BN_EPSILON = 1e-3  # tf.keras's default, which both the article and keras.applications use
+BN_EPSILON = TF_KERAS_DEFAULT_BN_EPSILON  # both the article and keras.applications name no epsilon
+WEIGHT_DECAY = None  # neither has a regularizer
 ACTIVATIONS = ("relu", "relu6")
 HEADS = ("dense", "conv")
 STRIDED_PADDINGS = ("same", "explicit")
@@ -36,8 +50,18 @@ def separable_block(x, filters: int, stride: int, *, block: int, depth_multiplie
     if stride != 1 and strided_padding == "explicit":
         x = layers.ZeroPadding2D(((0, 1), (0, 1)), name=f"conv_pad_{block}")(x)
         padding = "valid"
-    x = conv_bn_act(x, x.shape[-1] * depth_multiplier, 3, strides=stride, padding=padding, depthwise=True,
-                    depth_multiplier=depth_multiplier, name=f"conv_dw_{block}", conv_name=f"conv_dw_{block}", **conv)
+    x = conv_bn_act(
+        x,
+        x.shape[-1] * depth_multiplier,
+        3,
+        strides=stride,
+        padding=padding,
+        depthwise=True,
+        depth_multiplier=depth_multiplier,
+        name=f"conv_dw_{block}",
+        conv_name=f"conv_dw_{block}",
+        **conv,
+    )
     return conv_bn_act(x, filters, 1, name=f"conv_pw_{block}", conv_name=f"conv_pw_{block}", **conv)
 
 
@@ -67,8 +91,11 @@ def mobilenet_v1(
         )
     if isinstance(depth_multiplier, bool) or not isinstance(depth_multiplier, int) or depth_multiplier < 1:
         raise ModelArgumentError(f"{name}: depth_multiplier={depth_multiplier!r} is invalid; expected a positive int")
-    for option, value, valid in (("activation", activation, ACTIVATIONS), ("head", head, HEADS),
-                                 ("strided_padding", strided_padding, STRIDED_PADDINGS)):
+    for option, value, valid in (
+        ("activation", activation, ACTIVATIONS),
+        ("head", head, HEADS),
+        ("strided_padding", strided_padding, STRIDED_PADDINGS),
+    ):
         if value not in valid:
             raise ModelArgumentError(f"{name}: {option}={value!r} is invalid; valid: {', '.join(valid)}")
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
@@ -78,8 +105,15 @@ def mobilenet_v1(
     inputs = keras.Input(shape=input_shape, name="input")
     x = conv_bn_act(inputs, int(STEM_FILTERS * alpha), 3, strides=2, name="conv1", conv_name="conv1", **conv)
     for block, (filters, stride) in enumerate(BLOCKS, start=1):
-        x = separable_block(x, int(filters * alpha), stride, block=block, depth_multiplier=depth_multiplier,
-                            strided_padding=strided_padding, **conv)
+        x = separable_block(
+            x,
+            int(filters * alpha),
+            stride,
+            block=block,
+            depth_multiplier=depth_multiplier,
+            strided_padding=strided_padding,
+            **conv,
+        )
     if head == "dense":
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
         if dropout:
@@ -94,17 +128,34 @@ def mobilenet_v1(
     return keras.Model(inputs, outputs, name=name)
 
 
-_META = dict(family="mobilenet", dataset="imagenet",
-             input_shape=(224, 224, 3), classes=1000, paper_params=4.2e6, paper_params_tol=0.05e6, paper_macs=569e6)
+_META = dict(
+    family="mobilenet",
+    dataset="imagenet",
+    input_shape=(224, 224, 3),
+    classes=1000,
+    weight_decay=WEIGHT_DECAY,
+    paper_params=4.2e6,
+    paper_params_tol=0.05e6,
+    paper_macs=569e6,
+)
 
 
-@register_model(**_META, source="article 002 (Howard et al. 2017)", params=4_264_808, trainable=4_242_920, non_trainable=21_888)
+@register_model(
+    **_META, source="article 002 (Howard et al. 2017)", params=4_264_808, trainable=4_242_920, non_trainable=21_888
+)
 def mobilenet(**overrides) -> keras.Model:
     """MobileNet v1 1.0-224 as article 002 builds it: conv biases, ReLU, GAP -> Dense."""
     return mobilenet_v1(**overrides)
 
 
-@register_model(**_META, source="keras.applications.MobileNet (Howard et al. 2017)", params=4_253_864, trainable=4_231_976, non_trainable=21_888, reference="MobileNet")
+@register_model(
+    **_META,
+    source="keras.applications.MobileNet (Howard et al. 2017)",
+    params=4_253_864,
+    trainable=4_231_976,
+    non_trainable=21_888,
+    reference="MobileNet",
+)
 def mobilenet_keras(**overrides) -> keras.Model:
     """MobileNet v1 as keras.applications builds it: no conv bias, ReLU6, dropout, 1x1-conv head."""
     return mobilenet_v1(**{**KERAS, **overrides})

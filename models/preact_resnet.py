@@ -10,17 +10,20 @@ from __future__ import annotations
 import keras
 from keras import layers, regularizers
 
-from models.layers import check_args, classifier, conv_bn_act
-from models.registry import ModelArgumentError, register_model
+from models.layers import KERAS_APPLICATIONS_BN_EPSILON, check_args, classifier, conv_bn_act, table_row
+from models.registry import register_model
 
+# depth -> n, the number of bottleneck units per stage (depth = 9n + 2): the paper's two depths
+DEPTHS = {164: 18, 1001: 111}
 # (output filters, stride of the first unit); the bottleneck convs are filters // 4 wide
 STAGES = ((64, 1), (128, 2), (256, 2))
 STEM_FILTERS = 16
-WEIGHT_DECAY = 1e-4
+BN_EPSILON = KERAS_APPLICATIONS_BN_EPSILON
+WEIGHT_DECAY = 1e-4  # L2 on every conv kernel and the classifier's
 
 
 def _bn_relu(x, name: str):
-    x = layers.BatchNormalization(epsilon=1.001e-5, name=f"{name}_bn")(x)
+    x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
@@ -44,30 +47,39 @@ def preact_resnet(
     classifier_activation: str | None = "softmax",
     name: str | None = None,
 ) -> keras.Model:
-    """A pre-activation bottleneck ResNet of ``depth`` = 9n+2 layers (164, 1001, ...)."""
+    """A pre-activation bottleneck ResNet of ``depth`` = 9n+2 layers; ``depth`` must be a row of ``DEPTHS``."""
     name = name or f"preact_resnet{depth}"
-    if not isinstance(depth, int) or depth < 11 or (depth - 2) % 9:
-        raise ModelArgumentError(f"{name}: depth={depth!r} is invalid; expected 9n+2 with n >= 1 (e.g. 164, 1001)")
+    n = table_row(DEPTHS, depth, name=name, rule="9n+2")
     input_shape = check_args(input_shape, classes, min_size=4, name=name)
     reg = regularizers.L2(weight_decay) if weight_decay else None
     conv = dict(use_bias=False, kernel_initializer="he_normal", kernel_regularizer=reg)
-    n = (depth - 2) // 9
 
     inputs = keras.Input(shape=input_shape, name="input")
     x = conv_bn_act(inputs, STEM_FILTERS, 3, batch_norm=False, activation=None, name="conv1", **conv)
     for stage, (filters, stride) in enumerate(STAGES, start=2):
         for unit in range(1, n + 1):
-            x = preact_unit(x, filters, stride if unit == 1 else 1, first=unit == 1,
-                            name=f"conv{stage}_block{unit}", **conv)
+            x = preact_unit(
+                x, filters, stride if unit == 1 else 1, first=unit == 1, name=f"conv{stage}_block{unit}", **conv
+            )
     x = _bn_relu(x, "post")
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     outputs = classifier(x, classes, activation=classifier_activation, kernel_regularizer=reg)
     return keras.Model(inputs, outputs, name=name)
 
 
-@register_model(family="preact_resnet", source="article 004 (He et al. 2016)", dataset="cifar10",
-                input_shape=(32, 32, 3), classes=10, params=1_727_482, trainable=1_703_258,
-                non_trainable=24_224, paper_params=1.7e6, paper_params_tol=0.05e6)
+@register_model(
+    family="preact_resnet",
+    source="article 004 (He et al. 2016)",
+    dataset="cifar10",
+    input_shape=(32, 32, 3),
+    classes=10,
+    weight_decay=WEIGHT_DECAY,
+    params=1_727_482,
+    trainable=1_703_258,
+    non_trainable=24_224,
+    paper_params=1.7e6,
+    paper_params_tol=0.05e6,
+)
 def preact_resnet164(**overrides) -> keras.Model:
-    """Pre-activation ResNet-164 (18 bottleneck units per stage), article 004."""
+    """Pre-activation ResNet-164 of bottleneck units, article 004."""
     return preact_resnet(164, **overrides)

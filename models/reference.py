@@ -29,7 +29,9 @@ def reference_model(name: str, **overrides) -> keras.Model:
         raise ModelArgumentError(f"{name}: has no keras.applications reference")
     kwargs = {"weights": None, "input_shape": spec.input_shape, "classes": spec.classes, **overrides}
     if kwargs["weights"] is not None:
-        raise ModelArgumentError(f"{name}: weights={kwargs['weights']!r} is refused; references are built with weights=None")
+        raise ModelArgumentError(
+            f"{name}: weights={kwargs['weights']!r} is refused; references are built with weights=None"
+        )
     return getattr(keras.applications, spec.reference)(**kwargs)
 
 

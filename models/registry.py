@@ -11,7 +11,7 @@ import dataclasses
 import difflib
 import fnmatch
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 
@@ -39,6 +39,8 @@ class ModelSpec:
     checked within ``macs_rtol`` on the same variant.
     ``reference``: a keras.applications constructor (``"ResNet50"``) whose weights copied into
     ``create(**reference_overrides)`` must give the same outputs.
+    ``weight_decay``: the L2 factor the default variant puts on its kernels, from the family's
+    table; None where the model has no regularizer. Training recipes describe it from here.
     """
 
     name: str
@@ -58,6 +60,7 @@ class ModelSpec:
     paper_overrides: dict = dataclasses.field(default_factory=dict)
     reference: str | None = None
     reference_overrides: dict = dataclasses.field(default_factory=dict)
+    weight_decay: float | None = None
     description: str = ""
 
     def create(self, **overrides) -> keras.Model:
@@ -84,9 +87,15 @@ def register_model(
             raise ValueError(f"model {name!r} is already registered (by {_REGISTRY[name].fn.__module__})")
         doc = (fn.__doc__ or "").strip().splitlines()
         _REGISTRY[name] = ModelSpec(
-            name=name, fn=fn, family=family, source=source, dataset=dataset,
-            input_shape=tuple(input_shape), classes=classes,
-            description=doc[0] if doc else "", **meta,
+            name=name,
+            fn=fn,
+            family=family,
+            source=source,
+            dataset=dataset,
+            input_shape=tuple(input_shape),
+            classes=classes,
+            description=doc[0] if doc else "",
+            **meta,
         )
         return fn
 

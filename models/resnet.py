@@ -5,9 +5,10 @@ changes the shape (the first block of every bottleneck stage, and of basic stage
 article strides each stage's 3x3 conv (``stride_on="3x3"``, the placement later called v1.5);
 the paper and keras.applications stride its first 1x1 (``stride_on="1x1"``): same parameters,
 different outputs, and the paper's multiply-adds. keras.applications also pads its stem
-symmetrically (``stem_padding="symmetric"``: ZeroPadding2D, then 'valid') and uses a BN epsilon
-of 1.001e-5 where the article keeps tf.keras' 1e-3. Layer names are keras' (``conv1_conv``,
-``conv2_block1_0_bn``), so keras.applications' ResNet50/101/152 weights load by name.
+symmetrically (``stem_padding="symmetric"``: ZeroPadding2D, then 'valid') and uses its own BN
+epsilon where the article keeps tf.keras' default (models/layers.py has both). Layer names are
+keras' (``conv1_conv``, ``conv2_block1_0_bn``), so keras.applications' ResNet50/101/152 weights
+load by name.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from models.layers import check_args, classifier, conv_bn_act
+from models.layers import (
+    KERAS_APPLICATIONS_BN_EPSILON,
+    TF_KERAS_DEFAULT_BN_EPSILON,
+    check_args,
+    classifier,
+    conv_bn_act,
+    table_row,
+)
 from models.registry import ModelArgumentError, register_model
 
 # depth -> (block, blocks per stage conv2..conv5); stage widths 64-128-256-512 (bottleneck
@@ -33,9 +41,10 @@ EXPANSION = {"basic": 1, "bottleneck": 4}
 TOTAL_STRIDE = 32
 STRIDE_ON = ("3x3", "1x1")
 STEM_PADDINGS = ("same", "symmetric")
-ARTICLE_BN_EPSILON = 1e-3  # tf.keras' default; the article calls BatchNormalization()
+BN_EPSILON = TF_KERAS_DEFAULT_BN_EPSILON  # the article calls BatchNormalization()
+WEIGHT_DECAY = None  # no regularizer in the model
 PAPER = dict(stride_on="1x1")
-KERAS = dict(stride_on="1x1", stem_padding="symmetric", bn_epsilon=1.001e-5)
+KERAS = dict(stride_on="1x1", stem_padding="symmetric", bn_epsilon=KERAS_APPLICATIONS_BN_EPSILON)
 
 
 def _shortcut(x, filters: int, stride: int, *, name: str, **conv):
@@ -76,7 +85,7 @@ def resnet_v1(
     name: str | None = None,
     stride_on: str = "3x3",
     stem_padding: str = "same",
-    bn_epsilon: float = ARTICLE_BN_EPSILON,
+    bn_epsilon: float = BN_EPSILON,
 ) -> keras.Model:
     """An ImageNet ResNet of ``depth`` 18, 34, 50, 101 or 152.
 
@@ -85,61 +94,115 @@ def resnet_v1(
     3x3/2 pool (article) or ``"symmetric"`` explicit zero padding (keras.applications).
     """
     name = name or f"resnet{depth}"
-    if depth not in DEPTHS:
-        raise ModelArgumentError(f"{name}: depth={depth!r} is invalid; valid: {', '.join(map(str, DEPTHS))}")
+    kind, repeats = table_row(DEPTHS, depth, name=name)
     for option, value, valid in (("stride_on", stride_on, STRIDE_ON), ("stem_padding", stem_padding, STEM_PADDINGS)):
         if value not in valid:
             raise ModelArgumentError(f"{name}: {option}={value!r} is invalid; valid: {', '.join(valid)}")
     if isinstance(bn_epsilon, bool) or not isinstance(bn_epsilon, (int, float)) or not bn_epsilon > 0:
         raise ModelArgumentError(f"{name}: bn_epsilon={bn_epsilon!r} is invalid; expected a positive float")
     input_shape = check_args(input_shape, classes, min_size=TOTAL_STRIDE, name=name)
-    kind, repeats = DEPTHS[depth]
     conv = dict(bn_epsilon=bn_epsilon)
 
     inputs = keras.Input(shape=input_shape, name="input")
     x = inputs
     if stem_padding == "symmetric":
         x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
-    x = conv_bn_act(x, 64, 7, strides=2, padding="valid" if stem_padding == "symmetric" else "same", name="conv1", **conv)
+    x = conv_bn_act(
+        x, 64, 7, strides=2, padding="valid" if stem_padding == "symmetric" else "same", name="conv1", **conv
+    )
     if stem_padding == "symmetric":
         x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
-    x = layers.MaxPooling2D(3, strides=2, padding="valid" if stem_padding == "symmetric" else "same", name="pool1_pool")(x)
+    x = layers.MaxPooling2D(
+        3, strides=2, padding="valid" if stem_padding == "symmetric" else "same", name="pool1_pool"
+    )(x)
     for stage, (width, stride, blocks) in enumerate(zip(WIDTHS, STRIDES, repeats), start=2):
         for block in range(1, blocks + 1):
-            x = BLOCKS[kind](x, width, stride if block == 1 else 1, stride_on=stride_on,
-                             name=f"conv{stage}_block{block}", **conv)
+            x = BLOCKS[kind](
+                x, width, stride if block == 1 else 1, stride_on=stride_on, name=f"conv{stage}_block{block}", **conv
+            )
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     outputs = classifier(x, classes, activation=classifier_activation)
     return keras.Model(inputs, outputs, name=name)
 
 
-def _register(depth: int, counts: tuple[int, int, int], paper_macs: float, paper_params: float | None = None,
-              reference: str | None = None):
-    params, trainable, non_trainable = counts
-    meta = dict(family="resnet", source="article 002 (He et al. 2015, Table 1)", dataset="imagenet",
-                input_shape=(224, 224, 3), classes=1000, params=params, trainable=trainable,
-                non_trainable=non_trainable, paper_macs=paper_macs, paper_overrides=PAPER)
-    if paper_params is not None:
-        meta.update(paper_params=paper_params, paper_params_tol=0.05e6)
-    if reference is not None:
-        meta.update(reference=reference, reference_overrides=KERAS)
-
-    def variant(**overrides) -> keras.Model:
-        return resnet_v1(depth, **overrides)
-
-    variant.__name__ = variant.__qualname__ = f"resnet{depth}"
-    kind, repeats = DEPTHS[depth]
-    placement = ("article 002's strided 3x3 ('v1.5'); stride_on='1x1' for the paper's v1" if kind == "bottleneck"
-                 else "conv bias, projection only where the shape changes")
-    variant.__doc__ = f"ResNet-{depth} for ImageNet, {kind} blocks {'-'.join(map(str, repeats))}: {placement}."
-    register_model(**meta)(variant)
-    return variant
+# Exact counts at 224x224x3 and 1000 classes, counted on the built models; 50/101/152 equal
+# keras.applications'. The paper quotes 11.7M and 21.8M for 18 and 34, and the multiply-adds.
+_META = dict(
+    family="resnet",
+    source="article 002 (He et al. 2015, Table 1)",
+    dataset="imagenet",
+    input_shape=(224, 224, 3),
+    classes=1000,
+    weight_decay=WEIGHT_DECAY,
+    paper_overrides=PAPER,
+)
 
 
-# (total, trainable, non-trainable) parameters at 224x224x3 and 1000 classes, counted on the built
-# models; 50/101/152 equal keras.applications'. The paper quotes 11.7M and 21.8M for 18 and 34.
-resnet18 = _register(18, (11_703_912, 11_694_312, 9_600), 1.8e9, paper_params=11.7e6)
-resnet34 = _register(34, (21_823_208, 21_806_184, 17_024), 3.6e9, paper_params=21.8e6)
-resnet50 = _register(50, (25_636_712, 25_583_592, 53_120), 3.8e9, reference="ResNet50")
-resnet101 = _register(101, (44_707_176, 44_601_832, 105_344), 7.6e9, reference="ResNet101")
-resnet152 = _register(152, (60_419_944, 60_268_520, 151_424), 11.3e9, reference="ResNet152")
+@register_model(
+    **_META,
+    params=11_703_912,
+    trainable=11_694_312,
+    non_trainable=9_600,
+    paper_macs=1.8e9,
+    paper_params=11.7e6,
+    paper_params_tol=0.05e6,
+)
+def resnet18(**overrides) -> keras.Model:
+    """ResNet-18 for ImageNet, basic blocks: conv bias, projection only where the shape changes."""
+    return resnet_v1(18, **overrides)
+
+
+@register_model(
+    **_META,
+    params=21_823_208,
+    trainable=21_806_184,
+    non_trainable=17_024,
+    paper_macs=3.6e9,
+    paper_params=21.8e6,
+    paper_params_tol=0.05e6,
+)
+def resnet34(**overrides) -> keras.Model:
+    """ResNet-34 for ImageNet, basic blocks: conv bias, projection only where the shape changes."""
+    return resnet_v1(34, **overrides)
+
+
+@register_model(
+    **_META,
+    params=25_636_712,
+    trainable=25_583_592,
+    non_trainable=53_120,
+    paper_macs=3.8e9,
+    reference="ResNet50",
+    reference_overrides=KERAS,
+)
+def resnet50(**overrides) -> keras.Model:
+    """ResNet-50 for ImageNet, bottleneck blocks: article 002's strided 3x3 ('v1.5'); stride_on='1x1' for the paper's v1."""
+    return resnet_v1(50, **overrides)
+
+
+@register_model(
+    **_META,
+    params=44_707_176,
+    trainable=44_601_832,
+    non_trainable=105_344,
+    paper_macs=7.6e9,
+    reference="ResNet101",
+    reference_overrides=KERAS,
+)
+def resnet101(**overrides) -> keras.Model:
+    """ResNet-101 for ImageNet, bottleneck blocks: article 002's strided 3x3 ('v1.5'); stride_on='1x1' for the paper's v1."""
+    return resnet_v1(101, **overrides)
+
+
+@register_model(
+    **_META,
+    params=60_419_944,
+    trainable=60_268_520,
+    non_trainable=151_424,
+    paper_macs=11.3e9,
+    reference="ResNet152",
+    reference_overrides=KERAS,
+)
+def resnet152(**overrides) -> keras.Model:
+    """ResNet-152 for ImageNet, bottleneck blocks: article 002's strided 3x3 ('v1.5'); stride_on='1x1' for the paper's v1."""
+    return resnet_v1(152, **overrides)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from models.layers import check_args, classifier
-from models.registry import ModelArgumentError, register_model
+from models.layers import check_args, classifier, table_row
+from models.registry import register_model
 
 # depth -> (filters, number of 3x3 convs) per stage; every stage ends in a 2x2/2 max pool
 DEPTHS = {
@@ -20,6 +20,7 @@ DEPTHS = {
     19: ((64, 2), (128, 2), (256, 4), (512, 4), (512, 4)),
 }
 FC_UNITS = 4096
+WEIGHT_DECAY = None  # no regularizer in the model
 
 
 def vgg_stage(x, filters: int, convs: int, *, name: str):
@@ -39,14 +40,13 @@ def vgg(
 ) -> keras.Model:
     """A VGG network of ``depth`` weight layers (16 or 19) with its fully connected head."""
     name = name or f"vgg{depth}"
-    if depth not in DEPTHS:
-        raise ModelArgumentError(f"{name}: depth={depth!r} is invalid; valid: {', '.join(map(str, DEPTHS))}")
+    stages = table_row(DEPTHS, depth, name=name)
     # Five 'same' pools: any size works, but below 32 the last stages pool a 1x1 map.
     input_shape = check_args(input_shape, classes, min_size=32, name=name)
 
     inputs = keras.Input(shape=input_shape, name="input")
     x = inputs
-    for stage, (filters, convs) in enumerate(DEPTHS[depth], start=1):
+    for stage, (filters, convs) in enumerate(stages, start=1):
         x = vgg_stage(x, filters, convs, name=f"block{stage}")
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(FC_UNITS, activation="relu", name="fc1")(x)
@@ -55,19 +55,40 @@ def vgg(
     return keras.Model(inputs, outputs, name=name)
 
 
-_META = dict(family="vgg", source="article 002 (Simonyan & Zisserman 2014)", dataset="imagenet",
-             input_shape=(224, 224, 3), classes=1000)
+_META = dict(
+    family="vgg",
+    source="article 002 (Simonyan & Zisserman 2014)",
+    dataset="imagenet",
+    input_shape=(224, 224, 3),
+    classes=1000,
+    weight_decay=WEIGHT_DECAY,
+)
 
 
-@register_model(**_META, params=138_357_544, trainable=138_357_544, non_trainable=0,
-                paper_params=138e6, paper_params_tol=0.5e6, paper_macs=15.5e9, reference="VGG16")
+@register_model(
+    **_META,
+    params=138_357_544,
+    trainable=138_357_544,
+    non_trainable=0,
+    paper_params=138e6,
+    paper_params_tol=0.5e6,
+    paper_macs=15.5e9,
+    reference="VGG16",
+)
 def vgg16(**overrides) -> keras.Model:
     """VGG-16 (configuration D): 13 convs + 3 FC, = keras.applications.VGG16."""
     return vgg(16, **overrides)
 
 
-@register_model(**_META, params=143_667_240, trainable=143_667_240, non_trainable=0,
-                paper_params=144e6, paper_params_tol=0.5e6, reference="VGG19")
+@register_model(
+    **_META,
+    params=143_667_240,
+    trainable=143_667_240,
+    non_trainable=0,
+    paper_params=144e6,
+    paper_params_tol=0.5e6,
+    reference="VGG19",
+)
 def vgg19(**overrides) -> keras.Model:
     """VGG-19 (configuration E): 16 convs + 3 FC, = keras.applications.VGG19."""
     return vgg(19, **overrides)

@@ -13,7 +13,7 @@ def build():
     """``build(name, **overrides)``: a model built once per session and shared by the tests."""
     import models
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def cached(name, frozen):
         return models.create(name, **dict(frozen))
 

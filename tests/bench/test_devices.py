@@ -17,7 +17,7 @@ HAS_GPU = bool(tf.config.list_physical_devices("GPU"))
 
 def test_cpu_strategy_is_one_device_on_the_cpu():
     strategy = devices.strategy_for("cpu")
-    info = devices.describe_strategy(strategy)
+    info = devices.strategy_record(strategy)
     assert info["strategy"] == "OneDeviceStrategy" and info["replicas"] == 1
     assert info["devices"][0].endswith("CPU:0")
 

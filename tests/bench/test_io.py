@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from bench.errors import UsageError
-from bench.io import finite_or_none, read_json, write_json
+from bench.io import atomic_path, read_json, write_json
 
 
 def test_write_is_atomic_and_keeps_the_old_file_on_failure(tmp_path):
@@ -27,6 +27,15 @@ def test_read_errors_are_one_line_usage_errors(tmp_path):
         read_json(bad, what="result file")
 
 
-@pytest.mark.parametrize("value, expected", [(1, 1.0), ("2.5", 2.5), (math.nan, None), (math.inf, None), (None, None), ("x", None)])
-def test_finite_or_none(value, expected):
-    assert finite_or_none(value) == expected
+def test_atomic_path_keeps_the_old_file_when_the_writer_fails(tmp_path):
+    path = tmp_path / "plot.png"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(path, suffix=".png") as tmp:
+            assert tmp.suffix == ".png" and tmp.parent == tmp_path
+            tmp.write_bytes(b"half")
+            raise RuntimeError("writer died")
+    assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["plot.png"]
+    with atomic_path(path, suffix=".png") as tmp:
+        tmp.write_bytes(b"new")
+    assert path.read_bytes() == b"new"

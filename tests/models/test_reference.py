@@ -5,7 +5,9 @@ keras.applications model (``weights=None``, nothing downloaded) into
 ``spec.create(**spec.reference_overrides)`` must give the same logits on the same batch. The
 reference's weights are made non-trivial first (see ``_randomise``), so that a mismatched BN
 epsilon, a swapped layer, a missing bias or a ReLU in place of a ReLU6 shows in the outputs.
-Inputs are 32x32, the smallest keras.applications accepts, to keep the file fast.
+Inputs are 32x32, the smallest keras.applications accepts, to keep the file fast. The smallest
+referenced model of each family runs in the fast set; its larger siblings (resnet101, vgg19 ...)
+repeat the same blocks more times and run under the ``slow`` marker.
 """
 
 from __future__ import annotations
@@ -24,13 +26,18 @@ BATCH = 2
 ATOL = 1e-4
 MUST_HAVE_REFERENCE = {"vgg16", "vgg19", "resnet50", "resnet101", "resnet152", "mobilenet_keras"}
 REFERENCED = [name for name in models.list_models() if models.get_spec(name).reference]
+# list_models' natural order puts each family's smallest depth first
+FIRST_OF_FAMILY = {models.get_spec(name).family: name for name in reversed(REFERENCED)}.values()
 EXTRA = [  # options and an odd input size (keras pads strided depthwise convs bottom/right only)
-    pytest.param("mobilenet_keras", {"alpha": 0.5, "depth_multiplier": 2, "input_shape": (35, 35, 3)},
-                 id="mobilenet_keras-alpha0.5-dm2-35px"),
+    pytest.param(
+        "mobilenet_keras",
+        {"alpha": 0.5, "depth_multiplier": 2, "input_shape": (35, 35, 3)},
+        id="mobilenet_keras-alpha0.5-dm2-35px",
+    ),
 ]
 # resnet50 last, so that its cached reference is still there for the stride-placement test below
 CASES = EXTRA + [
-    pytest.param(name, {}, id=name)
+    pytest.param(name, {}, id=name, marks=[] if name in FIRST_OF_FAMILY else [pytest.mark.slow])
     for name in sorted(REFERENCED, key=lambda n: n == "resnet50")
 ]
 
@@ -99,7 +106,9 @@ def test_matches_keras_applications(name, overrides):
     assert ours.count_params() == ref.count_params()
     expected, got = _logits(ref, x), _logits(ours, x)
     assert expected.shape == got.shape == (BATCH, models.get_spec(name).classes)
-    assert np.median(np.std(expected, axis=0)) > 100 * ATOL, "logits that ignore the input would make the comparison vacuous"
+    assert np.median(np.std(expected, axis=0)) > 100 * ATOL, (
+        "logits that ignore the input would make the comparison vacuous"
+    )
     np.testing.assert_allclose(got, expected, rtol=0, atol=ATOL)
 
 

@@ -1,0 +1,65 @@
+"""``python -m bench baselines show|update``: the only way baselines.json changes.
+
+``update`` reads result files, lets each section's owner turn them into entries (throughput:
+pytest-benchmark JSON, via ``bench.regression.throughput``; accuracy: training results, via ``bench.regression.accuracy``),
+prints the diff and writes atomically. ``--dry-run`` prints the diff only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+
+from bench.errors import UsageError
+from bench.io import read_json
+from bench.regression import baselines
+
+# section -> (module providing `is_result(doc)` and `baseline_entries(docs, args)`)
+OWNERS = {"throughput": "bench.regression.throughput", "accuracy": "bench.regression.accuracy"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["show", "update"], help="show the file, or update it from results")
+    parser.add_argument("results", nargs="*", help="result JSON files (update)")
+    parser.add_argument(
+        "--baselines", default=str(baselines.DEFAULT_PATH), help="baselines file (default: %(default)s)"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the diff without writing")
+    parser.add_argument(
+        "--tolerance", default=None, help="rule for new entries, e.g. 'throughput:-5%%' or 'top1:-1.5pt'"
+    )
+    parser.add_argument(
+        "--provenance", default=None, help="free text stored with new entries (where the numbers came from)"
+    )
+    parser.add_argument(
+        "--reported",
+        action="store_true",
+        help="update: also store the articles' reported accuracies as full-budget entries (measured: false)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "show":
+        print(json.dumps(baselines.load(args.baselines), indent=2))
+        return 0
+    if not args.results and not args.reported:
+        raise UsageError("baselines update needs at least one result file (or --reported)")
+    by_section: dict[str, list[tuple[str, dict]]] = {}
+    if args.reported:
+        from bench.regression.accuracy import reported_documents
+
+        by_section["accuracy"] = [(f"reported figure of {doc['recipe']}", doc) for doc in reported_documents()]
+    for path in args.results:
+        doc = read_json(path, what="result file")
+        section = next((s for s, mod in OWNERS.items() if importlib.import_module(mod).is_result(doc)), None)
+        if section is None:
+            raise UsageError(f"{path!r} is neither a throughput (pytest-benchmark) nor a training result file")
+        by_section.setdefault(section, []).append((path, doc))
+    for section, docs in by_section.items():
+        entries = importlib.import_module(OWNERS[section]).baseline_entries(docs, args)
+        diff = baselines.update(args.baselines, section, entries, dry_run=args.dry_run)
+        print("\n".join(diff) if diff else f"{section}: no change")
+    if args.dry_run:
+        print("(dry run: nothing written)")
+    return 0

@@ -1,0 +1,45 @@
+"""``python -m bench compare SAVED.json``: judge a throughput run against baselines.json; exit 1 on a regression.
+
+The rule is ``bench.regression.throughput``'s; this module only reads the files and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from bench.errors import UsageError
+from bench.regression import baselines, rules
+from bench.regression.throughput import judge_all, load_result, results, validate_entries
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "results",
+        nargs="+",
+        help="saved throughput JSON files (python -m bench throughput or pytest bench/throughput/suite)",
+    )
+    parser.add_argument(
+        "--baselines", default=str(baselines.DEFAULT_PATH), help="baselines file (default: %(default)s)"
+    )
+    parser.add_argument("--tolerance", default=None, help="override every entry's rule, e.g. 'throughput:-10%%'")
+    parser.add_argument(
+        "--alpha", type=float, default=rules.ALPHA, help="significance level of the rank test (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--device-class", default=None, help="judge against this device class's baselines instead of the run's own"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 0 < args.alpha < 1:
+        raise UsageError(f"--alpha {args.alpha} is invalid; expected 0 < alpha < 1")
+    base = validate_entries(baselines.section(args.baselines, "throughput"), args.baselines)
+    current = []
+    for path in args.results:
+        current += results(load_result(path), device_class=args.device_class)
+    findings = judge_all(current, base, rule_override=args.tolerance, alpha=args.alpha)
+    print(rules.format_table(findings))
+    code = rules.exit_code(findings)
+    failed = sum(f.failed for f in findings)
+    print(f"\n{len(findings)} benchmark(s), {failed} failing: {'FAIL' if code else 'OK'}")
+    return code

@@ -1,0 +1,35 @@
+"""``python -m bench gate RESULTS...``: training results against baselines.json's accuracy entries; exit 1 on any
+regression, error, NaN or missing baseline. The rule is ``bench.regression.accuracy``'s."""
+
+from __future__ import annotations
+
+import argparse
+
+from bench.io import write_json
+from bench.regression import baselines
+from bench.regression.accuracy import gate
+from bench.regression.rules import exit_code, format_table
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", nargs="+", help="training result JSON files or directories holding them")
+    parser.add_argument(
+        "--baselines", default=str(baselines.DEFAULT_PATH), help="baselines file (default: %(default)s)"
+    )
+    parser.add_argument("--json", default=None, metavar="FILE", help="also write the findings as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    findings = gate(args.results, args.baselines)
+    if not findings:
+        print(f"gate: no training results found in {' '.join(args.results)}: FAIL")
+        return 1
+    print(format_table(findings))
+    counts: dict[str, int] = {}
+    for f in findings:
+        counts[f.verdict.value] = counts.get(f.verdict.value, 0) + 1
+    code = exit_code(findings)
+    print(f"gate: {', '.join(f'{n} {v}' for v, n in sorted(counts.items()))}: {'FAIL' if code else 'PASS'}")
+    if args.json:
+        write_json(args.json, {"findings": [f.to_dict() for f in findings], "exit_code": code})
+    return code

@@ -1,0 +1,35 @@
+"""``python -m bench throughput``: images per second of each model, trained and inferred, per device.
+
+This runs the pytest-benchmark suite in ``bench/throughput/suite``, so pytest-benchmark's storage,
+``--benchmark-compare``, histograms and JSON work as usual; give its options after ``--``:
+``python -m bench throughput --device gpu --models 'resnet*' -- --benchmark-autosave``. The plan is
+resolved and the device opened here, once; a bad option or a missing device ends the command with
+one line before pytest starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from bench.throughput.plan import OPTIONS, SUITE_DIR, dest, resolve
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    for flag, kwargs in OPTIONS.items():
+        parser.add_argument(flag, dest=dest(flag), **kwargs)
+    parser.add_argument(
+        "pytest_args",
+        nargs="*",
+        metavar="-- PYTEST_ARGS",
+        help="after --: options for pytest and pytest-benchmark (e.g. --benchmark-autosave, --benchmark-compare)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import pytest
+
+    from bench.throughput.plugin import ThroughputPlugin, open_session
+
+    plan = resolve({dest(flag): getattr(args, dest(flag)) for flag in OPTIONS})
+    session = open_session(plan)
+    return int(pytest.main([str(SUITE_DIR), *args.pytest_args], plugins=[ThroughputPlugin(plan, session)]))

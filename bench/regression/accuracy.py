@@ -1,0 +1,343 @@
+"""``python -m bench gate RESULTS...``: the accuracy gate against baselines.json's ``accuracy`` section.
+
+Each training result (``bench.training.loop``) is keyed by recipe, dataset, budget and device class,
+``"smoke_resnet20_cifar10_jpeg|cifar10_jpeg|epochs=3|cpu"``, and judged with ``bench.regression.rules`` on
+its top-1 against the entry's mean and tolerance. The device class of a budget in epochs or
+steps is the device kind (cpu, gpu, tpu: the same work gives the same accuracy up to numerics);
+a minutes budget depends on the hardware's speed, so its key uses the full device class
+(``cpu:AMD EPYC 7B13 x2``). Entries with device ``*`` (the articles' figures) match any device.
+
+An entry::
+
+    {"recipe": ..., "dataset": ..., "budget": "epochs=3", "device": "cpu", "metric": "top1",
+     "mean": 74.9, "std": 0.4, "n": 3, "samples": {"1": 75.1, ...}, "tolerance": "top1:-1.2pt",
+     "provenance": "...", "measured": true, "environment": "...", "commit": "...", "updated": "..."}
+
+Verdicts: pass, regression, improvement, no baseline, error (a failed, NaN or partially
+evaluated run, or an unreadable result file). Any regression, error or missing baseline fails
+(exit 1). A corrupt or schema-invalid baselines.json is a one-line error (exit 2), never a pass.
+"""
+
+from __future__ import annotations
+
+import datetime
+import statistics
+import sys
+from pathlib import Path
+
+from bench.errors import BaselinesError, UsageError
+from bench.io import read_json
+from bench.regression import baselines
+from bench.regression.rules import ACCURACY_METRIC, Finding, Rule, Verdict, accuracy_tolerance, judge
+from bench.stats import finite
+
+SECTION = "accuracy"
+METRIC = ACCURACY_METRIC
+RESULT_KINDS = ("bench.train", "bench.reported")
+ANY_DEVICE = "*"
+
+
+# ---------------------------------------------------------------------------------------------
+# Keys and entries
+
+
+def is_result(doc) -> bool:
+    """A training result (``bench.train``) or a reported figure with provenance (``bench.reported``)."""
+    return isinstance(doc, dict) and doc.get("kind") in RESULT_KINDS
+
+
+def device_key(doc: dict) -> str:
+    """The device part of a result's key: the kind for work budgets, the full class for time budgets."""
+    if doc.get("kind") == "bench.reported":
+        return ANY_DEVICE
+    if str(doc.get("budget", "")).startswith("minutes="):
+        return str(doc.get("device_class") or doc.get("device"))
+    return str(doc.get("device"))
+
+
+def key_of(doc: dict) -> str:
+    return "|".join((str(doc.get("recipe")), str(doc.get("dataset")), str(doc.get("budget")), device_key(doc)))
+
+
+def lookup(entries: dict, key: str) -> tuple[str, dict] | tuple[None, None]:
+    """The entry for ``key``, else the device-agnostic one (``...|*``)."""
+    if key in entries:
+        return key, entries[key]
+    wildcard = "|".join(key.split("|")[:3] + [ANY_DEVICE])
+    if wildcard in entries:
+        return wildcard, entries[wildcard]
+    return None, None
+
+
+def validate_entry(key: str, entry: dict, where: str = "baselines.json") -> dict:
+    """Check one accuracy entry's schema; any problem is a ``BaselinesError`` naming it."""
+
+    def bad(msg: str):
+        raise BaselinesError(f"{where}: accuracy entry {key!r} {msg}")
+
+    if not isinstance(entry, dict):
+        bad("must be an object")
+    for field in ("recipe", "dataset", "budget", "device", "provenance"):
+        if not isinstance(entry.get(field), str) or not entry[field]:
+            bad(f"needs a non-empty string {field!r}")
+    expected_key = "|".join((entry["recipe"], entry["dataset"], entry["budget"], entry["device"]))
+    if key != expected_key:
+        bad(f"does not match its fields (they give {expected_key!r})")
+    if entry.get("metric", METRIC) != METRIC:
+        bad(f"has metric {entry.get('metric')!r}; the accuracy gate compares {METRIC!r}")
+    mean = entry.get("mean")
+    if not (finite(mean) is not None) or not 0.0 <= mean <= 100.0:
+        bad(f"has mean {mean!r}; expected a top-1 percentage in [0, 100]")
+    n = entry.get("n")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        bad(f"has n {n!r}; expected a positive count of runs")
+    std = entry.get("std")
+    if n >= 2 and (not (finite(std) is not None) or std < 0):
+        bad(f"has std {std!r}; expected a non-negative number for n={n}")
+    if n == 1 and std is not None and (not (finite(std) is not None) or std < 0):
+        bad(f"has std {std!r}; expected null or a non-negative number")
+    try:
+        Rule.parse_for(str(entry.get("tolerance")), metric=METRIC, unit="pt")
+    except UsageError as e:
+        bad(f"has an invalid tolerance: {e}")
+    if not isinstance(entry.get("measured"), bool):
+        bad("needs 'measured': true (from runs) or false (a reported figure)")
+    return entry
+
+
+def load_entries(path: str | Path) -> dict:
+    """The validated accuracy section of ``path``."""
+    entries = baselines.section(path, SECTION)
+    for key, entry in entries.items():
+        validate_entry(key, entry, where=str(path))
+    return entries
+
+
+# ---------------------------------------------------------------------------------------------
+# The gate
+
+
+def judge_result(doc: dict, entries: dict, *, source: str = "") -> Finding:
+    """One finding for one training result."""
+    key = key_of(doc)
+    matched, entry = lookup(entries, key)
+    rule = Rule.parse(entry["tolerance"]) if entry else Rule.parse(f"{METRIC}:-0pt")
+    current = doc.get(METRIC)
+    notes = []
+    if doc.get("modified"):
+        notes.append(f"modified recipe ({', '.join(doc['modified'])})")
+    error = None
+    if doc.get("kind") != "bench.train":
+        error = f"{source or 'file'} is a {doc.get('kind')}, not a training result"
+    elif doc.get("status") != "ok":
+        error = f"run failed: {doc.get('error') or doc.get('status')}"
+    elif finite(current) is None:
+        error = f"{METRIC} is {current!r}, not a finite number"
+    else:
+        expected = _test_split_size(doc.get("dataset"))
+        if expected is not None and doc.get("test_examples") != expected:
+            error = (
+                f"evaluated on {doc.get('test_examples')} of the {expected} test images; the gate needs the whole split"
+            )
+    if entry and not error:
+        std, n = entry.get("std"), entry["n"]
+        if (finite(std) is not None) and std > 0 and n >= 2:
+            notes.append(f"z {(current - entry['mean']) / std:+.1f} vs {n} seeds (std {std:.2f}pt)")
+        else:
+            notes.append(f"n={n}")
+        if not entry["measured"]:
+            notes.append("reported baseline: " + entry["provenance"][:60])
+        if matched != key:
+            notes.append(f"matched {matched}")
+    return judge(key, rule, finite(current), entry["mean"] if entry else None, error=error, note="; ".join(notes))
+
+
+def _test_split_size(dataset) -> int | None:
+    from bench.training.data import DATASETS
+
+    return DATASETS[dataset].splits["test"] if dataset in DATASETS else None  # mock sets: whatever was mocked
+
+
+def collect(paths: list[str]) -> list[tuple[str, dict | None, str | None]]:
+    """(path, document or None, error) for every result file named or found in a named directory."""
+    found: list[tuple[str, dict | None, str | None]] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            files = sorted(f for f in path.glob("*.json") if not f.name.startswith("."))
+            explicit = False
+        elif path.exists():
+            files, explicit = [path], True
+        else:
+            raise UsageError(f"result path {p!r} does not exist")
+        for f in files:
+            try:
+                doc = read_json(f, what="result file")
+            except UsageError as e:
+                found.append((str(f), None, str(e)))
+                continue
+            if is_result(doc) and doc.get("kind") == "bench.train":
+                found.append((str(f), doc, None))
+            elif explicit:
+                found.append(
+                    (
+                        str(f),
+                        None,
+                        f"{str(f)!r} is not a training result (kind {doc.get('kind') if isinstance(doc, dict) else type(doc).__name__!r})",
+                    )
+                )
+    return found
+
+
+def gate(paths: list[str], baselines_path: str | Path) -> list[Finding]:
+    entries = load_entries(baselines_path)
+    findings = []
+    for path, doc, error in collect(paths):
+        if doc is None:
+            findings.append(
+                Finding(key=Path(path).name, metric=METRIC, verdict=Verdict.ERROR, reason=error or "unreadable")
+            )
+        else:
+            findings.append(judge_result(doc, entries, source=path))
+    return findings
+
+
+# ---------------------------------------------------------------------------------------------
+# Baselines from results (``python -m bench baselines update``)
+
+
+def baseline_entries(docs: list[tuple[str, dict]], args) -> dict[str, dict]:
+    """Aggregate results into entries, one per key: mean, sample std and count over seeds, and a
+    tolerance from the seeds' prediction interval (``rules.accuracy_tolerance``; ``--tolerance``
+    overrides; fewer than 3 seeds: the recipe's). Seeds the recipe was designed on are refused."""
+    groups: dict[str, list[tuple[str, dict]]] = {}
+    for path, doc in docs:
+        if doc.get("kind") == "bench.train":
+            _check_baseline_run(path, doc)
+        groups.setdefault(key_of(doc), []).append((path, doc))
+    tolerance = (
+        str(Rule.parse_for(args.tolerance, metric=METRIC, unit="pt")) if getattr(args, "tolerance", None) else None
+    )
+    provenance = getattr(args, "provenance", None)
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    entries = {}
+    for key, group in groups.items():
+        if group[0][1].get("kind") == "bench.reported":
+            if len(group) > 1:
+                raise UsageError(f"{len(group)} reported figures for {key!r}; give one")
+            entry = _reported_entry(group[0][1], tolerance, provenance)
+        elif any(d.get("kind") != "bench.train" for _, d in group):
+            raise UsageError(f"{key!r}: do not mix reported figures with measured results")
+        else:
+            entry = _measured_entry(key, [d for _, d in group], tolerance, provenance)
+        entries[key] = validate_entry(key, {**entry, "updated": now}, where="update")
+    return entries
+
+
+def _check_baseline_run(path: str, doc: dict) -> None:
+    """A training result may become a baseline only if it succeeded, ran the recipe as registered
+    and was evaluated on the whole test split."""
+    if doc.get("status") != "ok" or finite(doc.get(METRIC)) is None:
+        raise UsageError(f"{path!r} is a failed run ({doc.get('error') or doc.get('status')}); it cannot be a baseline")
+    if doc.get("modified"):
+        raise UsageError(
+            f"{path!r} ran a modified recipe ({', '.join(doc['modified'])}); baselines come from unmodified recipes"
+        )
+    expected = _test_split_size(doc.get("dataset"))
+    if expected is not None and doc.get("test_examples") != expected:
+        raise UsageError(
+            f"{path!r} evaluated {doc.get('test_examples')} of {expected} test images; baselines need the whole split"
+        )
+
+
+def _reported_entry(doc: dict, tolerance: str | None, provenance: str | None) -> dict:
+    return {
+        "recipe": doc["recipe"],
+        "dataset": doc["dataset"],
+        "budget": doc["budget"],
+        "device": ANY_DEVICE,
+        "metric": METRIC,
+        "mean": float(doc[METRIC]),
+        "std": None,
+        "n": 1,
+        "samples": {},
+        "tolerance": tolerance or doc["tolerance"],
+        "measured": False,
+        "provenance": provenance or doc["provenance"],
+    }
+
+
+def _measured_entry(key: str, runs: list[dict], tolerance: str | None, provenance: str | None) -> dict:
+    """Mean, std and the per-seed samples of ``runs`` (one recipe, dataset, budget and device), with
+    the tolerance and where every number came from."""
+    from bench.environment import machine_line
+    from bench.training import recipes
+
+    first = runs[0]
+    seeds = [d.get("seed") for d in runs]
+    if len(set(seeds)) != len(seeds):
+        raise UsageError(
+            f"{key!r}: seed(s) {sorted({s for s in seeds if seeds.count(s) > 1})} given twice; each seed once"
+        )
+    recipe = recipes.RECIPES.get(first["recipe"])
+    design = list(recipe.design_seeds) if recipe else []
+    if set(seeds) & set(design):
+        raise UsageError(
+            f"{key!r}: seed(s) {sorted(set(seeds) & set(design))} were used to design {first['recipe']} "
+            f"(design seeds {design}); a baseline needs seeds the recipe was not tuned on"
+        )
+    values = [float(d[METRIC]) for d in runs]
+    n = len(values)
+    tol, method = accuracy_tolerance(values) if n >= 3 and not tolerance else (tolerance, {})
+    if tol is None:
+        tol = recipe.tolerance if recipe else f"{METRIC}:-1pt"
+        print(
+            f"warning: {key}: only {n} run(s); tolerance {tol} from the recipe, not from the seeds' spread",
+            file=sys.stderr,
+        )
+    machine = first.get("machine_info") or {}
+    where = machine_line(machine) if machine else "unknown machine"
+    by_seed = sorted(zip(seeds, values, runs), key=lambda t: t[0])
+    return {
+        "recipe": first["recipe"],
+        "dataset": first["dataset"],
+        "budget": first["budget"],
+        "device": device_key(first),
+        "metric": METRIC,
+        "mean": round(statistics.fmean(values), 4),
+        "std": round(statistics.stdev(values), 4) if n >= 2 else None,
+        "n": n,
+        "samples": {str(s): round(v, 4) for s, v, _ in by_seed},
+        "wall_time_s": {str(s): d.get("wall_time_s") for s, _, d in by_seed},
+        "tolerance": tol,
+        "measured": True,
+        "provenance": provenance
+        or (f"measured: {n} seed(s) {sorted(seeds)} with bench train, {where}; design seeds {design} excluded"),
+        "tolerance_method": method.get("tolerance_method"),
+        "shapiro_p": method.get("shapiro_p"),
+        "design_seeds": design,
+        "environment": machine_line(machine) if machine else None,
+        "commit": (first.get("commit_info") or {}).get("id"),
+    }
+
+
+def reported_documents() -> list[dict]:
+    """The articles' accuracies as ``bench.reported`` documents (one per recipe with a ``reported``
+    figure), for ``baselines update`` to store as the initial full-budget entries."""
+    from bench.training import recipes
+
+    docs = []
+    for r in recipes.RECIPES.values():
+        if r.reported:
+            docs.append(
+                {
+                    "kind": "bench.reported",
+                    "recipe": r.name,
+                    "dataset": r.dataset,
+                    "budget": str(r.full()),
+                    METRIC: r.reported["top1"],
+                    "tolerance": r.tolerance,
+                    "provenance": f"reported, not measured: {r.reported['provenance']}",
+                }
+            )
+    return docs

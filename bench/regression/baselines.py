@@ -1,0 +1,69 @@
+"""baselines.json: the recorded numbers every gate compares against.
+
+Top level: ``{"schema": 1, "throughput": {...}, "accuracy": {...}}``. Each section maps a key to
+an entry; the section's owner (``bench.regression.throughput`` for throughput, ``bench.regression.accuracy`` for
+accuracy) validates its entries. Baselines change only through ``python -m bench baselines
+update``; nothing else writes this file, and every write is atomic.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.environment import REPO_ROOT
+from bench.errors import BaselinesError, UsageError
+from bench.io import read_json, write_json
+
+SCHEMA = 1
+SECTIONS = ("throughput", "accuracy")
+DEFAULT_PATH = REPO_ROOT / "baselines.json"
+
+
+def load(path: str | Path = DEFAULT_PATH) -> dict:
+    """The whole file, validated at the top level; any problem is a ``BaselinesError``."""
+    try:
+        data = read_json(path, what="baselines file")
+    except UsageError as e:
+        raise BaselinesError(str(e)) from None
+    if not isinstance(data, dict):
+        raise BaselinesError(f"baselines file {str(path)!r} must hold a JSON object, not {type(data).__name__}")
+    if data.get("schema") != SCHEMA:
+        raise BaselinesError(
+            f"baselines file {str(path)!r} has schema {data.get('schema')!r}; this harness reads schema {SCHEMA}"
+        )
+    unknown = set(data) - {"schema", *SECTIONS}
+    if unknown:
+        raise BaselinesError(
+            f"baselines file {str(path)!r} has unknown section(s) {sorted(unknown)}; valid: {list(SECTIONS)}"
+        )
+    for section in SECTIONS:
+        entries = data.setdefault(section, {})
+        if not isinstance(entries, dict) or not all(isinstance(v, dict) for v in entries.values()):
+            raise BaselinesError(f"baselines file {str(path)!r}: section {section!r} must map keys to objects")
+    return data
+
+
+def section(path: str | Path, name: str) -> dict:
+    """One section's entries."""
+    return load(path)[name]
+
+
+def update(path: str | Path, name: str, entries: dict[str, dict], *, dry_run: bool = False) -> list[str]:
+    """Merge ``entries`` into section ``name`` and write atomically; returns a readable diff."""
+    if name not in SECTIONS:
+        raise UsageError(f"baselines section {name!r} is invalid; valid: {list(SECTIONS)}")
+    path = Path(path)
+    data = load(path) if path.exists() else {"schema": SCHEMA, **{s: {} for s in SECTIONS}}
+    old = data[name]
+    diff = []
+    for key, entry in sorted(entries.items()):
+        if key not in old:
+            diff.append(f"+ {name}/{key}: {json.dumps(entry, sort_keys=True)}")
+        elif old[key] != entry:
+            diff.append(f"- {name}/{key}: {json.dumps(old[key], sort_keys=True)}")
+            diff.append(f"+ {name}/{key}: {json.dumps(entry, sort_keys=True)}")
+    if not dry_run and diff:
+        data[name] = {**old, **entries}
+        write_json(path, data)
+    return diff

@@ -1,0 +1,199 @@
+"""The regression rule, in one place: rules, their defaults, how tolerances are set, and the verdict.
+
+The verdict is a pure function of (current value, baseline value, rule) returning a finding; it
+never builds or runs a model. Rules carry their direction and tolerance compactly:
+``"throughput:-5%"`` (a relative drop of more than 5 % fails; higher is better) or
+``"top1:-0.5pt"`` (an absolute drop of more than half a point fails). A ``+`` sign
+(``"latency:+5%"``) means lower is better. Missing, errored or NaN values never pass.
+
+Where each gate's numbers come from:
+
+- throughput (``bench.regression.throughput``): a drop beyond ``THROUGHPUT_RULE`` (or the entry's
+  rule) that a one-sided rank test over the rounds also finds significant at ``ALPHA``;
+- accuracy (``bench.regression.accuracy``): a drop beyond the entry's tolerance, which a measured
+  baseline sets from its seeds by ``accuracy_tolerance`` (a prediction interval at ``FALSE_ALARM``),
+  and a reported one takes from its recipe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import re
+from collections.abc import Iterable
+
+from bench.errors import UsageError
+from bench.stats import finite
+
+
+class Verdict(str, enum.Enum):
+    PASS = "pass"
+    IMPROVEMENT = "improvement"
+    REGRESSION = "regression"
+    NO_BASELINE = "no baseline"
+    ERROR = "error"
+
+
+FAILING = frozenset({Verdict.REGRESSION, Verdict.NO_BASELINE, Verdict.ERROR})
+
+THROUGHPUT_RULE = "throughput:-5%"  # images/s: a drop of more than 5 % ...
+ALPHA = 0.01  # ... that the one-sided rank test over rounds finds significant (p < ALPHA)
+ACCURACY_METRIC = "top1"
+# A measured accuracy baseline's tolerance: the two-sided prediction interval for one new,
+# unchanged run, at this false-alarm rate for one neutral change (bench.stats.prediction_halfwidth).
+FALSE_ALARM = 0.001
+
+_RULE = re.compile(r"^(?P<metric>[A-Za-z_][\w.]*):(?P<sign>[-+])(?P<tol>\d+(\.\d+)?)(?P<unit>%|pt)$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """A metric, how far it may move the wrong way, and which way is wrong."""
+
+    metric: str
+    tolerance: float
+    unit: str  # "%" relative to the baseline, "pt" absolute (percentage points for accuracies)
+    higher_is_better: bool = True
+
+    @classmethod
+    def parse(cls, text: str) -> Rule:
+        m = _RULE.match(text.strip())
+        if not m:
+            raise UsageError(
+                f"rule {text!r} is invalid; expected METRIC:-N% or METRIC:-Npt (e.g. 'throughput:-5%', 'top1:-0.5pt')"
+            )
+        return cls(m["metric"], float(m["tol"]), m["unit"], higher_is_better=m["sign"] == "-")
+
+    @classmethod
+    def parse_for(cls, text: str, *, metric: str, unit: str) -> Rule:
+        """``parse``, and check that the rule is ``METRIC:-N<unit>`` (higher is better)."""
+        rule = cls.parse(text)
+        if rule.metric != metric or rule.unit != unit or not rule.higher_is_better:
+            raise UsageError(f"rule {text!r} is invalid here; expected '{metric}:-N{unit}' (higher is better)")
+        return rule
+
+    def __str__(self) -> str:
+        return f"{self.metric}:{'-' if self.higher_is_better else '+'}{self.tolerance:g}{self.unit}"
+
+    def change(self, current: float, baseline: float) -> float:
+        """Signed change in the rule's unit, positive meaning better."""
+        delta = current - baseline if self.higher_is_better else baseline - current
+        if self.unit == "%":
+            return 100.0 * delta / abs(baseline) if baseline else math.copysign(math.inf, delta) if delta else 0.0
+        return delta
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    key: str
+    metric: str
+    verdict: Verdict
+    current: float | None = None
+    baseline: float | None = None
+    change: float | None = None
+    unit: str = ""
+    reason: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict in FAILING
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["verdict"] = self.verdict.value
+        return d
+
+
+def judge(
+    key: str,
+    rule: Rule,
+    current: float | None,
+    baseline: float | None,
+    *,
+    error: str | None = None,
+    significant: bool | None = None,
+    note: str = "",
+) -> Finding:
+    """One verdict. ``significant`` is the caller's test of whether the difference exceeds the
+    noise (None: no test available, the tolerance alone decides). A change beyond the tolerance
+    that is not significant passes, and the reason says so."""
+    base = dict(key=key, metric=rule.metric, unit=rule.unit)
+    if error:
+        return Finding(
+            **base,
+            verdict=Verdict.ERROR,
+            current=current if (finite(current) is not None) else None,
+            baseline=baseline if (finite(baseline) is not None) else None,
+            reason=error,
+        )
+    if not (finite(current) is not None):
+        return Finding(
+            **base,
+            verdict=Verdict.ERROR,
+            baseline=baseline if (finite(baseline) is not None) else None,
+            reason=f"current {rule.metric} is {current!r}, not a finite number",
+        )
+    if baseline is None:
+        return Finding(**base, verdict=Verdict.NO_BASELINE, current=current, reason="no baseline entry for this key")
+    if not (finite(baseline) is not None):
+        return Finding(**base, verdict=Verdict.ERROR, current=current, reason=f"baseline {rule.metric} is {baseline!r}")
+    change = rule.change(current, baseline)
+    found = dict(base, current=current, baseline=baseline, change=change)
+    suffix = f"; {note}" if note else ""
+    if change < -rule.tolerance:
+        if significant is False:
+            return Finding(**found, verdict=Verdict.PASS, reason=f"drop beyond {rule} but not significant{suffix}")
+        return Finding(**found, verdict=Verdict.REGRESSION, reason=f"drop beyond {rule}{suffix}")
+    if change > rule.tolerance and significant is not False:
+        return Finding(**found, verdict=Verdict.IMPROVEMENT, reason=f"gain beyond {rule}{suffix}")
+    return Finding(**found, verdict=Verdict.PASS, reason=f"within {rule}{suffix}")
+
+
+def accuracy_tolerance(values) -> tuple[str, dict]:
+    """The tolerance rule of a measured accuracy baseline from its per-seed values (>= 3), and how it
+    was set: the two-sided prediction interval for one new seed at ``FALSE_ALARM``, rounded up."""
+    from bench.stats import prediction_halfwidth
+
+    interval = prediction_halfwidth(values, FALSE_ALARM)
+    n = interval["n"]
+    method = (
+        f"two-sided {100 * (1 - FALSE_ALARM):g}% prediction interval for one new seed: "
+        f"t({1 - FALSE_ALARM / 2:g}, {n - 1}) = {interval['t']:.2f} x std x sqrt(1 + 1/{n})"
+    )
+    rule = f"{ACCURACY_METRIC}:-{math.ceil(interval['halfwidth'] * 100) / 100:g}pt"
+    return rule, {
+        "tolerance_method": method,
+        "shapiro_p": None if interval["shapiro_p"] is None else round(interval["shapiro_p"], 4),
+    }
+
+
+def exit_code(findings: Iterable[Finding]) -> int:
+    """1 if anything failed or there was nothing to judge, else 0."""
+    findings = list(findings)
+    return 1 if not findings or any(f.failed for f in findings) else 0
+
+
+def format_table(findings: Iterable[Finding]) -> str:
+    """A plain-text table of verdicts, widest key first column."""
+    rows = [("key", "metric", "current", "baseline", "change", "verdict", "why")]
+    for f in findings:
+        rows.append(
+            (
+                f.key,
+                f.metric,
+                _num(f.current),
+                _num(f.baseline),
+                "" if f.change is None else f"{f.change:+.2f}{f.unit}",
+                f.verdict.value.upper(),
+                f.reason,
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  " + r[-1] for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * 3)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4g}" if abs(x) < 1e4 else f"{x:,.0f}"

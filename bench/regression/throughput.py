@@ -1,0 +1,199 @@
+"""``python -m bench compare SAVED.json``: judge a throughput run against baselines.json.
+
+Baselines' throughput section is keyed ``<device class>/<benchmark id>``, e.g.
+``cpu:AMD EPYC x2/resnet20-train-bs128-fp32-xla_off-synthetic``; each entry holds the median
+images/s, the per-round samples behind it, and its rule (``throughput:-5%`` unless updated with
+``--tolerance``). A benchmark regresses only when its median drops by more than the tolerance AND
+a one-sided Mann-Whitney U test on the per-round images/s of both runs finds the drop significant
+(p < ``--alpha``); the bootstrap interval of the ratio of medians is shown beside the verdict.
+Improvements need the same significance. Missing baselines, errored (out-of-memory) results and
+corrupt files fail. Exit 1 on any failure, 0 otherwise; a table of verdicts is printed.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from bench import stats
+from bench.errors import BaselinesError, UsageError
+from bench.io import read_json
+from bench.regression import rules
+from bench.stats import finite
+
+
+def is_result(doc) -> bool:
+    """Whether ``doc`` is a throughput result file (pytest-benchmark JSON written by bench/throughput/suite)."""
+    return (
+        isinstance(doc, dict)
+        and isinstance(doc.get("benchmarks"), list)
+        and isinstance(doc.get("harness"), dict)
+        and doc["harness"].get("kind") == "throughput"
+    )
+
+
+def _rule(text: str | None) -> rules.Rule:
+    return rules.Rule.parse_for(text or rules.THROUGHPUT_RULE, metric="throughput", unit="%")
+
+
+def load_result(path: str) -> dict:
+    """A saved throughput result file; anything else is a one-line ``UsageError``."""
+    doc = read_json(path, what="result file")
+    if not is_result(doc):
+        raise UsageError(f"{path!r} is not a throughput result (pytest-benchmark JSON from bench/throughput/suite)")
+    return doc
+
+
+def _device_class(doc: dict, extra: dict) -> str:
+    dc = extra.get("device_class") or (doc.get("harness") or {}).get("device_class")
+    if not isinstance(dc, str) or not dc:
+        raise UsageError("result has no device_class; was it written by bench/throughput/suite?")
+    return dc
+
+
+def _samples(values) -> list[float] | None:
+    if not isinstance(values, list):
+        return None
+    out = [finite(v) for v in values]
+    return out if all(v is not None and v > 0 for v in out) else None
+
+
+def results(doc: dict, *, device_class: str | None = None) -> list[dict]:
+    """Flat results of one file: ``{"key", "median", "samples", "noisy", "error"}`` per benchmark,
+    errored ones included."""
+    out = []
+    for b in doc.get("benchmarks", []):
+        extra = b.get("extra_info") or {}
+        ips = extra.get("images_per_s") or {}
+        bid = extra.get("id") or b.get("param") or b.get("name")
+        key = f"{device_class or _device_class(doc, extra)}/{bid}"
+        median = finite(ips.get("median"))
+        samples = _samples(ips.get("samples"))
+        error = extra.get("error")
+        if not error and (median is None or samples is None):
+            error = f"result has no valid images/s (median {ips.get('median')!r})"
+        out.append(
+            {
+                "key": key,
+                "median": median,
+                "samples": samples or [],
+                "noisy": bool(extra.get("noisy")),
+                "cv": finite(extra.get("cv")),
+                "error": error,
+                "rounds": extra.get("rounds"),
+            }
+        )
+    for e in doc.get("errors", []) or []:
+        key = f"{device_class or _device_class(doc, e)}/{e.get('id') or e.get('name')}"
+        out.append(
+            {
+                "key": key,
+                "median": None,
+                "samples": [],
+                "noisy": False,
+                "cv": None,
+                "error": e.get("error") or "errored",
+                "rounds": 0,
+            }
+        )
+    return out
+
+
+def validate_entries(entries: dict, path="baselines.json") -> dict:
+    """Check every throughput entry; a bad one is a ``BaselinesError`` naming it."""
+    for key, entry in entries.items():
+        where = f"baselines file {str(path)!r}: throughput/{key}"
+        if "/" not in key:
+            raise BaselinesError(f"{where}: key must be '<device class>/<benchmark id>'")
+        median = finite(entry.get("images_per_s"))
+        if median is None or median <= 0:
+            raise BaselinesError(f"{where}: images_per_s must be a positive number, not {entry.get('images_per_s')!r}")
+        if _samples(entry.get("samples")) is None:
+            raise BaselinesError(f"{where}: samples must be a list of positive numbers")
+        try:
+            _rule(entry.get("rule"))
+        except UsageError as e:
+            raise BaselinesError(f"{where}: {e}") from None
+    return entries
+
+
+def judge_all(
+    current: list[dict], base: dict, *, rule_override: str | None = None, alpha: float = rules.ALPHA
+) -> list[rules.Finding]:
+    """One finding per current result."""
+    override = _rule(rule_override) if rule_override else None
+    findings = []
+    for r in current:
+        entry = base.get(r["key"])
+        rule = override or _rule(entry.get("rule") if entry else None)
+        if r["error"]:
+            findings.append(rules.judge(r["key"], rule, r["median"], entry and entry["images_per_s"], error=r["error"]))
+            continue
+        if entry is None:
+            findings.append(rules.judge(r["key"], rule, r["median"], None))
+            continue
+        sig = stats.significance(r["samples"], entry["samples"], alpha=alpha)
+        notes = []
+        if sig["p"] is not None:
+            notes.append(f"p={sig['p']:.2g}")
+        if sig["ci"] is not None:
+            lo, hi = sig["ci"]
+            notes.append(f"ratio 95% CI [{lo:.3f}, {hi:.3f}]")
+        if sig["significant"] is None:
+            notes.append("too few rounds to test; tolerance alone decides")
+        if r["noisy"]:
+            notes.append(f"noisy run (CV {r['cv']:.1%})" if r["cv"] is not None else "noisy run")
+        findings.append(
+            rules.judge(
+                r["key"],
+                rule,
+                r["median"],
+                entry["images_per_s"],
+                significant=sig["significant"],
+                note=", ".join(notes),
+            )
+        )
+    return findings
+
+
+def baseline_entries(docs: list[tuple[str, dict]], args) -> dict[str, dict]:
+    """New throughput baseline entries from result files (for ``python -m bench baselines update``)."""
+    from bench.environment import machine_line
+
+    rule = str(_rule(getattr(args, "tolerance", None)))
+    entries: dict[str, dict] = {}
+    sources: dict[str, str] = {}
+    for path, doc in docs:
+        commit = doc.get("commit_info") or {}
+        for r, b in zip(results(doc), [*doc.get("benchmarks", []), *doc.get("errors", [])]):
+            if r["error"]:
+                print(f"skipping {r['key']} from {path}: {r['error']}", file=sys.stderr)
+                continue
+            if r["key"] in entries:
+                raise UsageError(
+                    f"{r['key']} appears in both {sources[r['key']]!r} and {path!r}; update from one of them"
+                )
+            if r["noisy"]:
+                print(
+                    f"warning: {r['key']} from {path} is noisy (CV {r['cv']:.1%}); a quieter run makes a tighter baseline",
+                    file=sys.stderr,
+                )
+            extra = b.get("extra_info") or {}
+            entries[r["key"]] = {
+                "images_per_s": r["median"],
+                "samples": r["samples"],
+                "rule": rule,
+                "cv": r["cv"],
+                "noisy": r["noisy"],
+                "rounds": r["rounds"],
+                "utilization": extra.get("utilization"),
+                "loadavg": extra.get("loadavg_start"),
+                "recorded": doc.get("datetime"),
+                "commit": commit.get("id"),
+                "dirty": commit.get("dirty"),
+                "machine": machine_line(doc.get("machine_info") or {}),
+                "provenance": getattr(args, "provenance", None) or str(path),
+            }
+            sources[r["key"]] = path
+    if not entries:
+        raise UsageError("no successful throughput benchmark to record")
+    return entries

@@ -1,1 +1,0 @@
-"""The throughput suite: pytest-benchmark benchmarks generated from the model registry (``pytest bench/suite``)."""

@@ -1,0 +1,179 @@
+"""One throughput benchmark, timed through pytest-benchmark, and the evidence it leaves in ``extra_info``.
+
+Order of events: set precision, XLA and seed; build and compile the model; time the first step
+(tracing and compilation, reported as ``compile_s``, never part of a rate) and one warm step (to
+size rounds); then ``benchmark.pedantic`` runs warm-up rounds and timed rounds of several steps,
+each ending with a read-back. When the rounds vary by more than ``max_cv``, more rounds are timed
+(and added to pytest-benchmark's own statistics) up to ``max_rounds``; a result still above it is
+marked ``noisy``. Last, the matmul reference is measured at the benchmark's precision, so that
+utilization compares the model with what the device delivered under the same load. An out-of-memory error is recorded with the case and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Any
+
+from bench import devices, stats
+from bench.throughput import hardware, timing, workload
+from bench.throughput.workload import Case
+
+ERROR_FIELDS = ("id", "case", "device", "device_class", "error")
+
+
+@dataclasses.dataclass
+class DeviceSession:
+    """What all benchmarks of one run share: the strategy, the device class, the matmul references taken."""
+
+    device: str
+    strategy: Any
+    device_class: str
+    seed: int = 0
+    data_options: dict = dataclasses.field(default_factory=dict)
+    references: dict = dataclasses.field(default_factory=dict)  # precision -> [matmul_reference(), ...]
+    errors: list = dataclasses.field(default_factory=list)  # one dict per errored case
+
+    @classmethod
+    def open(
+        cls,
+        device: str,
+        *,
+        tpu: str | None = None,
+        cpu_replicas: int = 1,
+        seed: int = 0,
+        data_options: dict | None = None,
+    ) -> DeviceSession:
+        if cpu_replicas > 1:
+            devices.split_cpu(cpu_replicas)
+        strategy = devices.strategy_for(device, tpu=tpu)
+        return cls(device, strategy, devices.device_class(device), seed, dict(data_options or {}))
+
+    def reference(self, precision: str) -> dict:
+        """Measure the matmul reference for ``precision`` now (each benchmark takes its own, right after
+        its rounds, so that both see the same machine load); every measurement is kept for the record."""
+        ref = hardware.matmul_reference(self.strategy, devices.compute_dtype(precision))
+        ref["loadavg"] = list(os.getloadavg())
+        self.references.setdefault(precision, []).append(ref)
+        return ref
+
+    def record(self) -> dict:
+        return {"device": self.device, "device_class": self.device_class, **devices.strategy_record(self.strategy)}
+
+
+def measure(
+    benchmark,
+    case: Case,
+    session: DeviceSession,
+    *,
+    rounds: int = 10,
+    warmup_rounds: int = 2,
+    max_rounds: int = 30,
+    max_cv: float = 0.05,
+    round_seconds: float = 1.0,
+    steps: int | None = None,
+) -> dict:
+    """Time ``case`` with the pytest-benchmark fixture ``benchmark``; returns (and stores) its ``extra_info``.
+    Raises ``MeasurementError`` after recording an out-of-memory error; other errors propagate."""
+    extra = benchmark.extra_info
+    extra.update(id=case.id, case=case.to_dict(), **session.record(), loadavg_start=list(os.getloadavg()))
+    benchmark.group = f"{case.model} {case.mode}"
+    timer = getattr(benchmark, "_timer", time.perf_counter)  # pytest-benchmark's own clock
+    devices.set_precision(case.precision)
+    jit = devices.set_xla(case.xla)
+    devices.seed_everything(session.seed)
+    hardware.reset_peak_memory()
+    work = None
+    try:
+        work = workload.build(
+            case, session.strategy, jit_compile=jit, seed=session.seed, data_options=session.data_options
+        )
+        first = timing.time_call(lambda: work.sync(work.step()), timer)
+        warm = timing.time_call(lambda: work.sync(work.step()), timer)
+        n_steps = steps or timing.steps_for(warm, round_seconds)
+        run_round = timing.make_round(work.step, n_steps, work.sync)
+        if getattr(benchmark, "disabled", False):  # --benchmark-disable: run once, record nothing
+            run_round()
+            return extra
+        benchmark.pedantic(run_round, rounds=rounds, warmup_rounds=warmup_rounds, iterations=1)
+        samples = list(benchmark.stats.stats.data)
+        noisy = timing.extend_until_steady(
+            run_round, samples, max_rounds=max_rounds, max_cv=max_cv, timer=timer, record=benchmark.stats.update
+        )
+        synthetic = None
+        if work.synthetic_step is not None:  # --data real: the same model on device-resident batches
+            synth_round = timing.make_round(work.synthetic_step, n_steps, work.sync)
+            synthetic = timing.time_rounds(synth_round, rounds=rounds, warmup_rounds=1, timer=timer)
+        memory = hardware.peak_memory()
+        ref = session.reference(case.precision)
+    except Exception as e:
+        _record_out_of_memory(e, benchmark, session)  # raises MeasurementError, or re-raises e
+    finally:
+        workload.release(work)
+    extra.update(evidence(work, samples, n_steps, noisy=noisy, first=first, warm=warm, memory=memory, ref=ref))
+    if synthetic is not None:
+        synth = stats.summary(stats.rates(synthetic, work.images_per_step * n_steps))
+        extra.update(
+            synthetic_images_per_s=synth["median"],
+            real_over_synthetic=extra["images_per_s"]["median"] / synth["median"],
+        )
+    return extra
+
+
+def _record_out_of_memory(e: Exception, benchmark, session: DeviceSession):
+    """Record an out-of-memory ``e`` as the case's error and raise ``MeasurementError``; re-raise anything else."""
+    message = hardware.out_of_memory(e)
+    if message is None:
+        raise e
+    extra = benchmark.extra_info
+    extra["error"] = message
+    session.errors.append(
+        {k: extra.get(k) for k in ERROR_FIELDS} | {"name": benchmark.name, "fullname": benchmark.fullname}
+    )
+    raise MeasurementError(message) from None
+
+
+def evidence(
+    work: workload.Workload,
+    samples: list[float],
+    n_steps: int,
+    *,
+    noisy: bool,
+    first: float,
+    warm: float,
+    memory: dict,
+    ref: dict,
+) -> dict:
+    """What a benchmark's ``extra_info`` records: rates and their spread, compile time, FLOPs and
+    utilization against the matmul reference, peak memory, and the raw round times behind them."""
+    images_per_round = work.images_per_step * n_steps
+    rates = stats.rates(samples, images_per_round)
+    summary = stats.summary(rates)
+    flops_per_image = workload.FLOPS_PER_MAC[work.case.mode] * work.macs_per_image if work.macs_per_image else None
+    achieved = flops_per_image * summary["median"] if flops_per_image else None
+    return dict(
+        images_per_s={k: summary[k] for k in ("median", "q1", "q3", "iqr", "min", "max", "mean")} | {"samples": rates},
+        cv=summary["cv"],
+        noisy=noisy,
+        rounds=len(samples),
+        steps_per_round=n_steps,
+        images_per_round=images_per_round,
+        round_seconds=samples,
+        compile_s=max(0.0, first - warm),
+        first_step_s=first,
+        macs_per_image=work.macs_per_image,
+        flops_per_image=flops_per_image,
+        achieved_flops_per_s=achieved,
+        matmul_flops_per_s=ref["flops_per_s"],
+        matmul_reference={k: ref[k] for k in ("dtype", "n", "chain", "calls_per_round", "samples", "loadavg")},
+        utilization=achieved / ref["flops_per_s"] if achieved else None,
+        peak_memory_bytes=memory["bytes"],
+        peak_memory_kind=memory["kind"],
+        replicas=work.replicas,
+        loadavg_end=list(os.getloadavg()),
+    )
+
+
+class MeasurementError(RuntimeError):
+    """A case that could not be measured (out of memory); its error is already recorded."""

@@ -1,0 +1,194 @@
+"""The throughput plan: the suite's options, declared once, and their resolution into benchmark cases.
+
+``OPTIONS`` feeds both entry points (``python -m bench throughput`` and ``pytest bench/throughput/suite``);
+``resolve`` checks every value once and expands the comma-separated axes into ``Case``s. With no
+options: resnet20, train and inference, batch 128, fp32, no XLA, synthetic data, on the CPU,
+written to ``results/throughput/<time>-cpu.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+from bench.devices import AUTO_BATCH, PRECISIONS, XLA_MODES, check_device
+from bench.errors import UsageError
+from bench.throughput.workload import DATA, MODES, Case
+
+SUITE_DIR = Path(__file__).resolve().parent / "suite"  # the pytest-benchmark suite
+DEFAULT_OUT = "results/throughput/{time}-{device}.json"
+
+# flag -> argparse/pytest keyword arguments; lists are comma-separated strings
+OPTIONS: dict[str, dict] = {
+    "--device": dict(default="cpu", help="cpu, gpu (one, or mirrored over all visible) or tpu (default: %(default)s)"),
+    "--tpu": dict(
+        default=None, help="TPU name or grpc:// address for TPUClusterResolver (default: $TPU_NAME, else 'local')"
+    ),
+    "--models": dict(default="resnet20", help="model names or globs, comma-separated (default: %(default)s)"),
+    "--mode": dict(default="train,infer", help="train, infer or both (default: %(default)s)"),
+    "--batch-size": dict(
+        default="auto",
+        help="global batch sizes, comma-separated; 'auto': per input size and device (default: %(default)s)",
+    ),
+    "--precision": dict(default="fp32", help=f"{', '.join(PRECISIONS)}; comma-separated (default: %(default)s)"),
+    "--xla": dict(default="off", help="on, off or auto (Keras's choice); comma-separated (default: %(default)s)"),
+    "--data": dict(
+        default="synthetic",
+        help="synthetic (device-resident batches) or real (CIFAR-10 JPEG tf.data pipeline) (default: %(default)s)",
+    ),
+    "--rounds": dict(default=10, type=int, help="timed rounds per benchmark (default: %(default)s)"),
+    "--warmup-rounds": dict(default=2, type=int, help="untimed rounds after compilation (default: %(default)s)"),
+    "--max-rounds": dict(default=20, type=int, help="rounds allowed when the spread is high (default: %(default)s)"),
+    "--max-cv": dict(
+        default=0.05,
+        type=float,
+        help="coefficient of variation above which more rounds run and the result is marked noisy (default: %(default)s)",
+    ),
+    "--round-seconds": dict(
+        default=1.0, type=float, help="target length of a round; sets steps per round (default: %(default)s)"
+    ),
+    "--steps": dict(default=None, type=int, help="steps per round (default: from --round-seconds)"),
+    "--cpu-replicas": dict(
+        default=1,
+        type=int,
+        help="split the CPU into N logical devices and mirror over them (tests the multi-device path)",
+    ),
+    "--seed": dict(default=0, type=int, help="seed for weights and synthetic data (default: %(default)s)"),
+    "--data-archive": dict(default=None, help="CIFAR-10 JPEG archive for --data real (default: bench.training.data's)"),
+    "--bench-out": dict(
+        default=DEFAULT_OUT, help="result JSON, written atomically; '' for none (default: %(default)s)"
+    ),
+    "--plot": dict(default=None, help="also write a PNG of images/s per model and precision here"),
+}
+
+
+def dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+def _split(text: str) -> list[str]:
+    return [p.strip() for p in str(text).split(",") if p.strip()]
+
+
+@dataclasses.dataclass(frozen=True)
+class ThroughputPlan:
+    """The suite's resolved options: what will run, and how."""
+
+    device: str
+    tpu: str | None
+    cases: tuple[Case, ...]
+    rounds: int
+    warmup_rounds: int
+    max_rounds: int
+    max_cv: float
+    round_seconds: float
+    steps: int | None
+    cpu_replicas: int
+    seed: int
+    data_archive: str | None
+    bench_out: str
+    plot: str | None
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["cases"] = [c.id for c in self.cases]
+        return d
+
+
+def _choose(flag: str, text: str, valid) -> list[str]:
+    values = _split(text)
+    bad = [v for v in values if v not in valid]
+    if bad or not values:
+        raise UsageError(f"{flag} {text!r} is invalid; valid: {', '.join(valid)} (comma-separated)")
+    return list(dict.fromkeys(values))
+
+
+def resolve(opts: dict) -> ThroughputPlan:
+    """A ``ThroughputPlan`` from option values keyed by dest (argparse namespace or pytest options)."""
+    device = check_device(opts["device"])
+    names = _model_names(opts["models"])
+    axes = {
+        "mode": _choose("--mode", opts["mode"], MODES),
+        "precision": _choose("--precision", opts["precision"], tuple(PRECISIONS)),
+        "xla": _choose("--xla", opts["xla"], XLA_MODES),
+        "data": _choose("--data", opts["data"], DATA),
+    }
+    batch_text = _split(opts["batch_size"])
+    if not batch_text or not all(b == "auto" or (b.isdigit() and int(b) > 0) for b in batch_text):
+        raise UsageError(
+            f"--batch-size {opts['batch_size']!r} is invalid; expected positive integers or 'auto', comma-separated"
+        )
+    _check_rounds(opts, device)
+    cases = tuple(c for name in names for c in _cases(name, device, batch_text, axes))
+    return ThroughputPlan(
+        device=device,
+        tpu=opts.get("tpu"),
+        cases=cases,
+        rounds=opts["rounds"],
+        warmup_rounds=opts["warmup_rounds"],
+        max_rounds=opts["max_rounds"],
+        max_cv=opts["max_cv"],
+        round_seconds=opts["round_seconds"],
+        steps=opts["steps"],
+        cpu_replicas=opts["cpu_replicas"],
+        seed=opts["seed"],
+        data_archive=opts.get("data_archive"),
+        bench_out=opts.get("bench_out") or "",
+        plot=opts.get("plot"),
+    )
+
+
+def _model_names(text: str) -> list[str]:
+    """Registered names for ``--models`` (names or globs, in order, each once); unknown ones are errors."""
+    import models
+
+    names: list[str] = []
+    for pattern in _split(text):
+        found = models.list_models(pattern)
+        if not found:
+            if any(ch in pattern for ch in "*?["):
+                raise UsageError(f"--models {pattern!r} matches no registered model")
+            models.get_spec(pattern)  # raises with close matches
+        names += [n for n in found if n not in names]
+    if not names:
+        raise UsageError("--models names no model")
+    return names
+
+
+def _check_rounds(opts: dict, device: str) -> None:
+    for flag, low in (("--rounds", 2), ("--warmup-rounds", 0), ("--cpu-replicas", 1)):
+        if opts[dest(flag)] < low:
+            raise UsageError(f"{flag} {opts[dest(flag)]} is invalid; expected >= {low}")
+    if opts["max_rounds"] < opts["rounds"]:
+        raise UsageError(f"--max-rounds {opts['max_rounds']} is below --rounds {opts['rounds']}")
+    if opts["steps"] is not None and opts["steps"] < 1:
+        raise UsageError(f"--steps {opts['steps']} is invalid; expected >= 1")
+    if not opts["round_seconds"] > 0 or not opts["max_cv"] > 0:
+        raise UsageError("--round-seconds and --max-cv must be positive")
+    if opts["cpu_replicas"] > 1 and device != "cpu":
+        raise UsageError("--cpu-replicas applies to --device cpu only")
+
+
+def _cases(name: str, device: str, batch_text: list[str], axes: dict) -> list[Case]:
+    """``name``'s cases: every mode x batch size x precision x XLA x data (``auto`` batch by input size and device)."""
+    import models
+
+    small = max(models.get_spec(name).input_shape[:2]) <= 64
+    auto = AUTO_BATCH[device][0 if small else 1]
+    sizes = list(dict.fromkeys(auto if b == "auto" else int(b) for b in batch_text))
+    return [
+        Case(name, mode, bs, precision, xla, data)
+        for mode in axes["mode"]
+        for bs in sizes
+        for precision in axes["precision"]
+        for xla in axes["xla"]
+        for data in axes["data"]
+    ]
+
+
+def out_path(template: str, device: str) -> Path | None:
+    """The result file for this run; ``{time}`` and ``{device}`` are filled in."""
+    if not template:
+        return None
+    return Path(template.format(time=time.strftime("%Y%m%dT%H%M%S"), device=device))

@@ -1,0 +1,128 @@
+"""The throughput suite's pytest plugin: the resolved plan and the open device session, handed to pytest.
+
+``python -m bench throughput`` resolves the plan and opens the device session once, then runs
+``pytest.main([suite], plugins=[ThroughputPlugin(plan, session)])``. Under plain ``pytest
+bench/throughput/suite`` the suite's conftest builds the same plugin from its command-line options
+(``OPTIONS``). Either way the plugin parametrises the suite with the plan's cases, gives the tests
+``plan`` and ``device_session`` fixtures, adds the harness's environment and section to
+pytest-benchmark's JSON, and writes that JSON atomically to ``--bench-out``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from bench.errors import UsageError
+from bench.throughput.measure import DeviceSession
+from bench.throughput.plan import OPTIONS, ThroughputPlan, dest, out_path, resolve
+
+RESULT_SCHEMA = 1
+
+
+def add_options(parser) -> None:
+    """The suite's options on pytest's command line (``pytest_addoption``)."""
+    group = parser.getgroup("cnn-bench", "throughput suite (bench/throughput/suite); lists are comma-separated")
+    for flag, kwargs in OPTIONS.items():
+        group.addoption(flag, dest=dest(flag), **kwargs)
+
+
+def from_options(config) -> ThroughputPlugin:
+    """A plugin for a plain ``pytest`` run: the plan from its options, the device session opened.
+    A bad option or a missing device is a ``pytest.UsageError`` (one line, no benchmark started)."""
+    try:
+        plan = resolve({dest(flag): config.getoption(dest(flag)) for flag in OPTIONS})
+        return ThroughputPlugin(plan, open_session(plan))
+    except (UsageError, KeyError) as e:  # KeyError: an unknown model name (UnknownModelError) says which
+        raise pytest.UsageError(str(e)) from None
+
+
+def open_session(plan: ThroughputPlan) -> DeviceSession:
+    data_options = {"archive": plan.data_archive} if plan.data_archive else {}
+    return DeviceSession.open(
+        plan.device, tpu=plan.tpu, cpu_replicas=plan.cpu_replicas, seed=plan.seed, data_options=data_options
+    )
+
+
+class ThroughputPlugin:
+    """pytest hooks and fixtures for one throughput run of ``plan`` on ``session``."""
+
+    def __init__(self, plan: ThroughputPlan, session: DeviceSession):
+        self.plan = plan
+        self.session = session
+        self.written: list = []
+
+    def pytest_generate_tests(self, metafunc):
+        if "case" in metafunc.fixturenames:
+            cases = self.plan.cases
+            # plain dicts, so that pytest-benchmark's JSON records them as params
+            metafunc.parametrize("case", [c.to_dict() for c in cases], ids=[c.id for c in cases])
+
+    @pytest.fixture(scope="session", name="plan")
+    def plan_fixture(self):
+        return self.plan
+
+    @pytest.fixture(scope="session", name="device_session")
+    def device_session_fixture(self):
+        return self.session
+
+    # --- pytest-benchmark's JSON: our environment and our section ------------------------------
+
+    def pytest_benchmark_update_machine_info(self, config, machine_info):
+        from bench.environment import machine_info as ours
+
+        mine = ours()
+        machine_info.update({k: v for k, v in mine.items() if k not in ("cpu", "node", "machine", "release", "system")})
+        machine_info["cpu"] = {**machine_info.get("cpu", {}), "count": mine["cpu"]["count"]}
+        machine_info["device_class"] = self.session.device_class
+
+    def pytest_benchmark_update_commit_info(self, config, commit_info):
+        from bench.environment import commit_info as ours
+
+        commit_info.update({k: v for k, v in ours().items() if v is not None})
+
+    def pytest_benchmark_update_json(self, config, benchmarks, output_json):
+        from bench.environment import machine_line
+
+        output_json["harness"] = {
+            "kind": "throughput",
+            "schema": RESULT_SCHEMA,
+            "produced_by": machine_line(output_json.get("machine_info", {})),
+            "options": self.plan.to_dict(),
+            **self.session.record(),
+            "matmul_reference": dict(self.session.references),
+            "loadavg_end": list(os.getloadavg()),
+        }
+        output_json["errors"] = list(self.session.errors)
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        """Write the result file ourselves (atomically), whatever pytest-benchmark was asked to save."""
+        from bench.io import write_json
+
+        config = session.config
+        bs = getattr(config, "_benchmarksession", None)
+        if bs is None or bs.disabled or bs.skip or not ([b for b in bs.benchmarks if b] or self.session.errors):
+            return
+        machine_info = bs.get_machine_info()
+        commit_info = config.hook.pytest_benchmark_generate_commit_info(config=config)
+        config.hook.pytest_benchmark_update_commit_info(config=config, commit_info=commit_info)
+        output = config.hook.pytest_benchmark_generate_json(
+            config=config,
+            benchmarks=bs.benchmarks,
+            include_data=True,
+            machine_info=machine_info,
+            commit_info=commit_info,
+        )
+        config.hook.pytest_benchmark_update_json(config=config, benchmarks=bs.benchmarks, output_json=output)
+        path = out_path(self.plan.bench_out, self.plan.device)
+        if path is not None:
+            self.written.append(write_json(path, output))
+        if self.plan.plot:
+            from bench.throughput.report import plot
+
+            self.written.append(plot([output], self.plan.plot))
+
+    def pytest_terminal_summary(self, terminalreporter, config):
+        for path in self.written:
+            terminalreporter.write_line(f"cnn-bench: wrote {path}")

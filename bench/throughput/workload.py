@@ -1,0 +1,145 @@
+"""What a throughput benchmark runs: one registered model's compiled train or inference step.
+
+The step is the one ``model.fit`` / ``model.predict`` run: ``model.compile`` then Keras's own
+``train_function`` / ``predict_function`` (forward, loss, backward and optimizer update for
+training), called under the device's distribution strategy. Synthetic batches are placed on the
+devices once, so the step measures the model and not the input; ``--data real`` feeds it from a
+tf.data pipeline instead (``bench.throughput.real_input``), through the distributed iterator ``fit`` uses.
+
+The device's own figures (matmul reference, peak memory, out-of-memory) are ``bench.throughput.hardware``'s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+from collections.abc import Callable
+from typing import Any
+
+MODES = ("train", "infer")
+DATA = ("synthetic", "real")
+# Training costs about three forward passes (forward, backward w.r.t. activations and w.r.t.
+# weights); one multiply-add is two FLOPs.
+FLOPS_PER_MAC = {"train": 6, "infer": 2}
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One benchmark: a model in a mode at a global batch size, precision, XLA setting and input."""
+
+    model: str
+    mode: str
+    batch_size: int
+    precision: str = "fp32"
+    xla: str = "off"
+    data: str = "synthetic"
+
+    @property
+    def id(self) -> str:
+        """The benchmark's stable name (pytest id, baseline key suffix)."""
+        return f"{self.model}-{self.mode}-bs{self.batch_size}-{self.precision}-xla_{self.xla}-{self.data}"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class Workload:
+    """A compiled step ready to time: ``step()`` runs one, ``sync(out)`` reads its output back."""
+
+    case: Case
+    model: Any
+    step: Callable[[], Any]
+    sync: Callable[[Any], Any]
+    images_per_step: int
+    replicas: int
+    macs_per_image: int | None
+    synthetic_step: Callable[[], Any] | None = None  # for --data real: the same model on resident batches
+
+
+def _distributed_batch(strategy, tensors):
+    """``tensors`` (the global batch) split across the strategy's replicas and placed on their devices."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensors(tensors)
+    return next(iter(strategy.experimental_distribute_dataset(ds)))
+
+
+def build(
+    case: Case,
+    strategy,
+    *,
+    jit_compile,
+    seed: int = 0,
+    data_options: dict | None = None,
+    model_fn: Callable[[], Any] | None = None,
+) -> Workload:
+    """Build and compile ``case``'s model under ``strategy`` (the precision policy must already be set).
+    The first call of ``step()`` traces and compiles; time it apart. ``model_fn`` builds another
+    network in place of the registered one (same input shape and classes), e.g. a keras.applications
+    model to compare with."""
+    import keras
+    import numpy as np
+
+    import models
+    from bench.errors import UsageError
+    from models.flops import count_macs
+
+    replicas = int(strategy.num_replicas_in_sync)
+    if case.batch_size < 1 or case.batch_size % replicas:
+        raise UsageError(f"--batch-size {case.batch_size} must be a positive multiple of the {replicas} replicas")
+    spec = models.get_spec(case.model)
+    with strategy.scope():
+        model = model_fn() if model_fn else models.create(case.model)
+        model.compile(
+            optimizer=keras.optimizers.SGD(learning_rate=0.01, momentum=0.9),
+            loss=keras.losses.SparseCategoricalCrossentropy(),
+            jit_compile=jit_compile,
+        )
+    macs = int(count_macs(model))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((case.batch_size, *spec.input_shape), dtype=np.float32)
+    y = rng.integers(0, spec.classes, size=(case.batch_size,), dtype=np.int64)
+    step, sync = _resident_step(case.mode, model, strategy, x, y)
+    real_synthetic = None
+    if case.data == "real":
+        real_synthetic = step
+        step = _real_step(case, model, strategy, spec.input_shape, seed, data_options or {})
+    return Workload(case, model, step, sync, case.batch_size, replicas, macs, real_synthetic)
+
+
+def _resident_step(mode: str, model, strategy, x, y):
+    """(step, sync): one fit (or predict) step on device-resident batches, and the read-back that waits for it."""
+    import keras
+    import numpy as np
+
+    if mode == "train":
+        model.make_train_function()
+        resident = _distributed_batch(strategy, (x, y))
+        return (lambda: model.train_function([resident])), (lambda logs: float(logs["loss"]))
+    model.make_predict_function()
+    resident = _distributed_batch(strategy, (x,))
+    return (lambda: model.predict_function([resident])), (
+        lambda out: np.asarray(keras.ops.convert_to_numpy(out)).ravel()[:1]
+    )
+
+
+def _real_step(case: Case, model, strategy, input_shape, seed: int, data_options: dict):
+    """One step fed from the JPEG pipeline through the distributed iterator, as fit and predict take it."""
+    from bench.throughput.real_input import real_dataset
+
+    ds = real_dataset(input_shape, case.batch_size, seed=seed, **data_options)
+    iterator = iter(strategy.experimental_distribute_dataset(ds))
+    if case.mode == "train":
+        return lambda: model.train_function(iterator)  # fit's own path through the iterator
+    return lambda: model.predict_function([next(iterator)])  # predict's
+
+
+def release(workload: Workload | None) -> None:
+    """Drop a workload's model and Keras's global state so the next benchmark starts clean."""
+    import keras
+
+    if workload is not None:
+        workload.model = workload.step = workload.synthetic_step = None
+    keras.backend.clear_session()
+    gc.collect()

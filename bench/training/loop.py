@@ -1,0 +1,455 @@
+"""``python -m bench train RECIPE --budget ... --seed S --device cpu|gpu|tpu``: one budgeted training run.
+
+The recipe (``bench.training.recipes``) fixes model, data, augmentation, optimizer and the schedule in
+fractions of the budget; ``--budget`` stretches or shrinks it (``epochs=N``, ``steps=N``,
+``minutes=M``, ``full``). The run logs progress with an ETA and TensorBoard scalars, checkpoints
+each epoch and resumes from the last checkpoint when the same command runs again after an
+interruption, stops on a NaN or Inf loss (recording the failure), and evaluates on the whole test
+split. The result JSON holds top-1, loss, the per-epoch curve, wall time, images/s, seed, the
+resolved config and the environment; ``bench gate`` compares it with baselines.json.
+
+``train`` is set-up (``_setup``: options, recipe, budget, device, precision, seeds, data, plan), model
+(``_build_model``), fit (``_fit``, with ``bench.training.callbacks``) and result (``_result``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import math
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.io import save_figure, write_json
+from bench.stats import finite
+from bench.training import budget as budget_mod
+from bench.training import options
+from bench.training import recipes as recipes_mod
+from bench.training.options import Options
+
+RESULT_KIND = "bench.train"
+RESULT_SCHEMA = 1
+REGULARIZERS = ("kernel_regularizer", "depthwise_regularizer", "pointwise_regularizer")
+
+
+@dataclasses.dataclass
+class Run:
+    """One run set up: the resolved recipe, budget and device, and the data pipelines and plan."""
+
+    recipe: recipes_mod.Recipe
+    opts: Options
+    budget: budget_mod.Budget
+    dataset: str
+    deterministic: bool
+    strategy: object  # tf.distribute.Strategy
+    policy: str
+    out: Path
+    rid: str
+    ckpt_dir: Path
+    load_start: float  # time.monotonic() before the data was read
+    pipes: object  # bench.training.data.Pipelines
+    plan: budget_mod.BudgetPlan
+    train_ds: object  # (image, one-hot label) batches
+    val_ds: object | None
+
+
+@dataclasses.dataclass
+class Fit:
+    """What ``model.fit`` left: the callback's record, the persisted state and the timings."""
+
+    trainer: object  # bench.training.callbacks.Trainer
+    state: object  # bench.training.callbacks.State
+    load_avg_start: list[float] | None
+    started: datetime.datetime
+    wall_start: float
+    fit_s: float
+
+
+def run_id(recipe: str, dataset: str, budget: budget_mod.Budget, device: str, seed: int, overrides) -> str:
+    rid = f"{recipe}-{dataset}-{budget.kind}{budget.value:g}-{device}-seed{seed}"
+    if overrides:
+        rid += "-mod" + hashlib.sha256("\n".join(overrides).encode()).hexdigest()[:8]
+    return rid
+
+
+def train(
+    recipe_name: str,
+    opts: Options,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    log: Callable[[str], None] | None = None,
+    extra_callbacks=(),
+) -> tuple[dict, Path]:
+    """Run one recipe under a budget; returns (result document, path written)."""
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    run = _setup(recipe_name, opts)
+    model = _build_model(run)
+    fit = _fit(run, model, clock=clock, log=log, extra_callbacks=extra_callbacks)
+    result, path = _result(run, model, fit)
+    if opts.plot:
+        plot(result, path.with_suffix(".png"))
+    return result, path
+
+
+def _resolve(recipe_name: str, opts: Options) -> tuple[recipes_mod.Recipe, budget_mod.Budget]:
+    """Every option checked, and the recipe (with ``--set``) and budget resolved: a one-line
+    ``UsageError`` for any bad value, before TensorFlow, the data or a model is touched."""
+    options.check(opts)
+    recipe = recipes_mod.get(recipe_name)
+    if opts.overrides:
+        recipe = recipes_mod.with_overrides(recipe, list(opts.overrides))
+    return recipe, budget_mod.Budget.parse(opts.budget, full=recipe.full())
+
+
+def _setup(recipe_name: str, opts: Options) -> Run:
+    """Options, device, strategy, precision, seeds (in that order: the seed comes before the
+    pipelines and the model), checkpoint directory, data pipelines and the budget's plan."""
+    recipe, budget = _resolve(recipe_name, opts)
+    dataset = f"mock_{recipe.dataset}" if opts.mock else recipe.dataset
+
+    from bench import devices
+
+    deterministic = recipe.deterministic if opts.deterministic == "recipe" else opts.deterministic == "on"
+    if opts.cpu_replicas:
+        devices.split_cpu(opts.cpu_replicas)
+    strategy = devices.strategy_for(opts.device, tpu=opts.tpu)
+    policy = devices.set_precision(opts.precision)
+    devices.seed_everything(opts.seed, deterministic=deterministic)
+
+    from bench.training import data
+
+    out = Path(opts.out)
+    rid = run_id(recipe.name, dataset, budget, opts.device, opts.seed, opts.overrides)
+    ckpt_dir = out / ".checkpoints" / rid
+    if opts.fresh and ckpt_dir.exists():
+        shutil.rmtree(ckpt_dir)
+    load_start = time.monotonic()
+    pipes = data.pipelines(
+        dataset,
+        batch_size=recipe.batch_size,
+        augment=recipe.augment,
+        normalization=recipe.normalization,
+        seed=opts.seed,
+        data_dir=opts.data_dir,
+        manual_dir=opts.manual_dir,
+        archive=opts.archive,
+        cache_dir=opts.cache_dir,
+        mock_examples=opts.mock,
+    )
+    plan = budget_mod.plan(budget, pipes.steps_per_epoch, max_epochs=_max_epochs(recipe, pipes.steps_per_epoch))
+    train_ds, val_ds = _fit_datasets(pipes, recipe, plan)
+    return Run(
+        recipe,
+        opts,
+        budget,
+        dataset,
+        deterministic,
+        strategy,
+        policy,
+        out,
+        rid,
+        ckpt_dir,
+        load_start,
+        pipes,
+        plan,
+        train_ds,
+        val_ds,
+    )
+
+
+def _fit_datasets(pipes, recipe, plan: budget_mod.BudgetPlan):
+    """(train, validation or None) with one-hot labels, as ``fit`` takes them."""
+    import tensorflow as tf
+
+    classes = pipes.info.classes
+
+    def one_hot(x, y):
+        return x, tf.one_hot(y, classes)
+
+    train_ds = pipes.train.map(one_hot)
+    val_ds = pipes.test.map(one_hot) if recipe.validate_each_epoch else None
+    if plan.total_steps is not None and plan.total_steps < plan.epochs * plan.steps_per_epoch:
+        train_ds = train_ds.repeat()  # a steps budget may end inside an epoch; steps_per_epoch bounds each
+    return train_ds, val_ds
+
+
+def _build_model(run: Run):
+    """The recipe's model, optimizer (at the schedule's first rate) and loss, compiled under the strategy."""
+    import keras
+
+    import models
+
+    recipe = run.recipe
+    with run.strategy.scope():
+        model = models.create(
+            recipe.model,
+            input_shape=run.pipes.info.input_shape,
+            classes=run.pipes.info.classes,
+            **recipe.model_overrides,
+        )
+        opt_cfg = dict(recipe.optimizer)
+        opt_name = opt_cfg.pop("name")
+        first_lr = budget_mod.lr_at(recipe.schedule, 0.0)
+        optimizer = (keras.optimizers.SGD if opt_name == "sgd" else keras.optimizers.Adam)(
+            learning_rate=first_lr, **opt_cfg
+        )
+        model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
+            metrics=["accuracy"],
+            steps_per_execution=run.opts.steps_per_execution,
+            run_eagerly=run.opts.eager,
+        )
+    return model
+
+
+def _fit(run: Run, model, *, clock: Callable[[], float], log: Callable[[str], None], extra_callbacks) -> Fit:
+    """``model.fit`` under the budget, with checkpoints (resuming from the last), the harness's
+    callback, TensorBoard when it is installed, and the caller's ``extra_callbacks``."""
+    import keras
+
+    from bench.training.callbacks import State, Trainer
+
+    opts, plan, label = run.opts, run.plan, run.recipe.name
+    state = State(run.ckpt_dir / "state.json")
+    state.processes += 1
+    trainer = Trainer(plan, run.recipe.schedule, state, clock=clock, label=label, log=log)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run.ckpt_dir / "backup"), save_freq="epoch", delete_checkpoint=False),
+        trainer,
+        *extra_callbacks,
+    ]
+    if _have_tensorboard():
+        callbacks.append(
+            keras.callbacks.TensorBoard(
+                str(run.out / "tensorboard" / run.rid), write_graph=False, update_freq="epoch", profile_batch=0
+            )
+        )
+    else:
+        log(f"[{label}] TensorBoard logs skipped: the tensorboard package is not installed (pip install tensorboard)")
+    log(
+        f"[{label}] {run.dataset}, budget {run.budget} -> {plan.epochs} epoch(s) x {plan.steps_per_epoch} steps"
+        f"{'' if plan.total_steps is None else f' = {plan.total_steps} steps'}"
+        f"{'' if plan.deadline_s is None else f', deadline {plan.deadline_s:.0f} s'}, seed {opts.seed}, "
+        f"device {opts.device}, {run.policy}, deterministic={run.deterministic}"
+    )
+    load_avg_start = _loadavg()
+    wall_start = time.monotonic()
+    started = datetime.datetime.now(datetime.UTC)
+    model.fit(
+        run.train_ds,
+        epochs=plan.epochs,
+        steps_per_epoch=plan.steps_per_epoch,
+        validation_data=run.val_ds,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    return Fit(trainer, state, load_avg_start, started, wall_start, time.monotonic() - wall_start)
+
+
+def _document(run: Run, model, fit: Fit) -> dict:
+    """The result document before the final evaluation (its figures are None until then)."""
+    from bench import devices
+    from bench.environment import commit_info, machine_info
+
+    opts, plan, recipe, curve = run.opts, run.plan, run.recipe, fit.state.curve
+    return {
+        "kind": RESULT_KIND,
+        "schema": RESULT_SCHEMA,
+        "recipe": recipe.name,
+        "dataset": run.dataset,
+        "budget": str(run.budget),
+        "budget_requested": opts.budget,
+        "device": opts.device,
+        "device_class": devices.device_class(opts.device),
+        "seed": opts.seed,
+        "modified": list(opts.overrides),
+        "status": "ok",
+        "error": None,
+        "top1": None,
+        "loss": None,
+        "top1_no_tta": None,
+        "loss_no_tta": None,
+        "test_examples": None,
+        "curve": curve,
+        "epochs_run": len(curve),
+        "steps_run": None,
+        "stopped_by": fit.trainer.stopped_by or "budget",
+        "resumed_from_epoch": fit.trainer.first_epoch or 0,
+        "processes": fit.state.processes,
+        "wall_time_s": None,
+        "train_time_s": round(sum(r.get("train_s", 0.0) for r in curve), 3),
+        "images_per_s": None,
+        "config": {
+            "recipe": recipe.to_dict(),
+            "plan": {
+                "budget": str(run.budget),
+                "epochs": plan.epochs,
+                "steps_per_epoch": plan.steps_per_epoch,
+                "total_steps": plan.total_steps,
+                "deadline_s": plan.deadline_s,
+            },
+            "normalization": run.pipes.normalization,
+            "train_examples": run.pipes.train_examples,
+            "precision": run.policy,
+            "deterministic": run.deterministic,
+            "strategy": devices.strategy_record(run.strategy),
+            "steps_per_execution": opts.steps_per_execution,
+            "model_params": int(model.count_params()),
+            "weight_decay": weight_decay(model),
+            "data_dir": opts.data_dir,
+            "tta": list(recipe.tta),
+            "eager": opts.eager,
+        },
+        "load_average": {"start": fit.load_avg_start, "end": None},
+        "datetime": fit.started.isoformat(),
+        "version": RESULT_SCHEMA,
+        "machine_info": machine_info(),
+        "commit_info": commit_info(),
+    }
+
+
+def _result(run: Run, model, fit: Fit) -> tuple[dict, Path]:
+    """The result document with the final evaluation (or the failure), written; the checkpoints
+    are removed once the run is over (a finished run, or one whose weights went NaN)."""
+    result = _document(run, model, fit)
+    trainer = fit.trainer
+    result["steps_run"] = int(model.optimizer.iterations.numpy())
+    if trainer.failure:
+        result.update(status="failed", error=trainer.failure)
+        shutil.rmtree(run.ckpt_dir, ignore_errors=True)  # its last checkpoint may hold the NaN weights
+    else:
+        if trainer.steady_step_s > 0:  # the first step of a process traces and compiles: reported apart
+            result["images_per_s"] = round((trainer.steps_run - 1) * run.recipe.batch_size / trainer.steady_step_s, 2)
+        result["first_step_s"] = None if trainer.first_step_s is None else round(trainer.first_step_s, 3)
+        ev = evaluate(model, run.pipes.test, tta=run.recipe.tta)
+        result.update(ev)
+        if any(finite(ev[k]) is None for k in ("top1", "loss")):
+            result.update(
+                status="failed",
+                error=f"final evaluation is not finite (top1 {ev['top1']}, loss {ev['loss']})",
+                top1=finite(ev["top1"]),
+                loss=finite(ev["loss"]),
+            )
+    # set-up (data, model) + training across every process of a resumed run + the final evaluation
+    result["wall_time_s"] = round(
+        (fit.wall_start - run.load_start) + fit.state.elapsed_s + (time.monotonic() - fit.wall_start - fit.fit_s), 3
+    )
+    result["wall_time_s_this_process"] = round(time.monotonic() - run.load_start, 3)
+    result["load_average"]["end"] = _loadavg()
+    for k in ("top1", "loss", "top1_no_tta", "loss_no_tta"):
+        result[k] = finite(result[k])
+    path = write_json(run.out / f"{run.rid}.json", result)
+    if result["status"] == "ok":
+        shutil.rmtree(run.ckpt_dir, ignore_errors=True)
+    return result, path
+
+
+def weight_decay(model) -> dict | list[dict] | None:
+    """The weight decay the built model carries, read from its layers (nested models included):
+    ``{"l2": 0.0001, "layers": 21}``, the regularizer's config and how many layers have it; a list
+    of those when layers differ; None when no layer has a regularizer."""
+    groups: list[dict] = []
+    for layer in _layers(model):
+        configs = [_config(reg) for attr in REGULARIZERS if (reg := getattr(layer, attr, None)) is not None]
+        for config in (c for i, c in enumerate(configs) if c not in configs[:i]):  # a layer counts once
+            group = next((g for g in groups if {k: v for k, v in g.items() if k != "layers"} == config), None)
+            if group is None:
+                groups.append({**config, "layers": 1})
+            else:
+                group["layers"] += 1
+    return None if not groups else groups[0] if len(groups) == 1 else groups
+
+
+def _layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):  # a nested model
+            yield from _layers(layer)
+
+
+def _config(regularizer) -> dict:
+    try:
+        return dict(regularizer.get_config())
+    except NotImplementedError:  # a custom regularizer without a config
+        return {"regularizer": type(regularizer).__name__}
+
+
+def _max_epochs(recipe, steps_per_epoch: int) -> int:
+    """An upper bound on epochs for a minutes budget: the recipe's full budget in epochs."""
+    full = recipe.full()
+    if full.kind == "epochs":
+        return int(full.value)
+    if full.kind == "steps":
+        return math.ceil(full.value / steps_per_epoch)
+    return 10_000
+
+
+def _have_tensorboard() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def evaluate(model, test_ds, *, tta=()) -> dict:
+    """Top-1 (percent) and cross-entropy over the whole test split; with ``tta=("flip",)`` the
+    softmax of the image and of its mirror image are averaged (the plain figures are kept too)."""
+    import numpy as np
+    import tensorflow as tf
+
+    labels = np.concatenate([y for _, y in test_ds.as_numpy_iterator()])
+    probs = model.predict(test_ds.map(lambda x, y: x), verbose=0).astype(np.float64)
+    out = {"test_examples": int(labels.shape[0])}
+
+    def scores(p):
+        top1 = round(100.0 * float(np.mean(np.argmax(p, axis=1) == labels)), 4)
+        loss = float(np.mean(-np.log(np.clip(p[np.arange(len(labels)), labels], 1e-12, None))))
+        return top1, loss
+
+    out["top1_no_tta"], out["loss_no_tta"] = scores(probs)
+    if "flip" in tta:
+        flipped = model.predict(test_ds.map(lambda x, y: tf.image.flip_left_right(x)), verbose=0).astype(np.float64)
+        probs = (probs + flipped) / 2.0
+    out["top1"], out["loss"] = scores(probs)
+    return out
+
+
+def plot(result: dict, path: Path) -> Path:
+    """The learning curve (loss, accuracy, learning rate per epoch) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = result["curve"]
+    epochs = [r["epoch"] for r in curve]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for key, ax in (("loss", axes[0]), ("accuracy", axes[1])):
+        ax.plot(epochs, [r.get(key) for r in curve], "o-", label=f"train {key}")
+        if any(r.get(f"val_{key}") is not None for r in curve):
+            ax.plot(epochs, [r.get(f"val_{key}") for r in curve], "o-", label=f"test {key}")
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.legend()
+    axes[2].plot(epochs, [r["lr"] for r in curve], "o-")
+    axes[2].set_title("learning rate (end of epoch)")
+    axes[2].set_xlabel("epoch")
+    top1 = result.get("top1")
+    fig.suptitle(
+        f"{result['recipe']} on {result['dataset']}, {result['budget']}, seed {result['seed']}: "
+        f"top-1 {'-' if top1 is None else f'{top1:.2f}%'}"
+    )
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=100)

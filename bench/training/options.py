@@ -1,0 +1,137 @@
+"""The ``train`` command's options: one table, ``OPTIONS``, makes both the argparse flags
+(``add_arguments``, for ``python -m bench train``) and the ``Options`` that ``bench.training.loop.train``
+takes, defaults included. ``check`` validates every value once, before any data is read or model built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from bench.devices import DEVICES, PRECISIONS, check_device
+from bench.errors import UsageError
+
+DEFAULT_OUT = "results/train"
+DETERMINISTIC = ("recipe", "on", "off")
+MAX_SEED = 2**32 - 1  # NumPy's seeds, which keras.utils.set_random_seed sets too, stop here
+
+# flag -> argparse keyword arguments; the Options field is ``dest`` (the flag without its dashes,
+# unless the entry names one) and its default the entry's (a tuple for a list, False for a switch).
+OPTIONS: dict[str, dict] = {
+    "--budget": dict(default="full", help="epochs=N | steps=N | minutes=M | full (default: the recipe's full budget)"),
+    "--seed": dict(default=0, type=int, help="random seed (default: %(default)s)"),
+    "--device": dict(default="cpu", help=f"{' | '.join(DEVICES)} (default: %(default)s)"),
+    "--tpu": dict(default=None, help="TPU name or address (default: $TPU_NAME or the TPU VM's own)"),
+    "--cpu-replicas": dict(
+        default=None,
+        type=int,
+        metavar="N",
+        help="split the CPU into N logical devices and mirror over them (the multi-device path without GPUs)",
+    ),
+    "--precision": dict(default="fp32", help=f"{' | '.join(PRECISIONS)} (default: %(default)s)"),
+    "--deterministic": dict(
+        choices=list(DETERMINISTIC), default="recipe", help="op determinism (default: as the recipe says)"
+    ),
+    "--out": dict(
+        default=DEFAULT_OUT, help="directory for the result JSON, checkpoints and logs (default: %(default)s)"
+    ),
+    "--data-dir": dict(default=None, help="tfds data directory (default: $TFDS_DATA_DIR; gs:// paths work)"),
+    "--manual-dir": dict(
+        default=None, help="directory holding the original dataset archives for offline tfds preparation"
+    ),
+    "--archive": dict(
+        default=None, help="cifar10_jpeg archive (default: $CIFAR10_JPEG_ARCHIVE or ../shared/data/cifar10-jpeg.tar.gz)"
+    ),
+    "--cache-dir": dict(
+        default=None, help="where cifar10_jpeg is extracted (default: $BENCH_CACHE_DIR or ~/.cache/cnn-bench)"
+    ),
+    "--mock": dict(
+        default=None,
+        type=int,
+        metavar="N",
+        help="train on N tfds mock examples per split instead of the real data (results are named mock_<dataset>)",
+    ),
+    "--set": dict(
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe field (schedule.base=0.01); the result is marked modified",
+    ),
+    "--steps-per-execution": dict(default=1, type=int, help="steps per compiled call (TPUs like 32+)"),
+    "--eager": dict(action="store_true", help="run eagerly, without tf.function (debugging; tests' few steps)"),
+    "--fresh": dict(action="store_true", help="ignore an existing checkpoint and start over"),
+    "--plot": dict(action="store_true", help="also write the learning curve as a PNG next to the JSON"),
+}
+
+
+def dest(flag: str) -> str:
+    return OPTIONS[flag].get("dest") or flag.lstrip("-").replace("-", "_")
+
+
+def _field(flag: str) -> tuple[str, type, dataclasses.Field]:
+    spec = OPTIONS[flag]
+    if spec.get("action") == "store_true":
+        return dest(flag), bool, dataclasses.field(default=False)
+    if spec.get("action") == "append":
+        return dest(flag), tuple, dataclasses.field(default=tuple(spec["default"]))
+    kind = spec.get("type", str)
+    return dest(flag), kind if spec["default"] is not None else kind | None, dataclasses.field(default=spec["default"])
+
+
+def _from_args(cls, args: argparse.Namespace):
+    """The Options of a parsed command line (``--set`` lists become tuples)."""
+    values = {dest(flag): getattr(args, dest(flag)) for flag in OPTIONS}
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+Options = dataclasses.make_dataclass(
+    "Options",
+    [_field(flag) for flag in OPTIONS],
+    frozen=True,
+    namespace={"from_args": classmethod(_from_args), "__module__": __name__},
+)
+Options.__doc__ = "One training run's options: a field for each of ``OPTIONS``' flags, with its default."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add a flag for each option (``OPTIONS``' order is the help's)."""
+    for flag, spec in OPTIONS.items():
+        parser.add_argument(flag, **spec)
+
+
+def _at_least_one(flag: str, value: int | None, what: str) -> None:
+    if value is not None and value < 1:
+        raise UsageError(f"{flag} {value} is invalid; expected {what}")
+
+
+def check(opts: Options) -> Options:
+    """``opts`` if every value is valid, else a one-line ``UsageError`` naming the value and what is
+    valid. ``--budget`` is checked where it is resolved against the recipe (``Budget.parse``) and
+    ``--set`` where it is applied (``recipes.with_overrides``): both before any data or model."""
+    check_device(opts.device)
+    if opts.precision not in PRECISIONS:
+        raise UsageError(f"--precision {opts.precision!r} is invalid; valid: {', '.join(PRECISIONS)}")
+    if opts.deterministic not in DETERMINISTIC:
+        raise UsageError(f"--deterministic {opts.deterministic!r} is invalid; valid: {', '.join(DETERMINISTIC)}")
+    if not 0 <= opts.seed <= MAX_SEED:
+        raise UsageError(f"--seed {opts.seed} is invalid; expected 0 to {MAX_SEED}")
+    _at_least_one("--cpu-replicas", opts.cpu_replicas, "a number of logical CPUs >= 1")
+    if opts.cpu_replicas is not None and opts.device != "cpu":
+        raise UsageError(f"--cpu-replicas applies to --device cpu only, not --device {opts.device}")
+    if opts.tpu is not None and opts.device != "tpu":
+        raise UsageError(f"--tpu {opts.tpu!r} applies to --device tpu only, not --device {opts.device}")
+    _at_least_one("--mock", opts.mock, "a positive number of examples")
+    _at_least_one("--steps-per-execution", opts.steps_per_execution, "a positive number of steps")
+    for flag, path in (
+        ("--out", opts.out),
+        ("--data-dir", opts.data_dir),
+        ("--manual-dir", opts.manual_dir),
+        ("--cache-dir", opts.cache_dir),
+    ):
+        if path is not None and Path(path).exists() and not Path(path).is_dir():
+            raise UsageError(f"{flag} {str(path)!r} is not a directory")
+    if opts.archive is not None and Path(opts.archive).is_dir():
+        raise UsageError(f"--archive {str(opts.archive)!r} is not a file")
+    return opts

@@ -1,0 +1,195 @@
+"""The accuracy gate and baselines update, on fixture JSONs (no TensorFlow model is built)."""
+
+import json
+import shutil
+import types
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import main
+from bench.errors import BaselinesError, UsageError
+from bench.regression import accuracy
+from bench.regression.rules import Verdict
+
+FIX = Path(__file__).parent / "fixtures" / "accuracy"
+OK = str(FIX / "baselines_ok.json")
+RES = FIX / "results"
+
+
+def one(name, baselines=OK):
+    (finding,) = accuracy.gate([str(RES / name)], baselines)
+    return finding
+
+
+def test_pass_within_tolerance():
+    f = one("result_pass.json")
+    assert f.verdict is Verdict.PASS and f.baseline == 75.0 and f.change == pytest.approx(-0.4)
+    assert f.key == "smoke_resnet20_cifar10_jpeg|cifar10_jpeg|epochs=3|cpu"
+
+
+def test_regression_beyond_tolerance_fails_with_reason():
+    f = one("result_regression.json")
+    assert f.verdict is Verdict.REGRESSION and f.failed
+    assert "top1:-1.5pt" in f.reason and "z -9.8" in f.reason
+
+
+def test_improvement_is_reported_and_passes():
+    f = one("result_improvement.json")
+    assert f.verdict is Verdict.IMPROVEMENT and not f.failed
+
+
+def test_failed_nan_run_is_an_error():
+    f = one("result_failed_nan.json")
+    assert f.verdict is Verdict.ERROR and "nan" in f.reason
+
+
+def test_missing_baseline_fails():
+    f = one("result_no_baseline.json")
+    assert f.verdict is Verdict.NO_BASELINE and f.failed
+
+
+def test_partial_test_split_is_an_error():
+    f = one("result_partial_eval.json")
+    assert f.verdict is Verdict.ERROR and "1280 of the 10000" in f.reason
+
+
+def test_reported_baseline_matches_any_device():
+    f = one("result_reported_match.json")
+    assert f.verdict is Verdict.PASS and "matched preact_resnet164_cifar10|cifar10|epochs=100|*" in f.reason
+
+
+def test_cifar10_jpeg_never_meets_a_cifar10_baseline():
+    f = one("result_jpeg_not_cifar10.json")
+    assert f.verdict is Verdict.NO_BASELINE and "|cifar10_jpeg|" in f.key
+
+
+def test_minutes_budget_keys_on_the_full_device_class():
+    doc = {
+        "kind": "bench.train",
+        "recipe": "r",
+        "dataset": "d",
+        "budget": "minutes=5",
+        "device": "cpu",
+        "device_class": "cpu:X x2",
+    }
+    assert accuracy.key_of(doc) == "r|d|minutes=5|cpu:X x2"
+    assert accuracy.key_of({**doc, "budget": "epochs=5"}) == "r|d|epochs=5|cpu"
+
+
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("baselines_corrupt.json", "not valid JSON"),
+        ("baselines_bad_schema.json", "has std None"),
+        ("baselines_bad_mean.json", "has mean '75'"),
+    ],
+)
+def test_invalid_baselines_are_an_error_never_a_pass(name, message):
+    with pytest.raises(BaselinesError, match=message):
+        accuracy.gate([str(RES / "result_pass.json")], str(FIX / name))
+
+
+def test_cli_exit_codes_and_table(capsys, tmp_path):
+    assert main(["gate", str(RES / "result_pass.json"), "--baselines", OK]) == 0
+    out = capsys.readouterr().out
+    assert "PASS" in out and "gate: 1 pass: PASS" in out
+    # a directory: every training result in it; any failure fails the whole gate
+    assert main(["gate", str(RES), "--baselines", OK, "--json", str(tmp_path / "f.json")]) == 1
+    out = capsys.readouterr().out
+    for word in ("REGRESSION", "ERROR", "NO BASELINE", "IMPROVEMENT", "FAIL"):
+        assert word in out
+    saved = json.loads((tmp_path / "f.json").read_text())
+    assert saved["exit_code"] == 1 and len(saved["findings"]) == 8
+    # a corrupt baselines file: one line, exit 2
+    assert main(["gate", str(RES / "result_pass.json"), "--baselines", str(FIX / "baselines_corrupt.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert main(["gate", str(tmp_path / "nope")]) == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["gate", str(empty), "--baselines", OK]) == 1
+
+
+def test_unreadable_result_in_a_directory_is_an_error(tmp_path):
+    shutil.copy(RES / "result_pass.json", tmp_path)
+    (tmp_path / "broken.json").write_text('{"kind": "bench.train", "top1": ')
+    (tmp_path / "other.json").write_text('{"benchmarks": []}')  # not a training result: skipped in a directory
+    findings = {f.key: f for f in accuracy.gate([str(tmp_path)], OK)}
+    assert len(findings) == 2 and findings["broken.json"].verdict is Verdict.ERROR
+    with pytest.raises(UsageError, match="does not exist"):
+        accuracy.gate([str(tmp_path / "missing.json")], OK)
+    (finding,) = accuracy.gate([str(tmp_path / "other.json")], OK)  # named explicitly: an error
+    assert finding.verdict is Verdict.ERROR and "not a training result" in finding.reason
+
+
+def test_gate_never_changes_baselines(tmp_path):
+    path = tmp_path / "b.json"
+    shutil.copy(OK, path)
+    before = path.read_bytes()
+    main(["gate", str(RES), "--baselines", str(path)])
+    assert path.read_bytes() == before
+
+
+def _result(tmp_path, seed, value, **kw):
+    doc = json.loads((RES / "result_pass.json").read_text())
+    doc.update({"seed": seed, "top1": value, **kw})
+    path = tmp_path / f"r{seed}.json"
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+def test_update_aggregates_seeds_then_gates(tmp_path, capsys):
+    base = tmp_path / "baselines.json"
+    base.write_text(json.dumps({"schema": 1, "throughput": {}, "accuracy": {}}))
+    files = [_result(tmp_path, s, v) for s, v in ((101, 74.0), (102, 75.0), (103, 76.0))]
+    assert main(["baselines", "update", *files, "--baselines", str(base)]) == 0
+    assert "+ accuracy/smoke_resnet20_cifar10_jpeg|cifar10_jpeg|epochs=3|cpu" in capsys.readouterr().out
+    entry = json.loads(base.read_text())["accuracy"]["smoke_resnet20_cifar10_jpeg|cifar10_jpeg|epochs=3|cpu"]
+    assert entry["mean"] == 75.0 and entry["std"] == 1.0 and entry["n"] == 3 and entry["measured"] is True
+    # t(0.9995, 2) = 31.599 (tables), x std 1 x sqrt(1 + 1/3): a 99.9 % prediction interval of +-36.49
+    assert entry["tolerance"] == "top1:-36.49pt" and entry["samples"] == {"101": 74.0, "102": 75.0, "103": 76.0}
+    assert "prediction interval" in entry["tolerance_method"] and entry["design_seeds"] == list(range(7))
+    accuracy.load_entries(base)  # what update writes, the gate reads
+    assert main(["gate", _result(tmp_path, 9, 38.4), "--baselines", str(base)]) == 1
+    assert main(["gate", _result(tmp_path, 9, 38.6), "--baselines", str(base)]) == 0
+
+
+def test_update_refuses_the_seeds_a_recipe_was_designed_on(tmp_path):
+    args = types.SimpleNamespace(tolerance=None, provenance=None)
+    docs = [(s, json.loads(Path(_result(tmp_path, s, 75.0)).read_text())) for s in (3, 101, 102)]
+    with pytest.raises(UsageError, match=r"seed\(s\) \[3\] were used to design smoke_resnet20_cifar10_jpeg"):
+        accuracy.baseline_entries(docs, args)
+
+
+@pytest.mark.parametrize(
+    "kw,message",
+    [
+        (dict(status="failed", error="loss became nan", top1=None), "failed run"),
+        (dict(modified=["schedule.base=20"]), "modified recipe"),
+        (dict(test_examples=1280), "1280 of 10000"),
+    ],
+)
+def test_update_refuses_bad_results(tmp_path, kw, message):
+    args = types.SimpleNamespace(tolerance=None, provenance=None)
+    doc = json.loads(Path(_result(tmp_path, 1, 75.0, **kw)).read_text())
+    with pytest.raises(UsageError, match=message):
+        accuracy.baseline_entries([("x.json", doc)], args)
+
+
+def test_update_refuses_a_seed_twice(tmp_path):
+    args = types.SimpleNamespace(tolerance=None, provenance=None)
+    docs = [("a", json.loads(Path(_result(tmp_path, 1, 75.0)).read_text()))] * 2
+    with pytest.raises(UsageError, match="given twice"):
+        accuracy.baseline_entries(docs, args)
+
+
+def test_reported_figures_become_provenance_marked_entries(tmp_path):
+    base = tmp_path / "baselines.json"
+    assert main(["baselines", "update", "--reported", "--baselines", str(base)]) == 0
+    entries = accuracy.load_entries(base)
+    assert len(entries) == 3
+    e = entries["preact_resnet164_cifar10|cifar10|epochs=100|*"]
+    assert e["mean"] == 94.2 and e["measured"] is False and "1,280" in e["provenance"]
+    assert entries["resnet56_cifar10|cifar10|steps=64000|*"]["mean"] == 93.58
+    assert entries["fashion_resnet50|fashion_mnist|epochs=400|*"]["mean"] == 91.3

@@ -1,0 +1,57 @@
+import json
+
+import pytest
+
+from bench.errors import BaselinesError, UsageError
+from bench.regression import baselines
+
+
+def write(path, data):
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return path
+
+
+def test_the_repository_file_is_valid():
+    data = baselines.load()
+    assert set(data) == {"schema", "throughput", "accuracy"}
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("{not json", "is not valid JSON"),
+        ("[]", "must hold a JSON object"),
+        ({"schema": 2, "throughput": {}, "accuracy": {}}, "has schema 2"),
+        ({"schema": 1, "throughput": {}, "latency": {}}, r"unknown section\(s\) \['latency'\]"),
+        ({"schema": 1, "throughput": [], "accuracy": {}}, "section 'throughput' must map keys to objects"),
+        ({"schema": 1, "throughput": {"k": 3}, "accuracy": {}}, "section 'throughput' must map keys to objects"),
+    ],
+)
+def test_corrupt_or_invalid_files_are_errors(tmp_path, content, match):
+    path = write(tmp_path / "baselines.json", content)
+    with pytest.raises(BaselinesError, match=match):
+        baselines.load(path)
+
+
+def test_missing_file_is_an_error(tmp_path):
+    with pytest.raises(BaselinesError, match="does not exist"):
+        baselines.section(tmp_path / "nope.json", "accuracy")
+
+
+def test_update_shows_a_diff_and_writes_only_when_asked(tmp_path):
+    path = write(tmp_path / "baselines.json", {"schema": 1, "throughput": {"a": {"v": 1}}, "accuracy": {}})
+    diff = baselines.update(path, "throughput", {"a": {"v": 2}, "b": {"v": 3}}, dry_run=True)
+    assert diff == ['- throughput/a: {"v": 1}', '+ throughput/a: {"v": 2}', '+ throughput/b: {"v": 3}']
+    assert baselines.section(path, "throughput") == {"a": {"v": 1}}
+    baselines.update(path, "throughput", {"a": {"v": 2}, "b": {"v": 3}})
+    assert baselines.section(path, "throughput") == {"a": {"v": 2}, "b": {"v": 3}}
+    assert baselines.update(path, "throughput", {"a": {"v": 2}}) == []
+    with pytest.raises(UsageError, match="section 'latency' is invalid"):
+        baselines.update(path, "latency", {})
+
+
+def test_update_refuses_to_overwrite_a_corrupt_file(tmp_path):
+    path = write(tmp_path / "baselines.json", "{corrupt")
+    with pytest.raises(BaselinesError):
+        baselines.update(path, "accuracy", {"k": {"mean": 1.0}})
+    assert path.read_text() == "{corrupt"

@@ -1,0 +1,167 @@
+"""The throughput gate (bench.regression.throughput) on fixture results: every verdict, bad files, baseline updates.
+
+The fixtures are made by tests/regression/fixtures/throughput/generate.py (seeded draws).
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import main
+from bench.regression import throughput as compare
+
+FIX = Path(__file__).parent / "fixtures" / "throughput"
+BASE = str(FIX / "baselines.json")
+DC = "cpu:Fixture CPU x2"
+A = f"{DC}/resnet20-train-bs128-fp32-xla_off-synthetic"
+
+
+def run_compare(capsys, run, *extra, baselines=BASE):
+    code = main(["compare", str(FIX / run), "--baselines", str(baselines), *extra])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def verdict_of(out, key):
+    row = next(line for line in out.splitlines() if line.startswith(key + " "))
+    for v in ("REGRESSION", "IMPROVEMENT", "NO BASELINE", "ERROR", "PASS"):
+        if f"  {v}  " in row:
+            return v
+    raise AssertionError(row)
+
+
+def test_noise_only_passes(capsys):
+    code, out, _ = run_compare(capsys, "run_noise.json")
+    assert code == 0
+    assert [verdict_of(out, k) for k in (A, f"{DC}/resnet20-infer-bs128-fp32-xla_off-synthetic")] == ["PASS", "PASS"]
+
+
+def test_a_ten_percent_drop_is_a_regression(capsys):
+    code, out, _ = run_compare(capsys, "run_regression.json")
+    assert code == 1
+    assert verdict_of(out, A) == "REGRESSION"
+    assert verdict_of(out, f"{DC}/resnet20-infer-bs128-fp32-xla_off-synthetic") == "PASS"
+    assert "-10." in out and "p=" in out
+
+
+def test_a_looser_tolerance_lets_the_drop_pass(capsys):
+    code, out, _ = run_compare(capsys, "run_regression.json", "--tolerance", "throughput:-15%")
+    assert code == 0 and verdict_of(out, A) == "PASS"
+
+
+def test_improvement_passes_and_is_named(capsys):
+    code, out, _ = run_compare(capsys, "run_improvement.json")
+    assert code == 0 and verdict_of(out, A) == "IMPROVEMENT"
+
+
+def test_a_drop_beyond_tolerance_that_is_not_significant_passes(capsys):
+    code, out, _ = run_compare(capsys, "run_noisy_drop.json")
+    assert code == 0 and verdict_of(out, A) == "PASS"
+    assert "not significant" in out and "noisy run" in out
+
+
+def test_missing_baseline_fails(capsys):
+    code, out, _ = run_compare(capsys, "run_missing.json")
+    assert code == 1 and verdict_of(out, f"{DC}/resnet32-train-bs128-fp32-xla_off-synthetic") == "NO BASELINE"
+
+
+def test_errored_results_fail(capsys):
+    code, out, _ = run_compare(capsys, "run_errored.json")
+    assert code == 1
+    assert verdict_of(out, f"{DC}/resnet20-infer-bs128-fp32-xla_off-synthetic") == "ERROR"
+    assert verdict_of(out, f"{DC}/resnet56-train-bs128-fp32-xla_off-synthetic") == "ERROR"
+    assert "out of memory" in out
+
+
+def test_another_device_class_has_no_baselines(capsys):
+    code, out, _ = run_compare(capsys, "run_noise.json", "--device-class", "gpu:Some GPU")
+    assert code == 1 and "NO BASELINE" in out
+
+
+@pytest.mark.parametrize("bad", ["baselines_corrupt.json", "baselines_bad_entry.json", "does_not_exist.json"])
+def test_a_bad_baselines_file_is_a_one_line_error_not_a_pass(capsys, bad):
+    code, out, err = run_compare(capsys, "run_noise.json", baselines=FIX / bad)
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_schema_checks(tmp_path):
+    entries = json.loads((FIX / "baselines.json").read_text())["throughput"]
+    compare.validate_entries(entries)
+    for broken in (
+        {"samples": [1.0, -2.0]},
+        {"rule": "throughput:+5%"},
+        {"rule": "top1:-1pt"},
+        {"images_per_s": float("nan")},
+    ):
+        bad = {A: {**entries[A], **broken}}
+        with pytest.raises(Exception) as info:
+            compare.validate_entries(bad)
+        assert type(info.value).__name__ == "BaselinesError"
+    with pytest.raises(Exception, match="device class"):
+        compare.validate_entries({"no-slash": entries[A]})
+
+
+def test_not_a_result_file_is_a_usage_error(capsys, tmp_path):
+    other = tmp_path / "train.json"
+    other.write_text(json.dumps({"benchmarks": [], "kind": "train"}))
+    code, _, err = run_compare(capsys, other)
+    assert code == 2 and "not a throughput result" in err
+    assert compare.is_result(json.loads((FIX / "run_noise.json").read_text()))
+    assert not compare.is_result([1, 2])
+
+
+def test_baselines_update_then_compare_round_trip(capsys, tmp_path):
+    baselines = tmp_path / "baselines.json"
+    baselines.write_text(json.dumps({"schema": 1, "throughput": {}, "accuracy": {}}))
+    shutil.copy(FIX / "run_noise.json", tmp_path / "run.json")
+    # dry run writes nothing
+    assert main(["baselines", "update", str(tmp_path / "run.json"), "--baselines", str(baselines), "--dry-run"]) == 0
+    assert json.loads(baselines.read_text())["throughput"] == {}
+    assert (
+        main(
+            [
+                "baselines",
+                "update",
+                str(tmp_path / "run.json"),
+                "--baselines",
+                str(baselines),
+                "--tolerance",
+                "throughput:-8%",
+                "--provenance",
+                "fixture",
+            ]
+        )
+        == 0
+    )
+    recorded = json.loads(baselines.read_text())["throughput"]
+    assert set(recorded) == {
+        A,
+        f"{DC}/resnet20-infer-bs128-fp32-xla_off-synthetic",
+        f"{DC}/resnet56-train-bs128-fp32-xla_off-synthetic",
+    }
+    assert (
+        recorded[A]["rule"] == "throughput:-8%"
+        and recorded[A]["provenance"] == "fixture"
+        and len(recorded[A]["samples"]) == 12
+    )
+    capsys.readouterr()
+    code, out, _ = run_compare(capsys, tmp_path / "run.json", baselines=baselines)
+    assert code == 0 and out.count("PASS") == 3
+    # the regression fixture is judged with the recorded (looser) rule: -10 % still fails
+    code, out, _ = run_compare(capsys, "run_regression.json", baselines=baselines)
+    assert code == 1 and "throughput:-8%" in out
+
+
+def test_errored_results_are_not_recorded_as_baselines(capsys, tmp_path):
+    baselines = tmp_path / "baselines.json"
+    assert main(["baselines", "update", str(FIX / "run_errored.json"), "--baselines", str(baselines)]) == 0
+    _, err = capsys.readouterr()
+    assert "skipping" in err and "out of memory" in err
+    assert list(json.loads(baselines.read_text())["throughput"]) == [A]
+    bad_rule = main(
+        ["baselines", "update", str(FIX / "run_noise.json"), "--baselines", str(baselines), "--tolerance", "top1:-1pt"]
+    )
+    assert bad_rule == 2

@@ -1,0 +1,198 @@
+"""The throughput suite end to end (a real CPU benchmark of a small model, on two logical CPUs
+mirrored), the plugin the CLI hands pytest, and the out-of-memory path."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.throughput.workload import Case
+
+REPO = Path(__file__).resolve().parents[2]
+# resnet20 at batch 8, three one-step rounds: the smallest real run of the suite
+SMALL_RUN = "--models resnet20 --batch-size 8 --rounds 3 --warmup-rounds 0 --max-rounds 4 --steps 1".split()
+EXTRA_FIELDS = (
+    "images_per_s",
+    "cv",
+    "noisy",
+    "rounds",
+    "round_seconds",
+    "steps_per_round",
+    "compile_s",
+    "macs_per_image",
+    "achieved_flops_per_s",
+    "matmul_flops_per_s",
+    "utilization",
+    "peak_memory_bytes",
+    "loadavg_start",
+    "loadavg_end",
+    "device_class",
+    "replicas",
+)
+
+
+def test_out_of_memory_is_recorded_and_raised_as_a_measurement_error(monkeypatch):
+    import tensorflow as tf
+
+    from bench.throughput import hardware, measure, workload
+
+    def oom(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(
+            None, None, "OOM when allocating tensor with shape[65536,16,32,32]\nmore"
+        )
+
+    class Fixture:  # the parts of pytest-benchmark's fixture that measure() touches before timing
+        extra_info, name, fullname, group = {}, "test_throughput[x]", "suite::test_throughput[x]", None
+
+    monkeypatch.setattr(workload, "build", oom)
+    session = measure.DeviceSession(
+        "cpu", strategy=tf.distribute.OneDeviceStrategy("/cpu:0"), device_class="cpu:test x2"
+    )
+    with pytest.raises(measure.MeasurementError, match="out of memory: ResourceExhaustedError: OOM when allocating"):
+        measure.measure(Fixture(), Case("resnet20", "train", 65536), session)
+    assert session.errors[0]["id"] == "resnet20-train-bs65536-fp32-xla_off-synthetic"
+    assert session.errors[0]["error"].count("\n") == 0 and session.errors[0]["device_class"] == "cpu:test x2"
+    assert hardware.out_of_memory(ValueError("shapes differ")) is None
+
+
+def test_the_command_resolves_once_and_hands_pytest_the_plugin(monkeypatch):
+    """The CLI resolves the plan and opens the device once, then gives pytest the plugin object and
+    only the suite's path and the pytest arguments: no option is turned back into text."""
+    import pytest as pytest_module
+
+    from bench.__main__ import main
+    from bench.throughput import plugin
+
+    opened, calls = [], []
+    real_open = plugin.open_session
+    monkeypatch.setattr(plugin, "open_session", lambda plan: opened.append(plan) or real_open(plan))
+    monkeypatch.setattr(pytest_module, "main", lambda args, plugins: calls.append((args, plugins)) or 0)
+    assert main(["throughput", "--models", "resnet2*", "--mode", "infer", "--batch-size", "8", "--", "-q"]) == 0
+    ((args, plugins),) = calls
+    assert args[1:] == ["-q"] and args[0].endswith("suite") and len(opened) == 1
+    (p,) = plugins
+    assert isinstance(p, plugin.ThroughputPlugin) and p.plan is opened[0] and p.session.device_class.startswith("cpu:")
+    assert [c.id for c in p.plan.cases] == ["resnet20-infer-bs8-fp32-xla_off-synthetic"]
+
+
+def run_suite(tmp_path, *args):
+    """``python -m bench throughput`` on resnet20 at batch 8, three one-step rounds; the result document."""
+    out, pb = tmp_path / "run.json", tmp_path / "pytest-benchmark.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench",
+        "throughput",
+        *SMALL_RUN,
+        "--bench-out",
+        str(out),
+        *args,
+        "--",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--benchmark-json",
+        str(pb),
+    ]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert json.loads(pb.read_text())["benchmarks"]  # pytest-benchmark's own JSON is written too
+    return json.loads(out.read_text())
+
+
+def check_extra(x, replicas):
+    missing = [f for f in EXTRA_FIELDS if x.get(f) is None]
+    assert not missing, (x.get("id"), missing)
+    assert x["replicas"] == replicas and x["steps_per_round"] == 1 and 3 <= x["rounds"] <= 4
+    # each rate is the batch over its round's time
+    assert x["images_per_s"]["samples"] == pytest.approx([8 / t for t in x["round_seconds"]])
+    assert x["images_per_s"]["q1"] <= x["images_per_s"]["median"] <= x["images_per_s"]["q3"]
+    assert x["compile_s"] > 0 and x["macs_per_image"] > 4e7 and x["utilization"] > 0
+    assert x["peak_memory_kind"] == "rss" and x["peak_memory_bytes"] > 0
+
+
+def check_benchmarks(doc, replicas):
+    from bench.regression import throughput as compare
+
+    assert doc["harness"]["kind"] == "throughput" and doc["errors"] == []
+    assert doc["harness"]["matmul_reference"]["fp32"][0]["flops_per_s"] > 0
+    assert doc["machine_info"]["tensorflow"] and doc["commit_info"]["id"] and "dirty" in doc["commit_info"]
+    assert doc["benchmarks"]
+    for bench in doc["benchmarks"]:
+        check_extra(bench["extra_info"], replicas=replicas)
+        assert bench["stats"]["rounds"] == bench["extra_info"]["rounds"]  # pytest-benchmark holds the same rounds
+    assert compare.is_result(doc) and all(r["error"] is None for r in compare.results(doc))
+
+
+def test_measure_trains_a_real_model_through_pytest_benchmark(benchmark, tmp_path):
+    """In this process, with pytest-benchmark's own fixture: resnet20's real train step on the CPU."""
+    import tensorflow as tf
+
+    from bench import devices
+    from bench.throughput import measure
+
+    if getattr(benchmark, "disabled", False):
+        pytest.skip("benchmarks are disabled (--benchmark-disable)")
+    session = measure.DeviceSession("cpu", devices.strategy_for("cpu"), devices.device_class("cpu"))
+    extra = measure.measure(
+        benchmark, Case("resnet20", "train", 8), session, rounds=3, warmup_rounds=0, max_rounds=4, steps=1
+    )
+    assert extra is benchmark.extra_info and extra["strategy"] == "OneDeviceStrategy"
+    assert benchmark.stats.stats.rounds == extra["rounds"]
+    assert session.references["fp32"][0]["flops_per_s"] == extra["matmul_flops_per_s"] > 0
+    check_extra(extra, replicas=1)
+    assert tf.keras.mixed_precision.global_policy().name == "float32"
+    # the report plots it (and names errored cases)
+    from bench.throughput import report
+
+    doc = {
+        "benchmarks": [{"extra_info": dict(extra)}],
+        "harness": {"device_class": session.device_class},
+        "errors": [{"case": Case("resnet20", "train", 4096).to_dict(), "error": "out of memory: OOM"}],
+    }
+    png = report.plot([doc], tmp_path / "plot.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [r["error"] for r in report.rows([doc])] == [None, "out of memory: OOM"]
+
+
+@pytest.mark.slow
+def test_end_to_end_command_on_two_logical_cpus(tmp_path):
+    """``python -m bench throughput`` end to end, mirrored over two logical CPUs (the path a multi-GPU
+    host takes; inference, to stay quick): the result file and pytest-benchmark's JSON."""
+    doc = run_suite(tmp_path, "--mode", "infer", "--cpu-replicas", "2")
+    assert doc["harness"]["strategy"] == "MirroredStrategy" and len(doc["harness"]["devices"]) == 2
+    assert doc["harness"]["options"]["cases"] == ["resnet20-infer-bs8-fp32-xla_off-synthetic"]
+    check_benchmarks(doc, replicas=2)
+
+
+@pytest.mark.slow
+def test_plain_pytest_builds_the_plugin_from_its_options(tmp_path):
+    """``pytest bench/throughput/suite --models ...`` without the CLI: the conftest builds the same plugin."""
+    out = tmp_path / "run.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "bench/throughput/suite",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        *SMALL_RUN,
+        "--mode",
+        "infer",
+        "--bench-out",
+        str(out),
+    ]
+    proc = subprocess.run(
+        cmd, cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert doc["harness"]["options"]["cases"] == ["resnet20-infer-bs8-fp32-xla_off-synthetic"]
+    check_benchmarks(doc, replicas=1)
+    bad = subprocess.run([*cmd[:7], "--models", "resnet57"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 4 and "unknown model 'resnet57'" in bad.stderr and "Traceback" not in bad.stderr

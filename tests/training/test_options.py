@@ -1,0 +1,194 @@
+"""The train command's options: one table makes the flags and the Options defaults, and every bad
+value is a one-line error (exit 2) before any data is read or model built."""
+
+import argparse
+
+import pytest
+
+from bench.__main__ import main
+from bench.errors import UsageError
+from bench.training import options
+from bench.training.options import OPTIONS, Options
+
+
+def parser():
+    p = argparse.ArgumentParser()
+    options.add_arguments(p)
+    return p
+
+
+def test_flags_and_options_defaults_come_from_one_table():
+    assert Options.from_args(parser().parse_args([])) == Options()
+    assert [f.name for f in Options.__dataclass_fields__.values()] == [options.dest(flag) for flag in OPTIONS]
+    assert (Options().budget, Options().seed, Options().out, Options().overrides, Options().eager) == (
+        "full",
+        0,
+        "results/train",
+        (),
+        False,
+    )
+
+
+def test_every_flag_reaches_its_field():
+    args = [
+        "--budget",
+        "steps=3",
+        "--seed",
+        "4",
+        "--device",
+        "tpu",
+        "--tpu",
+        "t1",
+        "--cpu-replicas",
+        "2",
+        "--precision",
+        "mixed_bf16",
+        "--deterministic",
+        "on",
+        "--out",
+        "o",
+        "--data-dir",
+        "d",
+        "--manual-dir",
+        "m",
+        "--archive",
+        "a",
+        "--cache-dir",
+        "c",
+        "--mock",
+        "5",
+        "--set",
+        "x=1",
+        "--set",
+        "y=2",
+        "--steps-per-execution",
+        "8",
+        "--eager",
+        "--fresh",
+        "--plot",
+    ]
+    got = Options.from_args(parser().parse_args(args))
+    assert got == Options(
+        budget="steps=3",
+        seed=4,
+        device="tpu",
+        tpu="t1",
+        cpu_replicas=2,
+        precision="mixed_bf16",
+        deterministic="on",
+        out="o",
+        data_dir="d",
+        manual_dir="m",
+        archive="a",
+        cache_dir="c",
+        mock=5,
+        overrides=("x=1", "y=2"),
+        steps_per_execution=8,
+        eager=True,
+        fresh=True,
+        plot=True,
+    )
+    assert Options.from_args(parser().parse_args([])).overrides == ()  # the --set default list is not shared
+
+
+def test_defaults_pass_the_check():
+    assert options.check(Options()) == Options()
+    assert options.check(Options(device="tpu", tpu="local", mock=1, cpu_replicas=None, seed=options.MAX_SEED))
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Anything past validation (devices, data, model) fails the test."""
+    from bench import devices
+    from bench.training import data, loop
+
+    def started(*a, **k):
+        raise AssertionError("training started: the bad value was not caught up front")
+
+    for owner, name in (
+        (devices, "split_cpu"),
+        (devices, "strategy_for"),
+        (devices, "seed_everything"),
+        (data, "pipelines"),
+        (loop, "_build_model"),
+        (loop, "_fit"),
+    ):
+        monkeypatch.setattr(owner, name, started)
+
+
+RECIPE = "smoke_resnet20_cifar10_jpeg"
+# flag, its bad arguments, what the one error line says
+USAGE_ERRORS = [
+    ("recipe", [], "recipe 'resnet56_cifar' is unknown; did you mean resnet56_cifar10"),
+    ("--budget", ["--budget", "hours=1"], "--budget 'hours=1' is invalid; expected epochs=N"),
+    ("--budget", ["--budget", "epochs=0"], "--budget 'epochs=0' is invalid; it must be positive"),
+    ("--seed", ["--seed", "-1"], "--seed -1 is invalid; expected 0 to 4294967295"),
+    ("--device", ["--device", "quantum"], "--device 'quantum' is invalid; valid: cpu, gpu, tpu"),
+    ("--tpu", ["--tpu", "v4"], "--tpu 'v4' applies to --device tpu only, not --device cpu"),
+    ("--cpu-replicas", ["--cpu-replicas", "0"], "--cpu-replicas 0 is invalid; expected a number of logical CPUs >= 1"),
+    (
+        "--cpu-replicas",
+        ["--cpu-replicas", "2", "--device", "gpu"],
+        "--cpu-replicas applies to --device cpu only, not --device gpu",
+    ),
+    ("--precision", ["--precision", "fp64"], "--precision 'fp64' is invalid; valid: fp32, mixed_bf16, mixed_fp16"),
+    ("--out", ["--out", "{file}"], "--out '{file}' is not a directory"),
+    ("--data-dir", ["--data-dir", "{file}"], "--data-dir '{file}' is not a directory"),
+    ("--manual-dir", ["--manual-dir", "{file}"], "--manual-dir '{file}' is not a directory"),
+    ("--archive", ["--archive", "{dir}"], "--archive '{dir}' is not a file"),
+    ("--cache-dir", ["--cache-dir", "{file}"], "--cache-dir '{file}' is not a directory"),
+    ("--mock", ["--mock", "0"], "--mock 0 is invalid; expected a positive number of examples"),
+    ("--set", ["--set", "nope=1"], "--set 'nope=1': recipe has no field 'nope'"),
+    ("--set", ["--set", "batch_size"], "--set 'batch_size' is invalid; expected KEY=VALUE"),
+    (
+        "--steps-per-execution",
+        ["--steps-per-execution", "0"],
+        "--steps-per-execution 0 is invalid; expected a positive number of steps",
+    ),
+]
+# values argparse itself refuses (type, choices, a switch given a value): exit 2, its message last
+PARSE_ERRORS = [
+    ("--seed", ["--seed", "x"], "argument --seed: invalid int value: 'x'"),
+    ("--cpu-replicas", ["--cpu-replicas", "two"], "argument --cpu-replicas: invalid int value: 'two'"),
+    ("--deterministic", ["--deterministic", "maybe"], "argument --deterministic: invalid choice: 'maybe'"),
+    ("--mock", ["--mock", "1.5"], "argument --mock: invalid int value: '1.5'"),
+    ("--steps-per-execution", ["--steps-per-execution", "x"], "argument --steps-per-execution: invalid int value: 'x'"),
+    ("--eager", ["--eager=yes"], "argument --eager: ignored explicit argument 'yes'"),
+    ("--fresh", ["--fresh=1"], "argument --fresh: ignored explicit argument '1'"),
+    ("--plot", ["--plot=no"], "argument --plot: ignored explicit argument 'no'"),
+]
+
+
+def test_the_tables_walk_every_flag():
+    assert {flag for flag, *_ in USAGE_ERRORS + PARSE_ERRORS} == set(OPTIONS) | {"recipe"}
+
+
+@pytest.mark.parametrize("flag,argv,message", USAGE_ERRORS, ids=[f"{f}:{' '.join(a)}" for f, a, _ in USAGE_ERRORS])
+def test_bad_value_is_one_line_and_exit_2_before_training(flag, argv, message, tmp_path, capsys, no_training):
+    a_file, a_dir = tmp_path / "a_file", tmp_path / "a_dir"
+    a_file.write_text("")
+    a_dir.mkdir()
+    fill = {"{file}": str(a_file), "{dir}": str(a_dir)}
+    argv = [fill.get(a, a) for a in argv]
+    recipe = "resnet56_cifar" if flag == "recipe" else RECIPE
+    out = [] if flag == "--out" else ["--out", str(tmp_path / "out")]
+    assert main(["train", recipe, "--mock", "4", *out, *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {message.format(file=a_file, dir=a_dir)}")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flag,argv,message", PARSE_ERRORS, ids=[f"{f}:{' '.join(a)}" for f, a, _ in PARSE_ERRORS])
+def test_value_argparse_refuses_exits_2(flag, argv, message, capsys, no_training):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", RECIPE, *argv])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"python -m bench train: error: {message}")
+
+
+def test_a_programmatic_run_is_checked_too(tmp_path, no_training):
+    """``train`` itself checks its Options, not only the command line."""
+    from bench.training.loop import train
+
+    with pytest.raises(UsageError, match="--steps-per-execution 0 is invalid"):
+        train(RECIPE, Options(steps_per_execution=0, mock=4, out=str(tmp_path)))
