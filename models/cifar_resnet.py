@@ -105,41 +105,31 @@ _META = dict(
 )
 
 
-@register_model(
-    **_META, params=274_442, trainable=273_066, non_trainable=1_376, paper_params=0.27e6, paper_params_tol=0.005e6
-)
+@register_model(**_META, params=274_442, trainable=273_066, paper_params=0.27e6, paper_params_tol=0.005e6)
 def resnet20(**overrides) -> keras.Model:
     """ResNet-20 for CIFAR: article 003's option-B shortcuts with conv bias."""
     return cifar_resnet(20, **overrides)
 
 
-@register_model(
-    **_META, params=470_218, trainable=467_946, non_trainable=2_272, paper_params=0.46e6, paper_params_tol=0.005e6
-)
+@register_model(**_META, params=470_218, trainable=467_946, paper_params=0.46e6, paper_params_tol=0.005e6)
 def resnet32(**overrides) -> keras.Model:
     """ResNet-32 for CIFAR: article 003's option-B shortcuts with conv bias."""
     return cifar_resnet(32, **overrides)
 
 
-@register_model(
-    **_META, params=665_994, trainable=662_826, non_trainable=3_168, paper_params=0.66e6, paper_params_tol=0.005e6
-)
+@register_model(**_META, params=665_994, trainable=662_826, paper_params=0.66e6, paper_params_tol=0.005e6)
 def resnet44(**overrides) -> keras.Model:
     """ResNet-44 for CIFAR: article 003's option-B shortcuts with conv bias."""
     return cifar_resnet(44, **overrides)
 
 
-@register_model(
-    **_META, params=861_770, trainable=857_706, non_trainable=4_064, paper_params=0.85e6, paper_params_tol=0.005e6
-)
+@register_model(**_META, params=861_770, trainable=857_706, paper_params=0.85e6, paper_params_tol=0.005e6)
 def resnet56(**overrides) -> keras.Model:
     """ResNet-56 for CIFAR: article 003's option-B shortcuts with conv bias."""
     return cifar_resnet(56, **overrides)
 
 
-@register_model(
-    **_META, params=1_742_762, trainable=1_734_666, non_trainable=8_096, paper_params=1.7e6, paper_params_tol=0.05e6
-)
+@register_model(**_META, params=1_742_762, trainable=1_734_666, paper_params=1.7e6, paper_params_tol=0.05e6)
 def resnet110(**overrides) -> keras.Model:
     """ResNet-110 for CIFAR: article 003's option-B shortcuts with conv bias."""
     return cifar_resnet(110, **overrides)

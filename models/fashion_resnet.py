@@ -85,7 +85,6 @@ def fashion_resnet(
     weight_decay=WEIGHT_DECAY,
     params=26_313_218,
     trainable=26_267_778,
-    non_trainable=45_440,
 )
 def fashion_resnet50(**overrides) -> keras.Model:
     """Article 000's subclassed ResNet-50 for Fashion-MNIST, as a functional model."""

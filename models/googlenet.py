@@ -84,7 +84,6 @@ def googlenet_v1(
     weight_decay=WEIGHT_DECAY,
     params=6_998_552,
     trainable=6_998_552,
-    non_trainable=0,
     paper_macs=1.5e9,
 )
 def googlenet(**overrides) -> keras.Model:

@@ -140,9 +140,7 @@ _META = dict(
 )
 
 
-@register_model(
-    **_META, source="article 002 (Howard et al. 2017)", params=4_264_808, trainable=4_242_920, non_trainable=21_888
-)
+@register_model(**_META, source="article 002 (Howard et al. 2017)", params=4_264_808, trainable=4_242_920)
 def mobilenet(**overrides) -> keras.Model:
     """MobileNet v1 1.0-224 as article 002 builds it: conv biases, ReLU, GAP -> Dense."""
     return mobilenet_v1(**overrides)
@@ -153,7 +151,6 @@ def mobilenet(**overrides) -> keras.Model:
     source="keras.applications.MobileNet (Howard et al. 2017)",
     params=4_253_864,
     trainable=4_231_976,
-    non_trainable=21_888,
     reference="MobileNet",
 )
 def mobilenet_keras(**overrides) -> keras.Model:

@@ -76,7 +76,6 @@ def preact_resnet(
     weight_decay=WEIGHT_DECAY,
     params=1_727_482,
     trainable=1_703_258,
-    non_trainable=24_224,
     paper_params=1.7e6,
     paper_params_tol=0.05e6,
 )

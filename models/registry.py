@@ -31,8 +31,9 @@ class UnknownModelError(KeyError):
 class ModelSpec:
     """What the registry knows about one model.
 
-    ``params``/``trainable``/``non_trainable``: exact expected counts of the default (article)
-    variant at the default input shape and classes.
+    ``params``/``trainable``: exact expected counts of the default (article) variant at the
+    default input shape and classes; ``non_trainable`` is their difference (the BN moving
+    statistics), derived, or checked against it when a registration gives it.
     ``paper_params`` ± ``paper_params_tol``: trainable parameters as a paper quotes them, rounded
     (0.85M ± 0.005M),
     checked on ``create(**paper_overrides)``; ``paper_macs``: the paper's multiply-adds per image,
@@ -62,6 +63,16 @@ class ModelSpec:
     reference_overrides: dict = dataclasses.field(default_factory=dict)
     weight_decay: float | None = None
     description: str = ""
+
+    def __post_init__(self):
+        if self.params is None or self.trainable is None:
+            return
+        derived = self.params - self.trainable
+        if self.non_trainable is not None and self.non_trainable != derived:
+            raise ValueError(
+                f"model {self.name!r}: non_trainable={self.non_trainable:,} but params - trainable = {derived:,}"
+            )
+        object.__setattr__(self, "non_trainable", derived)
 
     def create(self, **overrides) -> keras.Model:
         kwargs = {"input_shape": self.input_shape, "classes": self.classes, "name": self.name}

@@ -60,3 +60,21 @@ def test_unknown_name_lists_close_matches():
 def test_bad_builder_arguments_name_the_value(overrides, match):
     with pytest.raises(ModelArgumentError, match=match):
         models.create("resnet20", **overrides)
+
+
+def test_non_trainable_is_derived_and_a_wrong_one_is_refused():
+    assert (
+        models.get_spec("resnet20").non_trainable
+        == models.get_spec("resnet20").params - models.get_spec("resnet20").trainable
+    )
+    with pytest.raises(ValueError, match="non_trainable=5 but params - trainable = 2"):
+        register_model(
+            family="x",
+            source="x",
+            dataset="x",
+            input_shape=(8, 8, 1),
+            classes=2,
+            params=10,
+            trainable=8,
+            non_trainable=5,
+        )(lambda **kw: None)
