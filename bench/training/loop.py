@@ -14,9 +14,11 @@ resolved config and the environment; ``bench gate`` compares it with baselines.j
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime
 import hashlib
+import json
 import math
 import os
 import shutil
@@ -354,15 +356,12 @@ def weight_decay(model) -> dict | list[dict] | None:
     """The weight decay the built model carries, read from its layers (nested models included):
     ``{"l2": 0.0001, "layers": 21}``, the regularizer's config and how many layers have it; a list
     of those when layers differ; None when no layer has a regularizer."""
-    groups: list[dict] = []
-    for layer in _layers(model):
-        configs = [_config(reg) for attr in REGULARIZERS if (reg := getattr(layer, attr, None)) is not None]
-        for config in (c for i, c in enumerate(configs) if c not in configs[:i]):  # a layer counts once
-            group = next((g for g in groups if {k: v for k, v in g.items() if k != "layers"} == config), None)
-            if group is None:
-                groups.append({**config, "layers": 1})
-            else:
-                group["layers"] += 1
+    counts: collections.Counter = collections.Counter()
+    for layer in _layers(model):  # a layer counts once per distinct regularizer config
+        counts.update(
+            {json.dumps(_config(reg), sort_keys=True) for attr in REGULARIZERS if (reg := getattr(layer, attr, None))}
+        )
+    groups = [{**json.loads(config), "layers": n} for config, n in counts.items()]
     return None if not groups else groups[0] if len(groups) == 1 else groups
 
 
