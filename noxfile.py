@@ -10,6 +10,7 @@ from pathlib import Path
 import nox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench.backends import BACKENDS  # noqa: E402  (plain data: imports no framework)
 from bench.training.recipes import RECIPES  # noqa: E402  (plain data: imports nothing outside the standard library)
 
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -23,22 +24,40 @@ DEVICES = ("cpu", "gpu", "tpu")
 TPU_FIND_LINKS = "https://storage.googleapis.com/libtpu-tf-releases/index.html"
 
 
-def _device(posargs: list[str], default: str = "cpu") -> str:
-    """The --device value in posargs (either `--device X` or `--device=X`)."""
+def _option(posargs: list[str], flag: str, default: str) -> str:
+    """The value of `flag` in posargs (either `FLAG X` or `FLAG=X`)."""
     for i, arg in enumerate(posargs):
-        if arg == "--device" and i + 1 < len(posargs):
+        if arg == flag and i + 1 < len(posargs):
             return posargs[i + 1]
-        if arg.startswith("--device="):
+        if arg.startswith(f"{flag}="):
             return arg.split("=", 1)[1]
     return default
 
 
-def _install(session: nox.Session, device: str = "cpu", *, test: bool = True) -> None:
-    """Install the harness with the TensorFlow build `device` needs (and the test tools)."""
+def _extras(device: str, backends: str) -> list[str]:
+    """pyproject extras for `device` and the comma-separated Keras `backends`: TensorFlow's build for
+    the device (also for tf.data, which every backend's training reads), jax's CPU or CUDA build, torch."""
+    extras = [device]
+    for backend in (b.strip() for b in backends.split(",") if b.strip()):
+        if backend == "jax":
+            extras.append("jax-cuda" if device == "gpu" else "jax")
+        elif backend == "torch":
+            extras.append("torch")
+        elif backend != "tensorflow":
+            raise ValueError(f"--backend {backend!r} is invalid; valid: {', '.join(BACKENDS)}")
+    return extras
+
+
+def _install(session: nox.Session, device: str = "cpu", *, test: bool = True, backends: str = "tensorflow") -> None:
+    """Install the harness with the TensorFlow build `device` needs, the backends' frameworks (and the test tools)."""
     if device not in DEVICES:
         session.error(f"--device {device!r} is invalid; valid: {', '.join(DEVICES)}")
+    try:
+        extras = _extras(device, backends)
+    except ValueError as e:
+        session.error(str(e))
     extra_args = ["--find-links", TPU_FIND_LINKS] if device == "tpu" else []
-    session.install("-e", f".[{device}]", *extra_args)
+    session.install("-e", f".[{','.join(extras)}]", *extra_args)
     if test:
         session.install("--group", "test") if session.venv_backend == "uv" else session.install(
             "pytest==9.0.3", "pytest-benchmark==5.3.1"
@@ -46,7 +65,7 @@ def _install(session: nox.Session, device: str = "cpu", *, test: bool = True) ->
 
 
 def _unit(session: nox.Session) -> None:
-    _install(session)
+    _install(session, backends="tensorflow,jax")  # the parity tests compare jax with tensorflow
     session.run("pytest", *(session.posargs or ("tests", "-q", "-m", "not slow")), env={"TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
@@ -73,7 +92,8 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Throughput benchmarks (pytest-benchmark); `-- --device gpu --models 'resnet*'` etc."""
-    _install(session, _device(session.posargs))
+    posargs = session.posargs
+    _install(session, _option(posargs, "--device", "cpu"), backends=_option(posargs, "--backend", "tensorflow"))
     session.run("python", "-m", "bench", "throughput", *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
@@ -87,7 +107,10 @@ def report(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False)
 def train(session: nox.Session) -> None:
     """Train a recipe under a budget: `-- RECIPE --budget epochs=N --seed S --device D`."""
-    _install(session, _device(session.posargs), test=False)
+    posargs = session.posargs
+    _install(
+        session, _option(posargs, "--device", "cpu"), test=False, backends=_option(posargs, "--backend", "tensorflow")
+    )
     session.run(
         "python",
         "-m",
@@ -127,7 +150,7 @@ def smoke(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False)
 def nightly(session: nox.Session) -> None:
     """The articles' recipes at their full budget on an accelerator, gated: `-- --device gpu` (or tpu)."""
-    device = _device(session.posargs, default="gpu")
+    device = _option(session.posargs, "--device", "gpu")
     _install(session, device, test=False)
     out = "results/nightly"
     for recipe in (name for name, r in RECIPES.items() if r.reported):  # those with the article's figure

@@ -19,7 +19,7 @@ COMMANDS = {
     "compare": "compare a saved throughput run with baselines.json; exit 1 on a regression",
     "train": "train a recipe under a budget and write a result JSON",
     "gate": "compare training results with baselines.json; exit 1 on a regression",
-    "report": "plot images/s per model and precision from saved throughput results (PNG)",
+    "report": "images/s per model and precision (or --by backend) from saved throughput results: table and PNG",
     "baselines": "show or update baselines.json from result files",
 }
 

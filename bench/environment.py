@@ -1,4 +1,4 @@
-"""What produced a number: software versions, CPU/GPU model, and the commit, recorded with every result.
+"""What produced a number: software versions (Keras and its backend), CPU/GPU model, and the commit, recorded with every result.
 
 The shapes follow pytest-benchmark's ``machine_info`` and ``commit_info`` so that both kinds of
 result file (throughput and training) read alike.
@@ -26,31 +26,14 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def accelerators() -> list[dict]:
-    """Visible GPUs/TPUs with the names TensorFlow reports for them."""
-    import tensorflow as tf
-
-    found = []
-    for kind in ("GPU", "TPU"):
-        for dev in tf.config.list_physical_devices(kind):
-            details = tf.config.experimental.get_device_details(dev) if kind == "GPU" else {}
-            found.append(
-                {
-                    "kind": kind,
-                    "name": dev.name,
-                    "model": details.get("device_name", kind),
-                    "compute_capability": details.get("compute_capability"),
-                }
-            )
-    return found
-
-
 def machine_info() -> dict:
-    """Versions and hardware, in pytest-benchmark's ``machine_info`` spirit plus TF/Keras."""
+    """Versions and hardware, in pytest-benchmark's ``machine_info`` spirit, plus Keras, its backend
+    (the one Keras runs on in this process) and that backend's versions and accelerators."""
     import keras
-    import tensorflow as tf
 
-    build = tf.sysconfig.get_build_info()
+    from bench import backends
+
+    backend = backends.current()
     return {
         "node": platform.node(),
         "system": platform.system(),
@@ -59,11 +42,10 @@ def machine_info() -> dict:
         "python_version": platform.python_version(),
         "python_implementation": platform.python_implementation(),
         "cpu": {"brand_raw": cpu_model(), "count": os.cpu_count()},
-        "tensorflow": tf.__version__,
         "keras": keras.__version__,
-        "cuda_version": build.get("cuda_version"),
-        "cudnn_version": build.get("cudnn_version"),
-        "accelerators": accelerators(),
+        "backend": keras.backend.backend(),
+        **backend.versions(),
+        "accelerators": backend.accelerators(),
         "argv": sys.argv,
     }
 
@@ -90,9 +72,12 @@ def commit_info(repo: Path = REPO_ROOT) -> dict:
 
 
 def machine_line(machine: dict) -> str:
-    """One line naming what produced a result, for report headers."""
+    """One line naming what produced a result, for report headers (several backends in a merged file)."""
     acc = ", ".join(a["model"] for a in machine.get("accelerators", [])) or "no accelerator"
+    names = str(machine.get("backend", "tensorflow")).split(",")  # files before the backend axis ran tensorflow
+    each = machine.get("backends") or {names[0]: machine}
+    running = " + ".join(f"{n} {(each.get(n) or {}).get(n)}" for n in names)
     return (
-        f"TF {machine.get('tensorflow')} / Keras {machine.get('keras')} / Python {machine.get('python_version')}"
+        f"Keras {machine.get('keras')} on {running} / Python {machine.get('python_version')}"
         f" on {machine.get('cpu', {}).get('brand_raw')} x{machine.get('cpu', {}).get('count')} ({acc})"
     )

@@ -1,19 +1,47 @@
-"""``python -m bench report FILES --out PNG``: plot images/s per model and precision from saved throughput results."""
+"""``python -m bench report FILES [--by precision|backend] --out PNG``: images/s from saved throughput results.
+
+``--by precision`` (the default) plots images/s per model and precision. ``--by backend`` prints a
+table of images/s per model x backend x precision with the ratio to tensorflow, and plots it; give
+it one file per backend, or a merged one.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from bench.throughput.report import plot
+from bench.errors import UsageError
+
+BY = ("precision", "backend")
+DEFAULT_OUT = {"precision": "results/throughput.png", "backend": "results/throughput-by-backend.png"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", nargs="+", help="saved throughput JSON files")
-    parser.add_argument("--out", default="results/throughput.png", help="PNG to write (default: %(default)s)")
+    # checked in run(), not by argparse's choices=, so that a bad value is one line of error and exit 2
+    parser.add_argument(
+        "--by",
+        default="precision",
+        metavar="{precision,backend}",
+        help="compare precisions (plot) or backends (table and plot) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help=f"PNG to write (default: {DEFAULT_OUT['precision']}, or {DEFAULT_OUT['backend']} with --by backend)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from bench.regression.throughput import load_result
+    from bench.throughput import report
 
-    print(f"wrote {plot([load_result(p) for p in args.results], args.out)}")
+    if args.by not in BY:
+        raise UsageError(f"--by {args.by!r} is invalid; valid: {', '.join(BY)}")
+    docs = [load_result(p) for p in args.results]
+    out = args.out or DEFAULT_OUT[args.by]
+    if args.by == "backend":
+        print(report.backend_table(docs))
+        print(f"wrote {report.plot_backends(docs, out)}")
+    else:
+        print(f"wrote {report.plot(docs, out)}")
     return 0

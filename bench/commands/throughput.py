@@ -4,12 +4,14 @@ This runs the pytest-benchmark suite in ``bench/throughput/suite``, so pytest-be
 ``--benchmark-compare``, histograms and JSON work as usual; give its options after ``--``:
 ``python -m bench throughput --device gpu --models 'resnet*' -- --benchmark-autosave``. The plan is
 resolved and the device opened here, once; a bad option or a missing device ends the command with
-one line before pytest starts.
+one line before pytest starts. ``--backend tensorflow,jax,torch`` runs one process per backend
+(``bench.throughput.fanout``) and merges their results into one file.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 
 from bench.throughput.plan import OPTIONS, SUITE_DIR, dest, resolve
 
@@ -28,8 +30,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import pytest
 
+    from bench import backends
+    from bench.throughput import fanout
     from bench.throughput.plugin import ThroughputPlugin, open_session
 
-    plan = resolve({dest(flag): getattr(args, dest(flag)) for flag in OPTIONS})
-    session = open_session(plan)
-    return int(pytest.main([str(SUITE_DIR), *args.pytest_args], plugins=[ThroughputPlugin(plan, session)]))
+    opts = {dest(flag): getattr(args, dest(flag)) for flag in OPTIONS}
+    chosen = [b.strip() for b in str(opts["backend"] or "").split(",") if b.strip()]
+    if len(chosen) == 1 and backends.running() in (None, chosen[0]):
+        backends.activate(chosen[0])  # before Keras is imported: this process runs that backend
+        plan = resolve(opts)
+        session = open_session(plan)
+        return int(pytest.main([str(SUITE_DIR), *args.pytest_args], plugins=[ThroughputPlugin(plan, session)]))
+    if backends.running() is None:
+        os.environ["KERAS_BACKEND"] = "numpy"  # this process only checks the plan: no framework needed
+    plan = resolve(opts)
+    return fanout.run(plan, opts, list(args.pytest_args))

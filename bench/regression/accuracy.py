@@ -47,12 +47,16 @@ def is_result(doc) -> bool:
 
 
 def device_key(doc: dict) -> str:
-    """The device part of a result's key: the kind for work budgets, the full class for time budgets."""
+    """The device part of a result's key, ``<device>@<backend>``: the device kind for work budgets,
+    the full device class for time budgets; the Keras backend, so that a jax run never gates against
+    tensorflow's baseline (results written before the backend axis ran tensorflow)."""
     if doc.get("kind") == "bench.reported":
         return ANY_DEVICE
     if str(doc.get("budget", "")).startswith("minutes="):
-        return str(doc.get("device_class") or doc.get("device"))
-    return str(doc.get("device"))
+        device = str(doc.get("device_class") or doc.get("device"))
+    else:
+        device = str(doc.get("device"))
+    return f"{device}@{doc.get('backend') or 'tensorflow'}"
 
 
 def key_of(doc: dict) -> str:

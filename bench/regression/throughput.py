@@ -1,7 +1,7 @@
 """``python -m bench compare SAVED.json``: judge a throughput run against baselines.json.
 
 Baselines' throughput section is keyed ``<device class>/<benchmark id>``, e.g.
-``cpu:AMD EPYC x2/resnet20-train-bs128-fp32-xla_off-synthetic``; each entry holds the median
+``cpu:AMD EPYC x2/resnet20-train-bs128-fp32-xla_off-synthetic-tensorflow``; each entry holds the median
 images/s, the per-round samples behind it, and its rule (``throughput:-5%`` unless updated with
 ``--tolerance``). A benchmark regresses only when its median drops by more than the tolerance AND
 a one-sided Mann-Whitney U test on the per-round images/s of both runs finds the drop significant
@@ -19,6 +19,7 @@ from bench.errors import BaselinesError, UsageError
 from bench.io import read_json
 from bench.regression import rules
 from bench.stats import finite
+from bench.throughput.workload import Case
 
 
 def is_result(doc) -> bool:
@@ -64,7 +65,13 @@ def results(doc: dict, *, device_class: str | None = None) -> list[dict]:
     for b in doc.get("benchmarks", []):
         extra = b.get("extra_info") or {}
         ips = extra.get("images_per_s") or {}
-        bid = extra.get("id") or b.get("param") or b.get("name")
+        case = extra.get("case")
+        # the id from the case, so that files written before the backend axis key as tensorflow's
+        bid = (
+            Case.from_dict(case).id
+            if isinstance(case, dict) and case
+            else extra.get("id") or b.get("param") or b.get("name")
+        )
         key = f"{device_class or _device_class(doc, extra)}/{bid}"
         median = finite(ips.get("median"))
         samples = _samples(ips.get("samples"))

@@ -11,6 +11,8 @@
     measured duration, so each round takes ~10 % longer. ``compare`` must flag it.
 ``python -m bench.throughput.figures cv RESULT.json ...``
     Run-to-run coefficient of variation of each benchmark's median over several saved runs.
+``python -m bench.throughput.figures device-timing --model resnet50 --precision mixed_bf16`` (GPU, torch)
+    The suite's host-timed train rounds against CUDA events around the same rounds; ratio of rates.
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ def bare(
 ) -> list[float]:
     """images/s of ``rounds`` plain loops of ``steps`` steps over the compiled step (no pytest, no fixture)."""
     from bench import devices
+    from bench.backends import tensorflow
     from bench.throughput import workload
 
-    strategy = devices.strategy_for("cpu")
+    placement = tensorflow.open("cpu")
     devices.set_precision("fp32")
     model_fn = None
     if keras_reference:
@@ -44,7 +47,7 @@ def bare(
 
         model_fn = lambda: keras.applications.ResNet50(weights=None)  # noqa: E731
     w = workload.build(
-        workload.Case(model, mode, batch_size), strategy, jit_compile=devices.set_xla("off"), model_fn=model_fn
+        workload.Case(model, mode, batch_size), placement, jit_compile=tensorflow.jit_compile("off"), model_fn=model_fn
     )
     w.sync(w.step())  # compile
     w.sync(w.step())  # warm
@@ -178,6 +181,53 @@ def cv(args) -> None:
         print(f"{bid}: medians {[round(m, 1) for m in medians]}, run-to-run CV {c:.2%}")
 
 
+def device_timing(args) -> None:
+    """The suite's host-timed rounds against CUDA events recorded on the GPU around the same rounds
+    (torch): the host clock, which ends with the read-back, must agree with the device's own."""
+    import torch
+
+    from bench import devices
+    from bench.throughput import measure, timing, workload
+
+    session = measure.DeviceSession.open("gpu", backend="torch")
+    devices.set_precision(args.precision)
+    case = workload.Case(args.model, "train", args.batch_size, args.precision, args.compile, backend="torch")
+    w = workload.build(case, session.placement, jit_compile=session.backend.jit_compile(args.compile))
+    w.sync(w.step())  # compile
+    steps = timing.steps_for(timing.time_call(lambda: w.sync(w.step())), args.round_seconds)
+    host, device = [], []
+    for _ in range(args.rounds):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+        def run_round(start=start, end=end):
+            out = None
+            start.record()
+            for _ in range(steps):
+                out = w.step()
+            end.record()
+            return w.sync(out)
+
+        host.append(timing.time_call(run_round))
+        device.append(start.elapsed_time(end) / 1000.0)
+    images = steps * args.batch_size
+    h, d = statistics.median(images / t for t in host), statistics.median(images / t for t in device)
+    result = {
+        "case": case.id,
+        "device_class": session.device_class,
+        "steps_per_round": steps,
+        "host_images_per_s": h,
+        "cuda_event_images_per_s": d,
+        "host_over_device": h / d,
+        "host_round_s": host,
+        "cuda_event_round_s": device,
+    }
+    print(json.dumps(result, indent=1))
+    if args.out:
+        from bench.io import write_json
+
+        write_json(args.out, result)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.throughput.figures", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -202,11 +252,20 @@ def main(argv=None) -> int:
     s.add_argument("suite_args", nargs="*")
     c = sub.add_parser("cv")
     c.add_argument("results", nargs="+")
+    d = sub.add_parser("device-timing")
+    d.add_argument("--model", default="resnet50")
+    d.add_argument("--batch-size", type=int, default=128)
+    d.add_argument("--precision", default="mixed_bf16")
+    d.add_argument("--compile", default="off")
+    d.add_argument("--rounds", type=int, default=10)
+    d.add_argument("--round-seconds", type=float, default=1.0)
+    d.add_argument("--out", default=None)
     args = p.parse_args(argv)
     if args.cmd == "bare":
         print(json.dumps(bare(args.model, args.batch_size, args.rounds, args.steps)))
         return 0
-    return {"overhead": overhead, "reference": reference, "slowdown": slowdown, "cv": cv}[args.cmd](args) or 0
+    commands = {"overhead": overhead, "reference": reference, "slowdown": slowdown, "cv": cv}
+    return (commands | {"device-timing": device_timing})[args.cmd](args) or 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """One throughput benchmark, timed through pytest-benchmark, and the evidence it leaves in ``extra_info``.
 
-Order of events: set precision, XLA and seed; build and compile the model; time the first step
+Order of events: set precision, compilation (XLA or torch.compile) and seed; build and compile the model; time the first step
 (tracing and compilation, reported as ``compile_s``, never part of a rate) and one warm step (to
 size rounds); then ``benchmark.pedantic`` runs warm-up rounds and timed rounds of several steps,
 each ending with a read-back. When the rounds vary by more than ``max_cv``, more rounds are timed
@@ -14,9 +14,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Any
+from types import ModuleType
 
-from bench import devices, stats
+from bench import backends, devices, stats
+from bench.backends import Placement
+from bench.errors import UsageError
 from bench.throughput import hardware, timing, workload
 from bench.throughput.workload import Case
 
@@ -25,11 +27,10 @@ ERROR_FIELDS = ("id", "case", "device", "device_class", "error")
 
 @dataclasses.dataclass
 class DeviceSession:
-    """What all benchmarks of one run share: the strategy, the device class, the matmul references taken."""
+    """What all benchmarks of one run share: the backend, the placement, the matmul references taken."""
 
-    device: str
-    strategy: Any
-    device_class: str
+    backend: ModuleType
+    placement: Placement
     seed: int = 0
     data_options: dict = dataclasses.field(default_factory=dict)
     references: dict = dataclasses.field(default_factory=dict)  # precision -> [matmul_reference(), ...]
@@ -40,26 +41,35 @@ class DeviceSession:
         cls,
         device: str,
         *,
+        backend: str = "tensorflow",
         tpu: str | None = None,
         cpu_replicas: int = 1,
         seed: int = 0,
         data_options: dict | None = None,
     ) -> DeviceSession:
-        if cpu_replicas > 1:
-            devices.split_cpu(cpu_replicas)
-        strategy = devices.strategy_for(device, tpu=tpu)
-        return cls(device, strategy, devices.device_class(device), seed, dict(data_options or {}))
+        """Open ``device`` on ``backend``, which must be the one Keras runs on (or will: see ``bench.backends.activate``)."""
+        module = backends.activate(backend)
+        placement = module.open(device, tpu=tpu, cpu_replicas=cpu_replicas)
+        return cls(module, placement, seed, dict(data_options or {}))
+
+    @property
+    def device(self) -> str:
+        return self.placement.device
+
+    @property
+    def device_class(self) -> str:
+        return self.placement.device_class
 
     def reference(self, precision: str) -> dict:
         """Measure the matmul reference for ``precision`` now (each benchmark takes its own, right after
         its rounds, so that both see the same machine load); every measurement is kept for the record."""
-        ref = hardware.matmul_reference(self.strategy, devices.compute_dtype(precision))
+        ref = hardware.matmul_reference(self.backend, self.placement, devices.compute_dtype(precision))
         ref["loadavg"] = list(os.getloadavg())
         self.references.setdefault(precision, []).append(ref)
         return ref
 
     def record(self) -> dict:
-        return {"device": self.device, "device_class": self.device_class, **devices.strategy_record(self.strategy)}
+        return {**self.placement.record(), "versions": self.backend.versions()}
 
 
 def measure(
@@ -80,14 +90,16 @@ def measure(
     extra.update(id=case.id, case=case.to_dict(), **session.record(), loadavg_start=list(os.getloadavg()))
     benchmark.group = f"{case.model} {case.mode}"
     timer = getattr(benchmark, "_timer", time.perf_counter)  # pytest-benchmark's own clock
+    if case.backend != session.placement.backend:
+        raise UsageError(f"case {case.id} is for {case.backend}; this process runs {session.placement.backend}")
     devices.set_precision(case.precision)
-    jit = devices.set_xla(case.xla)
-    devices.seed_everything(session.seed)
-    hardware.reset_peak_memory()
+    jit = session.backend.jit_compile(case.compile)
+    session.backend.seed(session.seed, tf_data=case.data == "real")
+    hardware.reset_peak_memory(session.backend, session.placement)
     work = None
     try:
         work = workload.build(
-            case, session.strategy, jit_compile=jit, seed=session.seed, data_options=session.data_options
+            case, session.placement, jit_compile=jit, seed=session.seed, data_options=session.data_options
         )
         first = timing.time_call(lambda: work.sync(work.step()), timer)
         warm = timing.time_call(lambda: work.sync(work.step()), timer)
@@ -105,7 +117,7 @@ def measure(
         if work.synthetic_step is not None:  # --data real: the same model on device-resident batches
             synth_round = timing.make_round(work.synthetic_step, n_steps, work.sync)
             synthetic = timing.time_rounds(synth_round, rounds=rounds, warmup_rounds=1, timer=timer)
-        memory = hardware.peak_memory()
+        memory = hardware.peak_memory(session.backend, session.placement)
         ref = session.reference(case.precision)
     except Exception as e:
         _record_out_of_memory(e, benchmark, session)  # raises MeasurementError, or re-raises e
@@ -123,7 +135,7 @@ def measure(
 
 def _record_out_of_memory(e: Exception, benchmark, session: DeviceSession):
     """Record an out-of-memory ``e`` as the case's error and raise ``MeasurementError``; re-raise anything else."""
-    message = hardware.out_of_memory(e)
+    message = session.backend.out_of_memory(e)
     if message is None:
         raise e
     extra = benchmark.extra_info

@@ -2,8 +2,8 @@
 
 ``OPTIONS`` feeds both entry points (``python -m bench throughput`` and ``pytest bench/throughput/suite``);
 ``resolve`` checks every value once and expands the comma-separated axes into ``Case``s. With no
-options: resnet20, train and inference, batch 128, fp32, no XLA, synthetic data, on the CPU,
-written to ``results/throughput/<time>-cpu.json``.
+options: resnet20, train and inference, batch 128, fp32, no XLA, synthetic data, on the CPU, on
+the tensorflow backend, written to ``results/throughput/<time>-cpu.json``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import dataclasses
 import time
 from pathlib import Path
 
-from bench.devices import AUTO_BATCH, PRECISIONS, XLA_MODES, check_device
+from bench import backends
+from bench.devices import AUTO_BATCH, COMPILE_MODES, PRECISIONS, check_device
 from bench.errors import UsageError
 from bench.throughput.workload import DATA, MODES, Case
 
@@ -21,6 +22,10 @@ DEFAULT_OUT = "results/throughput/{time}-{device}.json"
 
 # flag -> argparse/pytest keyword arguments; lists are comma-separated strings
 OPTIONS: dict[str, dict] = {
+    "--backend": dict(
+        default=backends.DEFAULT_BACKEND,
+        help=f"Keras backends, comma-separated: {', '.join(backends.BACKENDS)}; each runs in its own process (default: %(default)s)",
+    ),
     "--device": dict(default="cpu", help="cpu, gpu (one, or mirrored over all visible) or tpu (default: %(default)s)"),
     "--tpu": dict(
         default=None, help="TPU name or grpc:// address for TPUClusterResolver (default: $TPU_NAME, else 'local')"
@@ -32,7 +37,13 @@ OPTIONS: dict[str, dict] = {
         help="global batch sizes, comma-separated; 'auto': per input size and device (default: %(default)s)",
     ),
     "--precision": dict(default="fp32", help=f"{', '.join(PRECISIONS)}; comma-separated (default: %(default)s)"),
-    "--xla": dict(default="off", help="on, off or auto (Keras's choice); comma-separated (default: %(default)s)"),
+    "--xla": dict(
+        default=None,
+        help="tensorflow and jax: on, off or auto (Keras's choice); comma-separated (default: off on tensorflow, on on jax)",
+    ),
+    "--compile": dict(
+        default=None, help="torch: torch.compile on, off or auto (Keras's choice); comma-separated (default: off)"
+    ),
     "--data": dict(
         default="synthetic",
         help="synthetic (device-resident batches) or real (CIFAR-10 JPEG tf.data pipeline) (default: %(default)s)",
@@ -60,6 +71,9 @@ OPTIONS: dict[str, dict] = {
         default=DEFAULT_OUT, help="result JSON, written atomically; '' for none (default: %(default)s)"
     ),
     "--plot": dict(default=None, help="also write a PNG of images/s per model and precision here"),
+    "--pytest-table": dict(
+        action="store_true", default=False, help="also print pytest-benchmark's own table (seconds per round)"
+    ),
 }
 
 
@@ -75,6 +89,7 @@ def _split(text: str) -> list[str]:
 class ThroughputPlan:
     """The suite's resolved options: what will run, and how."""
 
+    backends: tuple[str, ...]
     device: str
     tpu: str | None
     cases: tuple[Case, ...]
@@ -89,6 +104,7 @@ class ThroughputPlan:
     data_archive: str | None
     bench_out: str
     plot: str | None
+    pytest_table: bool = False
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -106,12 +122,12 @@ def _choose(flag: str, text: str, valid) -> list[str]:
 
 def resolve(opts: dict) -> ThroughputPlan:
     """A ``ThroughputPlan`` from option values keyed by dest (argparse namespace or pytest options)."""
+    chosen = tuple(_choose("--backend", opts.get("backend") or backends.DEFAULT_BACKEND, backends.BACKENDS))
     device = check_device(opts["device"])
     names = _model_names(opts["models"])
     axes = {
         "mode": _choose("--mode", opts["mode"], MODES),
         "precision": _choose("--precision", opts["precision"], tuple(PRECISIONS)),
-        "xla": _choose("--xla", opts["xla"], XLA_MODES),
         "data": _choose("--data", opts["data"], DATA),
     }
     batch_text = _split(opts["batch_size"])
@@ -120,8 +136,16 @@ def resolve(opts: dict) -> ThroughputPlan:
             f"--batch-size {opts['batch_size']!r} is invalid; expected positive integers or 'auto', comma-separated"
         )
     _check_rounds(opts, device)
-    cases = tuple(c for name in names for c in _cases(name, device, batch_text, axes))
+    compile_modes = _compile_modes(chosen, opts.get("xla"), opts.get("compile"))
+    _check_backends(chosen, device, axes, opts)
+    cases = tuple(
+        c
+        for backend in chosen
+        for name in names
+        for c in _cases(name, device, batch_text, axes | {"compile": compile_modes[backend], "backend": [backend]})
+    )
     return ThroughputPlan(
+        backends=chosen,
         device=device,
         tpu=opts.get("tpu"),
         cases=cases,
@@ -136,7 +160,35 @@ def resolve(opts: dict) -> ThroughputPlan:
         data_archive=opts.get("data_archive"),
         bench_out=opts.get("bench_out") or "",
         plot=opts.get("plot"),
+        pytest_table=bool(opts.get("pytest_table")),
     )
+
+
+def _compile_modes(chosen: tuple[str, ...], xla: str | None, torch_compile: str | None) -> dict[str, list[str]]:
+    """Each backend's compilation modes: ``--xla`` for tensorflow and jax, ``--compile`` for torch,
+    each backend's default where its flag was not given. A flag no chosen backend reads is an error."""
+    given = {"--xla": xla, "--compile": torch_compile}
+    for flag, text in given.items():
+        if text is not None and not any(backends.load(b).COMPILE_FLAG == flag for b in chosen):
+            readers = [b for b in backends.BACKENDS if backends.load(b).COMPILE_FLAG == flag]
+            raise UsageError(f"{flag} {text!r} applies to --backend {' or '.join(readers)}, not {','.join(chosen)}")
+    modes = {}
+    for b in chosen:
+        module = backends.load(b)
+        text = given[module.COMPILE_FLAG]
+        modes[b] = _choose(module.COMPILE_FLAG, text, COMPILE_MODES) if text is not None else [module.DEFAULT_COMPILE]
+    return modes
+
+
+def _check_backends(chosen: tuple[str, ...], device: str, axes: dict, opts: dict) -> None:
+    """What only the tensorflow backend does here: real input (tf.data), split CPUs, torch on no TPU."""
+    others = [b for b in chosen if b != "tensorflow"]
+    if others and "real" in axes["data"]:
+        raise UsageError(f"--data real feeds a tf.data pipeline on --backend tensorflow only, not {','.join(others)}")
+    if others and opts["cpu_replicas"] > 1:
+        raise UsageError(f"--cpu-replicas splits the CPU for tensorflow's MirroredStrategy; not for {','.join(others)}")
+    if device == "tpu" and "torch" in chosen:
+        raise UsageError("--device tpu runs on --backend tensorflow or jax, not torch")
 
 
 def _model_names(text: str) -> list[str]:
@@ -171,18 +223,20 @@ def _check_rounds(opts: dict, device: str) -> None:
 
 
 def _cases(name: str, device: str, batch_text: list[str], axes: dict) -> list[Case]:
-    """``name``'s cases: every mode x batch size x precision x XLA x data (``auto`` batch by input size and device)."""
+    """``name``'s cases: every mode x batch size x precision x compilation x data on each backend
+    (``auto`` batch by input size and device)."""
     import models
 
     small = max(models.get_spec(name).input_shape[:2]) <= 64
     auto = AUTO_BATCH[device][0 if small else 1]
     sizes = list(dict.fromkeys(auto if b == "auto" else int(b) for b in batch_text))
     return [
-        Case(name, mode, bs, precision, xla, data)
+        Case(name, mode, bs, precision, compile_mode, data, backend)
+        for backend in axes["backend"]
         for mode in axes["mode"]
         for bs in sizes
         for precision in axes["precision"]
-        for xla in axes["xla"]
+        for compile_mode in axes["compile"]
         for data in axes["data"]
     ]
 

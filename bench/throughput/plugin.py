@@ -33,6 +33,11 @@ def from_options(config) -> ThroughputPlugin:
     A bad option or a missing device is a ``pytest.UsageError`` (one line, no benchmark started)."""
     try:
         plan = resolve({dest(flag): config.getoption(dest(flag)) for flag in OPTIONS})
+        if len(plan.backends) != 1:
+            raise UsageError(
+                f"--backend {','.join(plan.backends)}: a pytest process runs one Keras backend; "
+                "python -m bench throughput runs each in its own process and merges the results"
+            )
         return ThroughputPlugin(plan, open_session(plan))
     except (UsageError, KeyError) as e:  # KeyError: an unknown model name (UnknownModelError) says which
         raise pytest.UsageError(str(e)) from None
@@ -40,8 +45,14 @@ def from_options(config) -> ThroughputPlugin:
 
 def open_session(plan: ThroughputPlan) -> DeviceSession:
     data_options = {"archive": plan.data_archive} if plan.data_archive else {}
+    (backend,) = plan.backends
     return DeviceSession.open(
-        plan.device, tpu=plan.tpu, cpu_replicas=plan.cpu_replicas, seed=plan.seed, data_options=data_options
+        plan.device,
+        backend=backend,
+        tpu=plan.tpu,
+        cpu_replicas=plan.cpu_replicas,
+        seed=plan.seed,
+        data_options=data_options,
     )
 
 
@@ -52,12 +63,19 @@ class ThroughputPlugin:
         self.plan = plan
         self.session = session
         self.written: list = []
+        self.output: dict | None = None  # the result document, once written
 
     def pytest_generate_tests(self, metafunc):
         if "case" in metafunc.fixturenames:
             cases = self.plan.cases
             # plain dicts, so that pytest-benchmark's JSON records them as params
             metafunc.parametrize("case", [c.to_dict() for c in cases], ids=[c.id for c in cases])
+
+    def pytest_sessionstart(self, session):
+        """pytest-benchmark's table of seconds per round only with ``--pytest-table``: ours ends the run."""
+        bs = getattr(session.config, "_benchmarksession", None)
+        if bs is not None and not self.plan.pytest_table:
+            bs.quiet = True
 
     @pytest.fixture(scope="session", name="plan")
     def plan_fixture(self):
@@ -115,6 +133,7 @@ class ThroughputPlugin:
             commit_info=commit_info,
         )
         config.hook.pytest_benchmark_update_json(config=config, benchmarks=bs.benchmarks, output_json=output)
+        self.output = output
         path = out_path(self.plan.bench_out, self.plan.device)
         if path is not None:
             self.written.append(write_json(path, output))
@@ -124,5 +143,10 @@ class ThroughputPlugin:
             self.written.append(plot([output], self.plan.plot))
 
     def pytest_terminal_summary(self, terminalreporter, config):
+        if self.output is not None:
+            from bench.throughput import summary
+
+            terminalreporter.write_line("")
+            terminalreporter.write_line(summary.table(self.output, summary.load_baselines()))
         for path in self.written:
             terminalreporter.write_line(f"cnn-bench: wrote {path}")

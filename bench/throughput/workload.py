@@ -2,9 +2,10 @@
 
 The step is the one ``model.fit`` / ``model.predict`` run: ``model.compile`` then Keras's own
 ``train_function`` / ``predict_function`` (forward, loss, backward and optimizer update for
-training), called under the device's distribution strategy. Synthetic batches are placed on the
-devices once, so the step measures the model and not the input; ``--data real`` feeds it from a
-tf.data pipeline instead (``bench.throughput.real_input``), through the distributed iterator ``fit`` uses.
+training), on the backend Keras runs on (``bench.backends``: each backend calls it its own way).
+Synthetic batches are placed on the devices once, so the step measures the model and not the
+input; ``--data real`` (tensorflow) feeds it from a tf.data pipeline instead
+(``bench.throughput.real_input``), through the distributed iterator ``fit`` uses.
 
 The device's own figures (matmul reference, peak memory, out-of-memory) are ``bench.throughput.hardware``'s.
 """
@@ -25,22 +26,41 @@ FLOPS_PER_MAC = {"train": 6, "infer": 2}
 
 @dataclasses.dataclass(frozen=True)
 class Case:
-    """One benchmark: a model in a mode at a global batch size, precision, XLA setting and input."""
+    """One benchmark: a model in a mode at a global batch size, precision, compilation and input, on a Keras backend.
+
+    ``compile`` is ``--xla`` on tensorflow and jax and ``--compile`` on torch (torch.compile): on, off
+    or auto (Keras's own choice)."""
 
     model: str
     mode: str
     batch_size: int
     precision: str = "fp32"
-    xla: str = "off"
+    compile: str = "off"
     data: str = "synthetic"
+    backend: str = "tensorflow"
+
+    @property
+    def compile_label(self) -> str:
+        """``xla_on`` / ``compile_on``: the compilation setting under the flag that chose it."""
+        return f"{'compile' if self.backend == 'torch' else 'xla'}_{self.compile}"
 
     @property
     def id(self) -> str:
-        """The benchmark's stable name (pytest id, baseline key suffix)."""
-        return f"{self.model}-{self.mode}-bs{self.batch_size}-{self.precision}-xla_{self.xla}-{self.data}"
+        """The benchmark's stable name (pytest id, baseline key suffix); it names the backend."""
+        return f"{self.model}-{self.mode}-bs{self.batch_size}-{self.precision}-{self.compile_label}-{self.data}-{self.backend}"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Case:
+        """A case from ``to_dict``'s output, or from a result file written before the backend axis
+        (``xla`` for ``compile``; tensorflow)."""
+        d = dict(d)
+        if "xla" in d:
+            d.setdefault("compile", d.pop("xla"))
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in fields})
 
 
 @dataclasses.dataclass
@@ -57,39 +77,35 @@ class Workload:
     synthetic_step: Callable[[], Any] | None = None  # for --data real: the same model on resident batches
 
 
-def _distributed_batch(strategy, tensors):
-    """``tensors`` (the global batch) split across the strategy's replicas and placed on their devices."""
-    import tensorflow as tf
-
-    ds = tf.data.Dataset.from_tensors(tensors)
-    return next(iter(strategy.experimental_distribute_dataset(ds)))
-
-
 def build(
     case: Case,
-    strategy,
+    placement,
     *,
     jit_compile,
     seed: int = 0,
     data_options: dict | None = None,
     model_fn: Callable[[], Any] | None = None,
 ) -> Workload:
-    """Build and compile ``case``'s model under ``strategy`` (the precision policy must already be set).
-    The first call of ``step()`` traces and compiles; time it apart. ``model_fn`` builds another
-    network in place of the registered one (same input shape and classes), e.g. a keras.applications
-    model to compare with."""
+    """Build and compile ``case``'s model on ``placement`` (a ``bench.backends.Placement`` of the
+    backend Keras runs on; the precision policy must already be set). The first call of
+    ``step()`` traces and compiles; time it apart. ``model_fn`` builds another network in place
+    of the registered one (same input shape and classes), e.g. a keras.applications model to
+    compare with."""
     import keras
     import numpy as np
 
     import models
+    from bench.backends import load
     from bench.errors import UsageError
     from models.flops import count_macs
 
-    replicas = int(strategy.num_replicas_in_sync)
-    if case.batch_size < 1 or case.batch_size % replicas:
-        raise UsageError(f"--batch-size {case.batch_size} must be a positive multiple of the {replicas} replicas")
+    backend = load(placement.backend)
+    if case.batch_size < 1 or case.batch_size % placement.replicas:
+        raise UsageError(
+            f"--batch-size {case.batch_size} must be a positive multiple of the {placement.replicas} replicas"
+        )
     spec = models.get_spec(case.model)
-    with strategy.scope():
+    with placement.scope():
         model = model_fn() if model_fn else models.create(case.model)
         model.compile(
             optimizer=keras.optimizers.SGD(learning_rate=0.01, momentum=0.9),
@@ -100,32 +116,17 @@ def build(
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((case.batch_size, *spec.input_shape), dtype=np.float32)
     y = rng.integers(0, spec.classes, size=(case.batch_size,), dtype=np.int64)
-    step, sync = _resident_step(case.mode, model, strategy, x, y)
+    step, sync = backend.resident_step(case.mode, model, placement, x, y)
     real_synthetic = None
     if case.data == "real":
         real_synthetic = step
-        step = _real_step(case, model, strategy, spec.input_shape, seed, data_options or {})
-    return Workload(case, model, step, sync, case.batch_size, replicas, macs, real_synthetic)
-
-
-def _resident_step(mode: str, model, strategy, x, y):
-    """(step, sync): one fit (or predict) step on device-resident batches, and the read-back that waits for it."""
-    import keras
-    import numpy as np
-
-    if mode == "train":
-        model.make_train_function()
-        resident = _distributed_batch(strategy, (x, y))
-        return (lambda: model.train_function([resident])), (lambda logs: float(logs["loss"]))
-    model.make_predict_function()
-    resident = _distributed_batch(strategy, (x,))
-    return (lambda: model.predict_function([resident])), (
-        lambda out: np.asarray(keras.ops.convert_to_numpy(out)).ravel()[:1]
-    )
+        step = _real_step(case, model, placement.strategy, spec.input_shape, seed, data_options or {})
+    return Workload(case, model, step, sync, case.batch_size, placement.replicas, macs, real_synthetic)
 
 
 def _real_step(case: Case, model, strategy, input_shape, seed: int, data_options: dict):
-    """One step fed from the JPEG pipeline through the distributed iterator, as fit and predict take it."""
+    """One step fed from the JPEG pipeline through the distributed iterator, as fit and predict take it
+    (tensorflow: the plan refuses ``--data real`` on other backends)."""
     from bench.throughput.real_input import real_dataset
 
     ds = real_dataset(input_shape, case.batch_size, seed=seed, **data_options)

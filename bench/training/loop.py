@@ -48,7 +48,7 @@ class Run:
     budget: budget_mod.Budget
     dataset: str
     deterministic: bool
-    strategy: object  # tf.distribute.Strategy
+    placement: object  # bench.backends.Placement (its strategy on tensorflow)
     policy: str
     out: Path
     rid: str
@@ -114,19 +114,19 @@ def _setup(recipe_name: str, opts: Options) -> Run:
     recipe, budget = _resolve(recipe_name, opts)
     dataset = f"mock_{recipe.dataset}" if opts.mock else recipe.dataset
 
-    from bench import devices
+    from bench import backends, devices
 
     deterministic = recipe.deterministic if opts.deterministic == "recipe" else opts.deterministic == "on"
-    if opts.cpu_replicas:
-        devices.split_cpu(opts.cpu_replicas)
-    strategy = devices.strategy_for(opts.device, tpu=opts.tpu)
+    backend = backends.activate(opts.backend)
+    placement = backend.open(opts.device, tpu=opts.tpu, cpu_replicas=opts.cpu_replicas or 1)
     policy = devices.set_precision(opts.precision)
-    devices.seed_everything(opts.seed, deterministic=deterministic)
+    backend.seed(opts.seed, deterministic=deterministic)
 
     from bench.training import data
 
     out = Path(opts.out)
-    rid = run_id(recipe.name, dataset, budget, opts.device, opts.seed, opts.overrides)
+    where = opts.device if opts.backend == "tensorflow" else f"{opts.device}-{opts.backend}"
+    rid = run_id(recipe.name, dataset, budget, where, opts.seed, opts.overrides)
     ckpt_dir = out / ".checkpoints" / rid
     if opts.fresh and ckpt_dir.exists():
         shutil.rmtree(ckpt_dir)
@@ -151,7 +151,7 @@ def _setup(recipe_name: str, opts: Options) -> Run:
         budget,
         dataset,
         deterministic,
-        strategy,
+        placement,
         policy,
         out,
         rid,
@@ -187,7 +187,7 @@ def _build_model(run: Run):
     import models
 
     recipe = run.recipe
-    with run.strategy.scope():
+    with run.placement.scope():
         model = models.create(
             recipe.model,
             input_shape=run.pipes.info.input_shape,
@@ -256,7 +256,6 @@ def _fit(run: Run, model, *, clock: Callable[[], float], log: Callable[[str], No
 
 def _document(run: Run, model, fit: Fit) -> dict:
     """The result document before the final evaluation (its figures are None until then)."""
-    from bench import devices
     from bench.environment import commit_info, machine_info
 
     opts, plan, recipe, curve = run.opts, run.plan, run.recipe, fit.state.curve
@@ -268,7 +267,8 @@ def _document(run: Run, model, fit: Fit) -> dict:
         "budget": str(run.budget),
         "budget_requested": opts.budget,
         "device": opts.device,
-        "device_class": devices.device_class(opts.device),
+        "device_class": run.placement.device_class,
+        "backend": run.placement.backend,
         "seed": opts.seed,
         "modified": list(opts.overrides),
         "status": "ok",
@@ -300,7 +300,7 @@ def _document(run: Run, model, fit: Fit) -> dict:
             "train_examples": run.pipes.train_examples,
             "precision": run.policy,
             "deterministic": run.deterministic,
-            "strategy": devices.strategy_record(run.strategy),
+            "strategy": run.placement.record(),
             "steps_per_execution": opts.steps_per_execution,
             "model_params": int(model.count_params()),
             "weight_decay": weight_decay(model),

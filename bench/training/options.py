@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from bench.backends import BACKENDS, DEFAULT_BACKEND, check_backend
 from bench.devices import DEVICES, PRECISIONS, check_device
 from bench.errors import UsageError
 
@@ -21,6 +22,10 @@ MAX_SEED = 2**32 - 1  # NumPy's seeds, which keras.utils.set_random_seed sets to
 OPTIONS: dict[str, dict] = {
     "--budget": dict(default="full", help="epochs=N | steps=N | minutes=M | full (default: the recipe's full budget)"),
     "--seed": dict(default=0, type=int, help="random seed (default: %(default)s)"),
+    "--backend": dict(
+        default=DEFAULT_BACKEND,
+        help=f"Keras backend: {' | '.join(BACKENDS)} (default: %(default)s); the data pipeline is tf.data on each",
+    ),
     "--device": dict(default="cpu", help=f"{' | '.join(DEVICES)} (default: %(default)s)"),
     "--tpu": dict(default=None, help="TPU name or address (default: $TPU_NAME or the TPU VM's own)"),
     "--cpu-replicas": dict(
@@ -110,7 +115,14 @@ def check(opts: Options) -> Options:
     """``opts`` if every value is valid, else a one-line ``UsageError`` naming the value and what is
     valid. ``--budget`` is checked where it is resolved against the recipe (``Budget.parse``) and
     ``--set`` where it is applied (``recipes.with_overrides``): both before any data or model."""
+    check_backend(opts.backend)
     check_device(opts.device)
+    if opts.backend != "tensorflow" and opts.cpu_replicas is not None:
+        raise UsageError(
+            f"--cpu-replicas splits the CPU for tensorflow's MirroredStrategy; not for --backend {opts.backend}"
+        )
+    if opts.backend == "torch" and opts.steps_per_execution != 1:
+        raise UsageError(f"--steps-per-execution {opts.steps_per_execution}: Keras on torch runs 1 step per call")
     if opts.precision not in PRECISIONS:
         raise UsageError(f"--precision {opts.precision!r} is invalid; valid: {', '.join(PRECISIONS)}")
     if opts.deterministic not in DETERMINISTIC:

@@ -25,7 +25,7 @@ def one(name, baselines=OK):
 def test_pass_within_tolerance():
     f = one("result_pass.json")
     assert f.verdict is Verdict.PASS and f.baseline == 75.0 and f.change == pytest.approx(-0.4)
-    assert f.key == "smoke_resnet20_cifar10_jpeg|cifar10_jpeg|epochs=3|cpu"
+    assert f.key == "smoke_resnet20_cifar10_jpeg|cifar10_jpeg|epochs=3|cpu@tensorflow"
 
 
 def test_regression_beyond_tolerance_fails_with_reason():
@@ -73,8 +73,8 @@ def test_minutes_budget_keys_on_the_full_device_class():
         "device": "cpu",
         "device_class": "cpu:X x2",
     }
-    assert accuracy.key_of(doc) == "r|d|minutes=5|cpu:X x2"
-    assert accuracy.key_of({**doc, "budget": "epochs=5"}) == "r|d|epochs=5|cpu"
+    assert accuracy.key_of(doc) == "r|d|minutes=5|cpu:X x2@tensorflow"
+    assert accuracy.key_of({**doc, "budget": "epochs=5"}) == "r|d|epochs=5|cpu@tensorflow"
 
 
 @pytest.mark.parametrize(
@@ -144,8 +144,8 @@ def test_update_aggregates_seeds_then_gates(tmp_path, capsys):
     base.write_text(json.dumps({"schema": 1, "throughput": {}, "accuracy": {}}))
     files = [_result(tmp_path, s, v) for s, v in ((101, 74.0), (102, 75.0), (103, 76.0))]
     assert main(["baselines", "update", *files, "--baselines", str(base)]) == 0
-    assert "+ accuracy/smoke_resnet20_cifar10_jpeg|cifar10_jpeg|epochs=3|cpu" in capsys.readouterr().out
-    entry = json.loads(base.read_text())["accuracy"]["smoke_resnet20_cifar10_jpeg|cifar10_jpeg|epochs=3|cpu"]
+    assert "+ accuracy/smoke_resnet20_cifar10_jpeg|cifar10_jpeg|epochs=3|cpu@tensorflow" in capsys.readouterr().out
+    entry = json.loads(base.read_text())["accuracy"]["smoke_resnet20_cifar10_jpeg|cifar10_jpeg|epochs=3|cpu@tensorflow"]
     assert entry["mean"] == 75.0 and entry["std"] == 1.0 and entry["n"] == 3 and entry["measured"] is True
     # t(0.9995, 2) = 31.599 (tables), x std 1 x sqrt(1 + 1/3): a 99.9 % prediction interval of +-36.49
     assert entry["tolerance"] == "top1:-36.49pt" and entry["samples"] == {"101": 74.0, "102": 75.0, "103": 76.0}

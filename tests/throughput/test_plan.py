@@ -15,8 +15,8 @@ def test_default_plan_is_small_and_on_the_cpu():
     plan = throughput.resolve(opts())
     assert plan.device == "cpu"
     assert [c.id for c in plan.cases] == [
-        "resnet20-train-bs128-fp32-xla_off-synthetic",
-        "resnet20-infer-bs128-fp32-xla_off-synthetic",
+        "resnet20-train-bs128-fp32-xla_off-synthetic-tensorflow",
+        "resnet20-infer-bs128-fp32-xla_off-synthetic-tensorflow",
     ]
 
 
@@ -25,9 +25,9 @@ def test_plan_expands_globs_lists_and_auto_batch():
         opts(models="resnet2*,resnet50", mode="train", batch_size="auto,8", precision="fp32,mixed_bf16", device="gpu")
     )
     ids = {c.id for c in plan.cases}
-    assert "resnet20-train-bs512-fp32-xla_off-synthetic" in ids  # CIFAR-sized auto batch on a GPU
-    assert "resnet50-train-bs128-mixed_bf16-xla_off-synthetic" in ids  # ImageNet-sized
-    assert "resnet50-train-bs8-fp32-xla_off-synthetic" in ids
+    assert "resnet20-train-bs512-fp32-xla_off-synthetic-tensorflow" in ids  # CIFAR-sized auto batch on a GPU
+    assert "resnet50-train-bs128-mixed_bf16-xla_off-synthetic-tensorflow" in ids  # ImageNet-sized
+    assert "resnet50-train-bs8-fp32-xla_off-synthetic-tensorflow" in ids
     assert len(plan.cases) == 2 * 2 * 2  # models x batch sizes x precisions
 
 

@@ -37,7 +37,7 @@ EXTRA_FIELDS = (
 def test_out_of_memory_is_recorded_and_raised_as_a_measurement_error(monkeypatch):
     import tensorflow as tf
 
-    from bench.throughput import hardware, measure, workload
+    from bench.throughput import measure, workload
 
     def oom(*args, **kwargs):
         raise tf.errors.ResourceExhaustedError(
@@ -47,15 +47,18 @@ def test_out_of_memory_is_recorded_and_raised_as_a_measurement_error(monkeypatch
     class Fixture:  # the parts of pytest-benchmark's fixture that measure() touches before timing
         extra_info, name, fullname, group = {}, "test_throughput[x]", "suite::test_throughput[x]", None
 
+    from bench.backends import Placement
+    from bench.backends import tensorflow as backend
+
     monkeypatch.setattr(workload, "build", oom)
-    session = measure.DeviceSession(
-        "cpu", strategy=tf.distribute.OneDeviceStrategy("/cpu:0"), device_class="cpu:test x2"
-    )
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    placement = Placement("tensorflow", "cpu", "cpu:test x2", 1, ["CPU:0"], strategy.scope, strategy)
+    session = measure.DeviceSession(backend, placement)
     with pytest.raises(measure.MeasurementError, match="out of memory: ResourceExhaustedError: OOM when allocating"):
         measure.measure(Fixture(), Case("resnet20", "train", 65536), session)
-    assert session.errors[0]["id"] == "resnet20-train-bs65536-fp32-xla_off-synthetic"
+    assert session.errors[0]["id"] == "resnet20-train-bs65536-fp32-xla_off-synthetic-tensorflow"
     assert session.errors[0]["error"].count("\n") == 0 and session.errors[0]["device_class"] == "cpu:test x2"
-    assert hardware.out_of_memory(ValueError("shapes differ")) is None
+    assert backend.out_of_memory(ValueError("shapes differ")) is None
 
 
 def test_the_command_resolves_once_and_hands_pytest_the_plugin(monkeypatch):
@@ -75,7 +78,7 @@ def test_the_command_resolves_once_and_hands_pytest_the_plugin(monkeypatch):
     assert args[1:] == ["-q"] and args[0].endswith("suite") and len(opened) == 1
     (p,) = plugins
     assert isinstance(p, plugin.ThroughputPlugin) and p.plan is opened[0] and p.session.device_class.startswith("cpu:")
-    assert [c.id for c in p.plan.cases] == ["resnet20-infer-bs8-fp32-xla_off-synthetic"]
+    assert [c.id for c in p.plan.cases] == ["resnet20-infer-bs8-fp32-xla_off-synthetic-tensorflow"]
 
 
 def run_suite(tmp_path, *args):
@@ -132,12 +135,11 @@ def test_measure_trains_a_real_model_through_pytest_benchmark(benchmark, tmp_pat
     """In this process, with pytest-benchmark's own fixture: resnet20's real train step on the CPU."""
     import tensorflow as tf
 
-    from bench import devices
     from bench.throughput import measure
 
     if getattr(benchmark, "disabled", False):
         pytest.skip("benchmarks are disabled (--benchmark-disable)")
-    session = measure.DeviceSession("cpu", devices.strategy_for("cpu"), devices.device_class("cpu"))
+    session = measure.DeviceSession.open("cpu")
     extra = measure.measure(
         benchmark, Case("resnet20", "train", 8), session, rounds=3, warmup_rounds=0, max_rounds=4, steps=1
     )
@@ -165,7 +167,7 @@ def test_end_to_end_command_on_two_logical_cpus(tmp_path):
     host takes; inference, to stay quick): the result file and pytest-benchmark's JSON."""
     doc = run_suite(tmp_path, "--mode", "infer", "--cpu-replicas", "2")
     assert doc["harness"]["strategy"] == "MirroredStrategy" and len(doc["harness"]["devices"]) == 2
-    assert doc["harness"]["options"]["cases"] == ["resnet20-infer-bs8-fp32-xla_off-synthetic"]
+    assert doc["harness"]["options"]["cases"] == ["resnet20-infer-bs8-fp32-xla_off-synthetic-tensorflow"]
     check_benchmarks(doc, replicas=2)
 
 
@@ -192,7 +194,7 @@ def test_plain_pytest_builds_the_plugin_from_its_options(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     doc = json.loads(out.read_text())
-    assert doc["harness"]["options"]["cases"] == ["resnet20-infer-bs8-fp32-xla_off-synthetic"]
+    assert doc["harness"]["options"]["cases"] == ["resnet20-infer-bs8-fp32-xla_off-synthetic-tensorflow"]
     check_benchmarks(doc, replicas=1)
     bad = subprocess.run([*cmd[:7], "--models", "resnet57"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 4 and "unknown model 'resnet57'" in bad.stderr and "Traceback" not in bad.stderr

@@ -252,3 +252,28 @@ def test_resume_after_the_process_is_killed(tmp_path):
     assert result["resumed_from_epoch"] == 1 and result["processes"] == 2
     assert result["curve"][0] == killed_state["curve"][0]  # epoch 1 was not run again
     assert result["steps_run"] == 3 * 12  # the optimizer's step count came back with the checkpoint
+
+
+def test_two_steps_on_jax_from_the_tf_data_pipeline(tmp_path):
+    """``train --backend jax``: Keras on jax fits from the same tf.data pipeline (a process of its
+    own: Keras fixes its backend at import); the result names the backend, and its baseline key
+    does too, so a jax run never gates against tensorflow's numbers."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from bench.regression.accuracy import key_of
+
+    pytest.importorskip("jax")
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"} | {"JAX_PLATFORMS": "cpu"}
+    args = ["train", "smoke_resnet20_cifar10_jpeg", "--backend", "jax", "--mock", "8", "--budget", "steps=2"]
+    args += ["--set", "batch_size=4", "--out", str(tmp_path)]
+    run = subprocess.run([sys.executable, "-m", "bench", *args], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    (path,) = tmp_path.glob("*.json")
+    result = json.loads(path.read_text())
+    assert result["backend"] == "jax" and result["machine_info"]["backend"] == "jax" and result["machine_info"]["jax"]
+    assert result["config"]["strategy"]["strategy"] == "keras.device" and "-cpu-jax-" in path.name
+    assert result["status"] == "ok" and 0.0 <= result["top1"] <= 100.0 and result["loss"] > 0
+    assert key_of(result).endswith("|cpu@jax") and key_of({**result, "backend": None}).endswith("|cpu@tensorflow")

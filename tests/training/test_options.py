@@ -99,16 +99,15 @@ def test_defaults_pass_the_check():
 @pytest.fixture
 def no_training(monkeypatch):
     """Anything past validation (devices, data, model) fails the test."""
-    from bench import devices
+    from bench.backends import tensorflow
     from bench.training import data, loop
 
     def started(*a, **k):
         raise AssertionError("training started: the bad value was not caught up front")
 
     for owner, name in (
-        (devices, "split_cpu"),
-        (devices, "strategy_for"),
-        (devices, "seed_everything"),
+        (tensorflow, "open"),
+        (tensorflow, "seed"),
         (data, "pipelines"),
         (loop, "_build_model"),
         (loop, "_fit"),
@@ -123,6 +122,17 @@ USAGE_ERRORS = [
     ("--budget", ["--budget", "hours=1"], "--budget 'hours=1' is invalid; expected epochs=N"),
     ("--budget", ["--budget", "epochs=0"], "--budget 'epochs=0' is invalid; it must be positive"),
     ("--seed", ["--seed", "-1"], "--seed -1 is invalid; expected 0 to 4294967295"),
+    ("--backend", ["--backend", "mxnet"], "--backend 'mxnet' is invalid; valid: tensorflow, jax, torch"),
+    (
+        "--backend",
+        ["--backend", "jax", "--cpu-replicas", "2"],
+        "--cpu-replicas splits the CPU for tensorflow's MirroredStrategy; not for --backend jax",
+    ),
+    (
+        "--backend",
+        ["--backend", "torch", "--steps-per-execution", "4"],
+        "--steps-per-execution 4: Keras on torch runs 1 step per call",
+    ),
     ("--device", ["--device", "quantum"], "--device 'quantum' is invalid; valid: cpu, gpu, tpu"),
     ("--tpu", ["--tpu", "v4"], "--tpu 'v4' applies to --device tpu only, not --device cpu"),
     ("--cpu-replicas", ["--cpu-replicas", "0"], "--cpu-replicas 0 is invalid; expected a number of logical CPUs >= 1"),

@@ -1,0 +1,165 @@
+"""The jax backend: one device from ``jax.devices``, Keras's jitted train and predict steps, XLA by ``--xla``.
+
+The step is the one ``fit`` (``predict``) runs on jax: Keras's ``train_function(state, iterator)``
+over the model's state (trainable, non-trainable, optimizer and metric variables), which returns
+the new state; the state is threaded from step to step as ``fit`` does. The wait for the device
+is ``jax.block_until_ready`` on the step's output. With ``--xla off`` Keras runs the step
+un-jitted (op by op): that is what it means on jax, and it is slow.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bench import devices
+from bench.backends import Placement, keras_seed
+from bench.errors import UsageError, first_line
+
+COMPILE_FLAG = "--xla"
+COMPILE_MODES = devices.COMPILE_MODES
+DEFAULT_COMPILE = "on"  # Keras's own default on jax: an un-jitted jax step is not what users run
+
+
+def versions() -> dict:
+    import jax
+    import jaxlib
+
+    return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "jax_default_backend": jax.default_backend()}
+
+
+def accelerators() -> list[dict]:
+    import jax
+
+    found = []
+    for dev in jax.devices():
+        if dev.platform != "cpu":
+            found.append({"kind": dev.platform.upper(), "name": str(dev), "model": dev.device_kind})
+    return found
+
+
+def open(device: str, *, tpu: str | None = None, cpu_replicas: int = 1) -> Placement:  # noqa: A001
+    """The first jax device of ``device``'s platform; a missing one is a one-line ``UsageError``."""
+    import jax
+    import keras
+
+    if cpu_replicas > 1:
+        raise UsageError("--cpu-replicas is tensorflow's (MirroredStrategy over logical CPUs); on jax use 1")
+    platform = {"cpu": "cpu", "gpu": "gpu", "tpu": "tpu"}[devices.check_device(device)]
+    try:
+        found = jax.devices(platform)
+    except RuntimeError as e:
+        hint = " (install jax's CUDA build: nox -s bench -- --backend jax --device gpu)" if device == "gpu" else ""
+        raise UsageError(
+            f"--device {device}: jax {jax.__version__} finds no {device.upper()}{hint}: {first_line(e, limit=160)}"
+        ) from None
+    dev = found[0]
+    name = f"{device}:{dev.id}"
+    device_class = devices.cpu_class() if device == "cpu" else devices.accelerator_class(device, [dev.device_kind])
+    return Placement("jax", device, device_class, 1, [str(dev)], enter=lambda: keras.device(name))
+
+
+def jit_compile(mode: str):
+    """The ``model.compile(jit_compile=...)`` value for ``--xla`` on/off/auto (auto: Keras's default, jit)."""
+    if mode not in COMPILE_MODES:
+        raise UsageError(f"--xla {mode!r} is invalid; valid: {', '.join(COMPILE_MODES)}")
+    return {"on": True, "off": False, "auto": "auto"}[mode]
+
+
+def seed(value: int, *, deterministic: bool = False, tf_data: bool = True) -> None:
+    """Seed Python, NumPy and Keras's jax generator (jax's own ops are deterministic on the CPU),
+    and TensorFlow for tf.data unless ``tf_data`` is False (``bench.backends.keras_seed``)."""
+    keras_seed(value, tf_data=tf_data)
+
+
+def resident_step(mode: str, model, placement: Placement, x, y):
+    """(step, sync): Keras's jax train (predict) function over state threaded from step to step,
+    on batches placed on the device once; sync blocks until the output is ready and reads one value."""
+    import jax
+    import keras
+    import numpy as np
+
+    with placement.scope():
+        xs = keras.ops.convert_to_tensor(x)
+        ys = keras.ops.convert_to_tensor(y)
+    if mode == "train":
+        data = (xs, ys, None)
+        model._symbolic_build(data_batch=data)  # optimizer and metric variables, as train_on_batch does
+        model.make_train_function()
+        state = [
+            model._get_jax_state(
+                trainable_variables=True, non_trainable_variables=True, optimizer_variables=True, metrics_variables=True
+            )
+        ]
+
+        def step():
+            logs, state[0] = model.train_function(state[0], iter([data]))
+            return logs
+
+        return step, lambda logs: float(jax.block_until_ready(logs["loss"]))
+    data = (xs,)
+    model.make_predict_function()
+    state = [model._get_jax_state(trainable_variables=True, non_trainable_variables=True)]
+
+    def infer():
+        out, state[0] = model.predict_function(state[0], iter([data]))
+        return out
+
+    return infer, lambda out: np.asarray(jax.block_until_ready(out)).ravel()[:1]
+
+
+def matmul(placement: Placement, dtype: str, n: int, chain: int):
+    """(call, sync): ``chain`` dependent ``n x n`` matmuls, jitted, reduced to a scalar."""
+    import math
+
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    dev = jax.devices(placement.device)[0]
+    rng = np.random.default_rng(0)
+    a = jax.device_put(jnp.asarray(rng.standard_normal((n, n), dtype=np.float32), dtype=dtype), dev)
+    # entries ~ N(0, 1/n) keep the chained product's scale steady, so fp16 does not overflow
+    b = jax.device_put(jnp.asarray(rng.standard_normal((n, n), dtype=np.float32) / math.sqrt(n), dtype=dtype), dev)
+
+    @jax.jit
+    def body(c, m):
+        for _ in range(chain):
+            c = c @ m
+        return jnp.sum(c.astype(jnp.float32))
+
+    return (lambda: body(a, b)), lambda out: float(jax.block_until_ready(out))
+
+
+def _stats(placement: Placement) -> dict | None:
+    import jax
+
+    if placement.device == "cpu":
+        return None
+    try:
+        return jax.devices(placement.device)[0].memory_stats()
+    except (RuntimeError, AttributeError):
+        return None
+
+
+def reset_peak_memory(placement: Placement) -> bool:
+    """jax cannot reset its allocator's peak: False on the CPU (the caller uses the RSS), True where
+    ``peak_memory`` reads the allocator (a peak since the process started)."""
+    return bool(_stats(placement))
+
+
+def peak_memory(placement: Placement) -> dict | None:
+    found = _stats(placement)
+    if not found or "peak_bytes_in_use" not in found:
+        return None
+    return {
+        "kind": "device",
+        "bytes": int(found["peak_bytes_in_use"]),
+        "source": "jax Device.memory_stats()['peak_bytes_in_use'] (since the process started: jax cannot reset it)",
+    }
+
+
+def out_of_memory(e: BaseException) -> str | None:
+    """A one-line description when ``e`` is an out-of-memory error (XLA's RESOURCE_EXHAUSTED or host), else None."""
+    if isinstance(e, MemoryError) or re.search(r"RESOURCE_EXHAUSTED|[Oo]ut of memory", str(e)):
+        return f"out of memory: {first_line(e)}"
+    return None

@@ -1,0 +1,92 @@
+"""Several Keras backends in one throughput run: one process per backend, one merged result file.
+
+Keras fixes its backend when it is imported, so ``python -m bench throughput --backend
+tensorflow,jax,torch`` checks the whole plan here (on Keras's numpy backend, which imports no
+framework), then runs the same command once per backend in a child process with
+``KERAS_BACKEND`` set, each writing its own result, and merges those into the one file the plan
+names. Children run one after another, never at once, so that they do not share the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench import backends
+from bench.throughput.plan import OPTIONS, ThroughputPlan, dest, out_path
+
+# options the parent handles itself rather than passing on
+_PARENT_ONLY = ("--backend", "--bench-out", "--plot", "--xla", "--compile")
+
+
+def child_argv(opts: dict, backend: str, out: Path, pytest_args: list[str]) -> list[str]:
+    """The command line that runs ``backend``'s part of the plan and writes its result to ``out``."""
+    argv = [sys.executable, "-m", "bench", "throughput", "--backend", backend, "--bench-out", str(out)]
+    for flag, kwargs in OPTIONS.items():
+        value = opts.get(dest(flag))
+        if flag in _PARENT_ONLY or value is None or value == kwargs.get("default"):
+            continue
+        argv += [flag] if kwargs.get("action") == "store_true" else [flag, str(value)]
+    flag = backends.load(backend).COMPILE_FLAG  # --xla or --compile: only the backend that reads it gets it
+    if opts.get(dest(flag)) is not None:
+        argv += [flag, str(opts[dest(flag)])]
+    return argv + (["--", *pytest_args] if pytest_args else [])
+
+
+def run(plan: ThroughputPlan, opts: dict, pytest_args: list[str]) -> int:
+    """Run each backend's part in its own process, merge the results, print the merged table.
+    Returns the worst exit status of the children (2 if any was a usage error)."""
+    from bench.io import read_json, write_json
+    from bench.throughput import summary
+
+    statuses, docs = [], []
+    with tempfile.TemporaryDirectory(prefix="cnn-bench-backends-") as tmp:
+        for backend in plan.backends:
+            out = Path(tmp) / f"{backend}.json"
+            print(f"cnn-bench: --backend {backend} in its own process", flush=True)
+            env = {**os.environ, "KERAS_BACKEND": backend}
+            status = subprocess.run(child_argv(opts, backend, out, pytest_args), env=env).returncode
+            statuses.append(status)
+            if out.exists():
+                docs.append(read_json(out, what="result file"))
+    if not docs:
+        return max(statuses)
+    merged = merge(docs, plan)
+    print()
+    print(summary.table(merged, summary.load_baselines()))
+    path = out_path(plan.bench_out, plan.device)
+    if path is not None:
+        print(
+            f"cnn-bench: wrote {write_json(path, merged)} (backends: {', '.join(d['harness']['backend'] for d in docs)})"
+        )
+    if plan.plot:
+        from bench.throughput.report import plot
+
+        print(f"cnn-bench: wrote {plot([merged], plan.plot)}")
+    return 2 if 2 in statuses else max(statuses)
+
+
+def merge(docs: list[dict], plan: ThroughputPlan | None = None) -> dict:
+    """One result document from several backends' documents of the same plan: their benchmarks and
+    errors in order, each backend's machine info and harness section kept under its name."""
+    first = docs[0]
+    names = [d["harness"]["backend"] for d in docs]
+    merged = {k: v for k, v in first.items() if k not in ("benchmarks", "errors", "machine_info", "harness")}
+    merged["machine_info"] = {
+        **first["machine_info"],
+        "backend": ",".join(names),
+        "backends": {n: d["machine_info"] for n, d in zip(names, docs)},
+    }
+    merged["harness"] = {
+        **first["harness"],
+        "backend": ",".join(names),
+        "backends": {n: d["harness"] for n, d in zip(names, docs)},
+    }
+    if plan is not None:
+        merged["harness"]["options"] = plan.to_dict()
+    merged["benchmarks"] = [b for d in docs for b in d.get("benchmarks", [])]
+    merged["errors"] = [e for d in docs for e in d.get("errors", [])]
+    return merged

@@ -1,0 +1,187 @@
+"""``python -m bench report`` and bench.throughput.report on hand-built result files: rows read old-
+and new-style cases, the ratio to tensorflow, the --by backend table and plot end to end, the
+--by precision plot, and a bad --by value. No TensorFlow needed."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.__main__ import main
+from bench.io import write_json
+from bench.throughput import report
+from bench.throughput.workload import Case
+
+DC = "cpu:Test CPU x2"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def case(model="resnet20", mode="train", batch_size=128, precision="fp32", compile="off", backend="tensorflow"):
+    return Case(model, mode, batch_size, precision, compile, "synthetic", backend).to_dict()
+
+
+def bench(c, median, *, noisy=False, dc=DC):
+    """One pytest-benchmark entry with the extra_info bench.throughput.measure records."""
+    bid = Case.from_dict(c).id if "xla" not in c else "legacy-id"
+    return {
+        "name": f"test_throughput[{bid}]",
+        "extra_info": {
+            "id": bid,
+            "case": c,
+            "device": "cpu",
+            "device_class": dc,
+            "images_per_s": {"median": median, "q1": median * 0.95, "q3": median * 1.05, "iqr": median * 0.1},
+            "cv": 0.08 if noisy else 0.01,
+            "noisy": noisy,
+            "utilization": None,
+            "compile_s": 1.0,
+        },
+    }
+
+
+def doc(benchmarks, errors=(), dc=DC):
+    return {
+        "benchmarks": list(benchmarks),
+        "errors": list(errors),
+        "harness": {"kind": "throughput", "schema": 1, "device_class": dc},
+        "machine_info": {"keras": "3.15.1"},
+    }
+
+
+def by_backend(rows):
+    return {(r["backend"], r["precision"], r["compile"], r["mode"]): r for r in rows}
+
+
+def test_rows_carry_backend_and_compile_for_old_and_new_files():
+    old = {
+        "model": "resnet20",
+        "mode": "train",
+        "batch_size": 128,
+        "precision": "fp32",
+        "xla": "on",
+        "data": "synthetic",
+    }
+    rows = report.rows([doc([bench(old, 400.0)]), doc([bench(case(backend="torch", compile="on"), 300.0)])])
+    tf, torch = rows
+    assert (tf["backend"], tf["compile"], tf["compile_label"], tf["median"]) == ("tensorflow", "on", "xla_on", 400.0)
+    assert (torch["backend"], torch["compile"], torch["compile_label"]) == ("torch", "on", "compile_on")
+    assert "xla" not in tf
+
+
+def test_ratio_to_tensorflow_matches_model_mode_precision_batch_and_device():
+    rows = report.rows(
+        [
+            doc([bench(case(), 400.0), bench(case(compile="on"), 500.0), bench(case(precision="mixed_bf16"), 800.0)]),
+            doc(
+                [
+                    bench(case(backend="jax", compile="on"), 600.0),  # against tensorflow xla on: 600 / 500
+                    bench(case(backend="torch"), 300.0),  # against tensorflow xla off: 300 / 400
+                    bench(case(backend="jax", compile="auto"), 750.0),  # no tf auto: the fastest tf, 750 / 500
+                    bench(case(backend="jax", precision="mixed_float16"), 900.0),  # no tf row at that precision
+                    bench(case(backend="jax", batch_size=64), 450.0),  # nor at that batch
+                    bench(case(backend="torch", compile="off"), 350.0, dc="gpu:Other"),  # nor on that device
+                ]
+            ),
+        ]
+    )
+    ratio = {
+        (r["backend"], r["precision"], r["compile"], r["batch_size"], r["device_class"]): report.ratio_to_tensorflow(
+            r, rows
+        )
+        for r in rows
+    }
+    assert ratio[("jax", "fp32", "on", 128, DC)] == pytest.approx(1.2)
+    assert ratio[("torch", "fp32", "off", 128, DC)] == pytest.approx(0.75)
+    assert ratio[("jax", "fp32", "auto", 128, DC)] == pytest.approx(1.5)
+    assert ratio[("tensorflow", "fp32", "off", 128, DC)] == pytest.approx(1.0)
+    assert ratio[("tensorflow", "mixed_bf16", "off", 128, DC)] == pytest.approx(1.0)
+    assert ratio[("jax", "mixed_float16", "off", 128, DC)] is None
+    assert ratio[("jax", "fp32", "off", 64, DC)] is None
+    assert ratio[("torch", "fp32", "off", 128, "gpu:Other")] is None
+
+
+def test_backend_table_lists_each_case_with_its_ratio_and_errors():
+    oom = {
+        "id": "x",
+        "case": case(backend="torch", batch_size=4096),
+        "device_class": DC,
+        "error": "out of memory: torch.OutOfMemoryError",
+    }
+    out = report.backend_table(
+        [
+            doc([bench(case(), 400.0), bench(case(mode="infer"), 1600.0)]),
+            doc(
+                [bench(case(backend="jax"), 520.0, noisy=True), bench(case(backend="torch", mode="infer"), 1200.0)],
+                [oom],
+            ),
+        ]
+    )
+    header, _, *lines, footer = out.splitlines()
+    assert header.split()[:8] == ["model", "mode", "precision", "batch", "data", "device", "backend", "compile"]
+    # (mode, backend, batch); the device "cpu:Test CPU x2" takes three words
+    cells = {(ln.split()[1], ln.split()[8], ln.split()[3]): ln for ln in lines}
+    assert cells[("train", "tensorflow", "128")].split()[-1] == "1.00x"
+    jax = cells[("train", "jax", "128")].split()
+    assert jax[-5:] == ["520.0", "52.00", "8.0%", "noisy", "1.30x"]  # 520 / 400
+    assert cells[("infer", "torch", "128")].split()[-1] == "0.75x"  # 1200 / 1600
+    assert cells[("train", "torch", "4096")].endswith("-  error: out of memory: torch.OutOfMemoryError")
+    assert [ln.split()[1] for ln in lines] == ["train", "train", "train", "infer", "infer"]
+    assert (
+        footer
+        == "5 case(s) on tensorflow, jax, torch; 2 of 3 non-tensorflow case(s) have a tensorflow row to compare with"
+    )
+
+
+def test_report_by_backend_end_to_end(tmp_path, capsys):
+    tf_file = write_json(tmp_path / "tf.json", doc([bench(case(), 400.0), bench(case(mode="infer"), 1600.0)]))
+    other = doc(
+        [
+            bench(case(backend="jax", compile="on"), 600.0),
+            bench(case(backend="torch"), 300.0, noisy=True),
+            bench(case(backend="torch", precision="mixed_bf16"), 310.0),
+            bench(case(backend="jax", mode="infer"), 2000.0),
+        ],
+        [{"id": "y", "case": case(backend="jax", batch_size=8192), "device_class": DC, "error": "out of memory"}],
+    )
+    other_file = write_json(tmp_path / "other.json", other)
+    png = tmp_path / "plots" / "by-backend.png"
+    assert main(["report", "--by", "backend", str(tf_file), str(other_file), "--out", str(png)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert out.splitlines()[-1] == f"wrote {png}"
+    assert "1.50x" in out and "0.75x" in out and "1.25x" in out  # 600/400, 300/400, 2000/1600
+    assert "error: out of memory" in out
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    assert [p.name for p in png.parent.iterdir()] == ["by-backend.png"]  # written atomically: no temporary left
+
+
+def test_report_by_precision_is_the_default_and_reads_old_files(tmp_path, capsys):
+    old = {
+        "model": "resnet20",
+        "mode": "train",
+        "batch_size": 128,
+        "precision": "fp32",
+        "xla": "off",
+        "data": "synthetic",
+    }
+    f = write_json(tmp_path / "old.json", doc([bench(old, 400.0), bench({**old, "precision": "mixed_bf16"}, 700.0)]))
+    png = tmp_path / "p.png"
+    assert main(["report", str(f), "--out", str(png)]) == 0
+    assert capsys.readouterr().out == f"wrote {png}\n"
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    # a merged multi-backend set plots too
+    g = write_json(tmp_path / "torch.json", doc([bench(case(backend="torch"), 300.0)]))
+    assert main(["report", "--by", "precision", str(f), str(g), "--out", str(png)]) == 0
+
+
+def test_a_bad_by_value_is_one_line_and_exit_2(tmp_path, capsys):
+    f = write_json(tmp_path / "r.json", doc([bench(case(), 400.0)]))
+    assert main(["report", "--by", "model", str(f), "--out", str(tmp_path / "x.png")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == "error: --by 'model' is invalid; valid: precision, backend\n"
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_a_file_without_results_is_a_usage_error(tmp_path, capsys):
+    f = write_json(tmp_path / "empty.json", doc([]))
+    assert main(["report", "--by", "backend", str(f), "--out", str(tmp_path / "x.png")]) == 2
+    assert capsys.readouterr().err.startswith("error: no throughput results")
