@@ -12,7 +12,7 @@ import re
 
 from bench import devices
 from bench.backends import Placement, keras_seed
-from bench.errors import UsageError
+from bench.errors import UsageError, first_line
 
 COMPILE_FLAG = "--compile"
 COMPILE_MODES = devices.COMPILE_MODES
@@ -164,8 +164,6 @@ def peak_memory(placement: Placement) -> dict | None:
 
 def out_of_memory(e: BaseException) -> str | None:
     """A one-line description when ``e`` is an out-of-memory error (CUDA or host), else None."""
-    from bench.errors import first_line
-
     name = type(e).__name__
     if isinstance(e, MemoryError) or name == "OutOfMemoryError" or re.search(r"CUDA out of memory", str(e)):
         return f"out of memory: {first_line(e)}"

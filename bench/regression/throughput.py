@@ -19,7 +19,7 @@ from bench.errors import BaselinesError, UsageError
 from bench.io import read_json
 from bench.regression import rules
 from bench.stats import finite
-from bench.throughput.workload import Case
+from bench.throughput.workload import result_id
 
 
 def is_result(doc) -> bool:
@@ -65,13 +65,7 @@ def results(doc: dict, *, device_class: str | None = None) -> list[dict]:
     for b in doc.get("benchmarks", []):
         extra = b.get("extra_info") or {}
         ips = extra.get("images_per_s") or {}
-        case = extra.get("case")
-        # the id from the case, so that files written before the backend axis key as tensorflow's
-        bid = (
-            Case.from_dict(case).id
-            if isinstance(case, dict) and case
-            else extra.get("id") or b.get("param") or b.get("name")
-        )
+        bid = result_id(extra, b.get("param") or b.get("name"))
         key = f"{device_class or _device_class(doc, extra)}/{bid}"
         median = finite(ips.get("median"))
         samples = _samples(ips.get("samples"))

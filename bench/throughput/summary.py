@@ -21,7 +21,7 @@ from typing import TextIO
 
 from bench.errors import BaselinesError
 from bench.stats import finite
-from bench.throughput.workload import Case
+from bench.throughput.workload import Case, result_id
 
 # backends in the order tables list them: the reference first
 BACKEND_ORDER = ("tensorflow", "jax", "torch")
@@ -31,8 +31,8 @@ def rows(doc: dict) -> list[dict]:
     """One flat dict per case of a result document, measured or errored, in the document's order.
 
     Keys: the case's fields (model, mode, batch_size, precision, compile, data, backend, all None
-    when the result recorded no case), ``compile_label``, ``id`` (the case's id), ``ids`` (the ids
-    its baseline may be stored under, ``baseline_ids``), ``device``, ``device_class``, ``median``,
+    when the result recorded no case), ``compile_label``, ``id`` (the benchmark id its baseline is
+    stored under, ``workload.result_id``), ``device``, ``device_class``, ``median``,
     ``q1``, ``q3``, ``iqr``, ``cv``, ``noisy``, ``utilization``, ``compile_s``, ``steps_per_round``,
     ``peak_memory_bytes`` and ``error`` (None when measured). A case both in ``benchmarks`` (with an
     error) and in ``errors`` appears once. Missing or non-finite numbers are None; a benchmark
@@ -85,12 +85,10 @@ def _row(record: dict, *, fallback_id: str | None, device_class: str | None) -> 
     its ids and where it ran."""
     fields = ("model", "mode", "batch_size", "precision", "compile", "data", "backend")
     case = _case(record.get("case"))
-    recorded_id = record.get("id") or fallback_id or "?"
     row = {f: getattr(case, f) if case else None for f in fields}
     row.update(
         compile_label=case.compile_label if case else None,
-        id=case.id if case else recorded_id,
-        ids=baseline_ids(case, recorded_id),
+        id=result_id(record, fallback_id) or "?",
         device=record.get("device"),
         device_class=record.get("device_class") or device_class or "?",
     )
@@ -106,25 +104,12 @@ def _case(d) -> Case | None:
         return None
 
 
-def baseline_ids(case: Case | None, recorded_id: str | None = None) -> list[str]:
-    """The id a case's baseline is stored under: the case's id (which names the backend, and which
-    ``bench.regression.throughput.results`` keys a file from before the backend axis under too), or
-    for a result that recorded no case, the id it recorded."""
-    return [case.id] if case else [recorded_id] if recorded_id else []
-
-
 def baseline_median(row: dict, baselines: dict | None) -> float | None:
     """The stored median images/s for ``row`` (the entry keyed ``<device class>/<case id>``, as
     ``python -m bench compare`` looks it up), or None."""
-    if not baselines:
-        return None
-    for bid in row["ids"]:
-        entry = baselines.get(f"{row['device_class']}/{bid}")
-        if isinstance(entry, dict):
-            median = finite(entry.get("images_per_s"))
-            if median is not None and median > 0:
-                return median
-    return None
+    entry = (baselines or {}).get(f"{row['device_class']}/{row['id']}")
+    median = finite(entry.get("images_per_s")) if isinstance(entry, dict) else None
+    return median if median is not None and median > 0 else None
 
 
 def change(current: float | None, baseline: float | None) -> float | None:

@@ -63,6 +63,19 @@ class Case:
         return cls(**{k: v for k, v in d.items() if k in fields})
 
 
+def result_id(record: dict, fallback: str | None = None) -> str | None:
+    """The benchmark id of one recorded result (a benchmark's ``extra_info`` or an ``errors`` entry):
+    its case's id where it recorded a case, so that files written before the backend axis read as
+    tensorflow's; else the id it recorded, else ``fallback``."""
+    case = record.get("case")
+    if isinstance(case, dict) and case:
+        try:
+            return Case.from_dict(case).id
+        except TypeError:  # a field missing: not a case this harness wrote
+            pass
+    return record.get("id") or fallback
+
+
 @dataclasses.dataclass
 class Workload:
     """A compiled step ready to time: ``step()`` runs one, ``sync(out)`` reads its output back."""

@@ -9,42 +9,26 @@ import pytest
 from bench.__main__ import main
 from bench.io import write_json
 from bench.throughput import report
-from bench.throughput.workload import Case
+from tests.throughput import documents
+from tests.throughput.documents import DC, case, doc
 
-DC = "cpu:Test CPU x2"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def case(model="resnet20", mode="train", batch_size=128, precision="fp32", compile="off", backend="tensorflow"):
-    return Case(model, mode, batch_size, precision, compile, "synthetic", backend).to_dict()
-
-
 def bench(c, median, *, noisy=False, dc=DC):
-    """One pytest-benchmark entry with the extra_info bench.throughput.measure records."""
-    bid = Case.from_dict(c).id if "xla" not in c else "legacy-id"
-    return {
-        "name": f"test_throughput[{bid}]",
-        "extra_info": {
-            "id": bid,
-            "case": c,
-            "device": "cpu",
-            "device_class": dc,
-            "images_per_s": {"median": median, "q1": median * 0.95, "q3": median * 1.05, "iqr": median * 0.1},
-            "cv": 0.08 if noisy else 0.01,
-            "noisy": noisy,
-            "utilization": None,
-            "compile_s": 1.0,
-        },
-    }
-
-
-def doc(benchmarks, errors=(), dc=DC):
-    return {
-        "benchmarks": list(benchmarks),
-        "errors": list(errors),
-        "harness": {"kind": "throughput", "schema": 1, "device_class": dc},
-        "machine_info": {"keras": "3.15.1"},
-    }
+    """One benchmark with the report's spread (IQR 10 % of the median), no utilization, legacy ids for old cases."""
+    return documents.bench(
+        c,
+        median,
+        q1=median * 0.95,
+        q3=median * 1.05,
+        cv=0.08 if noisy else 0.01,
+        noisy=noisy,
+        utilization=None,
+        compile_s=1.0,
+        dc=dc,
+        bid="legacy-id" if "xla" in c else None,
+    )
 
 
 def by_backend(rows):
