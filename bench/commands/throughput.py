@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from bench.throughput.plan import OPTIONS, SUITE_DIR, dest, resolve
+from bench.throughput.plan import OPTIONS, SUITE_DIR, backend_list, dest, resolve
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.throughput.plugin import ThroughputPlugin, open_session
 
     opts = {dest(flag): getattr(args, dest(flag)) for flag in OPTIONS}
-    chosen = [b.strip() for b in str(opts["backend"] or "").split(",") if b.strip()]
+    chosen = backend_list(opts["backend"])
     if len(chosen) == 1 and backends.running() in (None, chosen[0]):
         backends.activate(chosen[0])  # before Keras is imported: this process runs that backend
         plan = resolve(opts)

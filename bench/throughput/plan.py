@@ -112,6 +112,11 @@ class ThroughputPlan:
         return d
 
 
+def backend_list(text: str) -> list[str]:
+    """The backends ``--backend`` names, in order, each once (checked by ``resolve``)."""
+    return list(dict.fromkeys(_split(text)))
+
+
 def _choose(flag: str, text: str, valid) -> list[str]:
     values = _split(text)
     bad = [v for v in values if v not in valid]
@@ -122,7 +127,7 @@ def _choose(flag: str, text: str, valid) -> list[str]:
 
 def resolve(opts: dict) -> ThroughputPlan:
     """A ``ThroughputPlan`` from option values keyed by dest (argparse namespace or pytest options)."""
-    chosen = tuple(_choose("--backend", opts.get("backend") or backends.DEFAULT_BACKEND, backends.BACKENDS))
+    chosen = tuple(_choose("--backend", opts.get("backend", backends.DEFAULT_BACKEND), backends.BACKENDS))
     device = check_device(opts["device"])
     names = _model_names(opts["models"])
     axes = {

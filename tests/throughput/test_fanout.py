@@ -37,6 +37,7 @@ def test_each_backend_gets_its_own_cases_and_compile_default():
     "over, message",
     [
         (dict(backend="mxnet"), "--backend 'mxnet' is invalid; valid: tensorflow, jax, torch"),
+        (dict(backend=""), "--backend '' is invalid; valid: tensorflow, jax, torch"),
         (dict(backend="tensorflow", compile="on"), "--compile 'on' applies to --backend torch, not tensorflow"),
         (dict(backend="torch", xla="on"), "--xla 'on' applies to --backend tensorflow or jax, not torch"),
         (dict(backend="torch", compile="fast"), "--compile 'fast' is invalid; valid: on, off, auto"),
@@ -51,6 +52,17 @@ def test_each_backend_gets_its_own_cases_and_compile_default():
 def test_bad_backend_combinations_are_one_line_errors(over, message):
     with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
         resolve(opts(**over))
+
+
+def test_the_command_refuses_a_bad_backend_in_one_line_before_any_process_starts(capsys, tmp_path):
+    from bench.__main__ import main
+
+    out = tmp_path / "result.json"
+    for bad in ("", "jax,mxnet"):
+        assert main(["throughput", "--backend", bad, "--bench-out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: --backend {bad!r} is invalid") and err.count("\n") == 1
+    assert not out.exists()
 
 
 def test_a_child_gets_only_what_its_backend_reads(tmp_path):
