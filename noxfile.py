@@ -130,9 +130,14 @@ def gate(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def smoke(session: nox.Session) -> None:
-    """CI's accuracy gate: train the CPU smoke recipe on the CIFAR-10 JPEG copy, then gate it."""
+    """CI's accuracy gate: check the smoke recipe's fingerprint against its baseline (seconds: a changed
+    recipe, model or data fails before training), train it on the CIFAR-10 JPEG copy, then gate it."""
     _install(session, test=False)
     out = "results/smoke"
+    env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+    session.run(
+        "python", "-m", "bench", "fingerprint", "smoke_resnet20_cifar10_jpeg", "--check", *session.posargs, env=env
+    )
     session.run(
         "python",
         "-m",
@@ -142,7 +147,7 @@ def smoke(session: nox.Session) -> None:
         "--out",
         out,
         *session.posargs,
-        env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+        env=env,
     )
     session.run("python", "-m", "bench", "gate", out)
 

@@ -19,6 +19,7 @@ COMMANDS = {
     "compare": "compare a saved throughput run with baselines.json; exit 1 on a regression",
     "train": "train a recipe under a budget and write a result JSON",
     "gate": "compare training results with baselines.json; exit 1 on a regression",
+    "fingerprint": "what a training run would be produced by (recipe, model, data, versions); --check it against its baseline",
     "report": "images/s per model and precision (or --by backend) from saved throughput results: table and PNG",
     "baselines": "show or update baselines.json from result files",
 }

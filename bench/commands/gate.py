@@ -1,5 +1,6 @@
 """``python -m bench gate RESULTS...``: training results against baselines.json's accuracy entries; exit 1 on any
-regression, error, NaN or missing baseline. The rule is ``bench.regression.accuracy``'s."""
+regression, unexpected improvement, changed fingerprint, error, NaN or missing baseline. The rule is
+``bench.regression.accuracy``'s."""
 
 from __future__ import annotations
 
@@ -17,10 +18,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--baselines", default=str(baselines.DEFAULT_PATH), help="baselines file (default: %(default)s)"
     )
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the findings as JSON")
+    parser.add_argument(
+        "--allow-improvement",
+        action="store_true",
+        help="pass a gain beyond the band (default: two-sided, an unexplained gain fails as 'unexpected improvement')",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    findings = gate(args.results, args.baselines)
+    findings = gate(args.results, args.baselines, allow_improvement=args.allow_improvement)
     if not findings:
         print(f"gate: no training results found in {' '.join(args.results)}: FAIL")
         return 1

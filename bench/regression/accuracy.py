@@ -25,14 +25,16 @@ import statistics
 import sys
 from pathlib import Path
 
+from bench import fingerprint
 from bench.errors import BaselinesError, UsageError
 from bench.io import read_json
 from bench.regression import baselines
-from bench.regression.rules import ACCURACY_METRIC, Finding, Rule, Verdict, accuracy_tolerance, judge
+from bench.regression.rules import ACCURACY_METRIC, Finding, Rule, Verdict, changed, judge, prediction_rule
 from bench.stats import finite
 
 SECTION = "accuracy"
 METRIC = ACCURACY_METRIC
+LOSS = "loss"  # the test cross-entropy, gated beside top-1 where an entry has its band (lower is better)
 RESULT_KINDS = ("bench.train", "bench.reported")
 ANY_DEVICE = "*"
 
@@ -106,6 +108,19 @@ def validate_entry(key: str, entry: dict, where: str = "baselines.json") -> dict
         bad(f"has an invalid tolerance: {e}")
     if not isinstance(entry.get("measured"), bool):
         bad("needs 'measured': true (from runs) or false (a reported figure)")
+    if not isinstance(entry.get("allow_improvement", False), bool):
+        bad(f"has allow_improvement {entry.get('allow_improvement')!r}; expected true or false")
+    loss = entry.get(LOSS)
+    if loss is not None:
+        if not isinstance(loss, dict) or finite(loss.get("mean")) is None or loss["mean"] < 0:
+            bad(f"has {LOSS} {loss!r}; expected an object with a non-negative 'mean'")
+        try:
+            Rule.parse_for(str(loss.get("tolerance")), metric=LOSS, unit="%", higher_is_better=False)
+        except UsageError as e:
+            bad(f"has an invalid {LOSS} tolerance: {e}")
+    fp = entry.get("fingerprint")
+    if fp is not None and (not isinstance(fp, dict) or not all(isinstance(fp.get(p), dict) for p in fingerprint.PARTS)):
+        bad(f"has a fingerprint without its parts {list(fingerprint.PARTS)}")
     return entry
 
 
@@ -121,39 +136,80 @@ def load_entries(path: str | Path) -> dict:
 # The gate
 
 
-def judge_result(doc: dict, entries: dict, *, source: str = "") -> Finding:
-    """One finding for one training result."""
+def judge_result(doc: dict, entries: dict, *, source: str = "", allow_improvement: bool = False) -> list[Finding]:
+    """The findings for one training result: top-1, and the test loss where the entry has its band;
+    one ``changed`` finding instead when its fingerprint differs from the baseline's."""
     key = key_of(doc)
     matched, entry = lookup(entries, key)
-    rule = Rule.parse(entry["tolerance"]) if entry else Rule.parse(f"{METRIC}:-0pt")
-    current = doc.get(METRIC)
     notes = []
     if doc.get("modified"):
         notes.append(f"modified recipe ({', '.join(doc['modified'])})")
-    error = None
-    if doc.get("kind") != "bench.train":
-        error = f"{source or 'file'} is a {doc.get('kind')}, not a training result"
-    elif doc.get("status") != "ok":
-        error = f"run failed: {doc.get('error') or doc.get('status')}"
-    elif finite(current) is None:
-        error = f"{METRIC} is {current!r}, not a finite number"
-    else:
-        expected = _test_split_size(doc.get("dataset"))
-        if expected is not None and doc.get("test_examples") != expected:
-            error = (
-                f"evaluated on {doc.get('test_examples')} of the {expected} test images; the gate needs the whole split"
-            )
+    if (doc.get("commit_info") or {}).get("dirty"):
+        notes.append(f"dirty tree: uncommitted changes on {str((doc.get('commit_info') or {}).get('id'))[:10]}")
+    error = _result_error(doc, source)
     if entry and not error:
-        std, n = entry.get("std"), entry["n"]
-        if (finite(std) is not None) and std > 0 and n >= 2:
-            notes.append(f"z {(current - entry['mean']) / std:+.1f} vs {n} seeds (std {std:.2f}pt)")
-        else:
-            notes.append(f"n={n}")
+        differences, fp_note = _fingerprint_check(entry, doc)
+        if fp_note:
+            notes.append(fp_note)
+        if differences:
+            return [changed(key, METRIC, differences, note="; ".join(notes))]
+        notes.append(_band_note(entry))
         if not entry["measured"]:
             notes.append("reported baseline: " + entry["provenance"][:60])
         if matched != key:
             notes.append(f"matched {matched}")
-    return judge(key, rule, finite(current), entry["mean"] if entry else None, error=error, note="; ".join(notes))
+    two_sided = not (allow_improvement or (entry or {}).get("allow_improvement", False))
+    current = doc.get(METRIC)
+    rule = Rule.parse(entry["tolerance"]) if entry else Rule.parse(f"{METRIC}:-0pt")
+    note = "; ".join(notes)
+    findings = [
+        judge(key, rule, finite(current), entry["mean"] if entry else None, error=error, two_sided=two_sided, note=note)
+    ]
+    loss_entry = (entry or {}).get(LOSS)
+    if loss_entry and not error:
+        findings.append(
+            judge(
+                key, Rule.parse(loss_entry["tolerance"]), finite(doc.get(LOSS)), loss_entry["mean"], two_sided=two_sided
+            )
+        )
+    return findings
+
+
+def _result_error(doc: dict, source: str) -> str | None:
+    current = doc.get(METRIC)
+    if doc.get("kind") != "bench.train":
+        return f"{source or 'file'} is a {doc.get('kind')}, not a training result"
+    if doc.get("status") != "ok":
+        return f"run failed: {doc.get('error') or doc.get('status')}"
+    if finite(current) is None:
+        return f"{METRIC} is {current!r}, not a finite number"
+    if not 0.0 <= current <= 100.0:
+        return f"{METRIC} is {current!r}, impossible for a percentage; valid: 0 to 100"
+    expected = _test_split_size(doc.get("dataset"))
+    if expected is not None and doc.get("test_examples") != expected:
+        return f"evaluated on {doc.get('test_examples')} of the {expected} test images; the gate needs the whole split"
+    return None
+
+
+def _fingerprint_check(entry: dict, doc: dict) -> tuple[dict[str, list[str]], str]:
+    """(the recipe, model and data differences, a note): the note names version differences, or
+    the side that has no fingerprint to compare."""
+    base, current = entry.get("fingerprint"), doc.get("fingerprint")
+    if not base:
+        return {}, "baseline has no fingerprint: statistics only"
+    if not isinstance(current, dict):
+        return {}, "result has no fingerprint (written before fingerprints): statistics only"
+    found = fingerprint.differences(base, current)
+    env = found.pop("environment", None)
+    return found, f"versions differ ({', '.join(env)}): judged by the band" if env else ""
+
+
+def _band_note(entry: dict) -> str:
+    """Where the band comes from, in words (no z-score: a handful of seeds does not make one exact)."""
+    std, n = entry.get("std"), entry["n"]
+    if finite(std) is not None and n >= 2:
+        return f"baseline {entry['mean']:.2f} ± {std:.2f} pt (sd of {n} seeds)"
+    return f"baseline from {n} run"
 
 
 def _test_split_size(dataset) -> int | None:
@@ -193,7 +249,7 @@ def collect(paths: list[str]) -> list[tuple[str, dict | None, str | None]]:
     return found
 
 
-def gate(paths: list[str], baselines_path: str | Path) -> list[Finding]:
+def gate(paths: list[str], baselines_path: str | Path, *, allow_improvement: bool = False) -> list[Finding]:
     entries = load_entries(baselines_path)
     findings = []
     for path, doc, error in collect(paths):
@@ -202,7 +258,7 @@ def gate(paths: list[str], baselines_path: str | Path) -> list[Finding]:
                 Finding(key=Path(path).name, metric=METRIC, verdict=Verdict.ERROR, reason=error or "unreadable")
             )
         else:
-            findings.append(judge_result(doc, entries, source=path))
+            findings.extend(judge_result(doc, entries, source=path, allow_improvement=allow_improvement))
     return findings
 
 
@@ -292,7 +348,7 @@ def _measured_entry(key: str, runs: list[dict], tolerance: str | None, provenanc
         )
     values = [float(d[METRIC]) for d in runs]
     n = len(values)
-    tol, method = accuracy_tolerance(values) if n >= 3 and not tolerance else (tolerance, {})
+    tol, method = prediction_rule(values) if n >= 3 and not tolerance else (tolerance, {})
     if tol is None:
         tol = recipe.tolerance if recipe else f"{METRIC}:-1pt"
         print(
@@ -322,7 +378,44 @@ def _measured_entry(key: str, runs: list[dict], tolerance: str | None, provenanc
         "design_seeds": design,
         "environment": machine_line(machine) if machine else None,
         "commit": (first.get("commit_info") or {}).get("id"),
+        LOSS: _loss_band(runs),
+        "fingerprint": _common_fingerprint(key, runs),
     }
+
+
+def _loss_band(runs: list[dict]) -> dict | None:
+    """The test loss's mean, spread and band over the same seeds (>= 3 runs that all recorded it)."""
+    losses = [finite(d.get(LOSS)) for d in runs]
+    if len(losses) < 3 or any(v is None for v in losses):
+        return None
+    rule, method = prediction_rule(losses, metric=LOSS, unit="%", higher_is_better=False)
+    return {
+        "mean": round(statistics.fmean(losses), 6),
+        "std": round(statistics.stdev(losses), 6),
+        "samples": {str(d.get("seed")): round(v, 6) for d, v in sorted(zip(runs, losses), key=lambda t: t[0]["seed"])},
+        "tolerance": rule,
+        "tolerance_method": method["tolerance_method"],
+    }
+
+
+def _common_fingerprint(key: str, runs: list[dict]) -> dict | None:
+    """The fingerprint the runs share; runs produced by different recipes, models or data are not one
+    baseline. None when the runs predate fingerprints (``bench fingerprint --record`` adds it)."""
+    prints = [d.get("fingerprint") for d in runs]
+    if not any(prints):
+        return None
+    if not all(prints):
+        raise UsageError(f"{key!r}: some runs have a fingerprint and some do not; give runs of one code version")
+    for other, doc in zip(prints[1:], runs[1:]):
+        found = fingerprint.differences(prints[0], other)
+        found.pop("environment", None)
+        if found:
+            first = next(iter(found.items()))
+            raise UsageError(
+                f"{key!r}: seed {doc.get('seed')} was produced by a different {first[0]} "
+                f"({', '.join(first[1])}) than seed {runs[0].get('seed')}; one baseline needs one recipe, model and data"
+            )
+    return prints[0]
 
 
 def reported_documents() -> list[dict]:

@@ -10,9 +10,11 @@ Where each gate's numbers come from:
 
 - throughput (``bench.regression.throughput``): a drop beyond ``THROUGHPUT_RULE`` (or the entry's
   rule) that a one-sided rank test over the rounds also finds significant at ``ALPHA``;
-- accuracy (``bench.regression.accuracy``): a drop beyond the entry's tolerance, which a measured
-  baseline sets from its seeds by ``accuracy_tolerance`` (a prediction interval at ``FALSE_ALARM``),
-  and a reported one takes from its recipe.
+- accuracy (``bench.regression.accuracy``): a drop beyond the entry's band in either direction (two-sided:
+  an unexplained gain fails too, unless the entry or ``--allow-improvement`` allows it), which a
+  measured baseline sets from its seeds by ``prediction_rule`` (a prediction interval at
+  ``FALSE_ALARM``), and a reported one takes from its recipe; the same for the test loss where the
+  entry has one; and before any of it, a fingerprint that differs from the baseline's (``changed``).
 """
 
 from __future__ import annotations
@@ -29,13 +31,15 @@ from bench.stats import finite
 
 class Verdict(str, enum.Enum):
     PASS = "pass"
-    IMPROVEMENT = "improvement"
+    IMPROVEMENT = "improvement"  # better beyond the tolerance, where better is welcome (throughput)
+    UNEXPECTED = "unexpected improvement"  # better beyond a two-sided band: something changed (accuracy)
     REGRESSION = "regression"
+    CHANGED = "changed"  # what produced the result is not what produced the baseline (bench.fingerprint)
     NO_BASELINE = "no baseline"
     ERROR = "error"
 
 
-FAILING = frozenset({Verdict.REGRESSION, Verdict.NO_BASELINE, Verdict.ERROR})
+FAILING = frozenset({Verdict.REGRESSION, Verdict.UNEXPECTED, Verdict.CHANGED, Verdict.NO_BASELINE, Verdict.ERROR})
 
 THROUGHPUT_RULE = "throughput:-5%"  # images/s: a drop of more than 5 % ...
 ALPHA = 0.01  # ... that the one-sided rank test over rounds finds significant (p < ALPHA)
@@ -66,11 +70,15 @@ class Rule:
         return cls(m["metric"], float(m["tol"]), m["unit"], higher_is_better=m["sign"] == "-")
 
     @classmethod
-    def parse_for(cls, text: str, *, metric: str, unit: str) -> Rule:
-        """``parse``, and check that the rule is ``METRIC:-N<unit>`` (higher is better)."""
+    def parse_for(cls, text: str, *, metric: str, unit: str, higher_is_better: bool = True) -> Rule:
+        """``parse``, and check that the rule is ``METRIC:-N<unit>`` (``+`` when lower is better)."""
         rule = cls.parse(text)
-        if rule.metric != metric or rule.unit != unit or not rule.higher_is_better:
-            raise UsageError(f"rule {text!r} is invalid here; expected '{metric}:-N{unit}' (higher is better)")
+        sign = "-" if higher_is_better else "+"
+        if rule.metric != metric or rule.unit != unit or rule.higher_is_better != higher_is_better:
+            raise UsageError(
+                f"rule {text!r} is invalid here; expected '{metric}:{sign}N{unit}' "
+                f"({'higher' if higher_is_better else 'lower'} is better)"
+            )
         return rule
 
     def __str__(self) -> str:
@@ -113,11 +121,13 @@ def judge(
     *,
     error: str | None = None,
     significant: bool | None = None,
+    two_sided: bool = False,
     note: str = "",
 ) -> Finding:
     """One verdict. ``significant`` is the caller's test of whether the difference exceeds the
     noise (None: no test available, the tolerance alone decides). A change beyond the tolerance
-    that is not significant passes, and the reason says so."""
+    that is not significant passes, and the reason says so. ``two_sided``: a change beyond the
+    tolerance in the good direction fails too, as an unexpected improvement (a band, not a floor)."""
     base = dict(key=key, metric=rule.metric, unit=rule.unit)
     if error:
         return Finding(
@@ -140,19 +150,51 @@ def judge(
         return Finding(**base, verdict=Verdict.ERROR, current=current, reason=f"baseline {rule.metric} is {baseline!r}")
     change = rule.change(current, baseline)
     found = dict(base, current=current, baseline=baseline, change=change)
+    moved = f"{rule.metric} {_moved(rule, current, baseline)}"
+    limit = f"the {'±' if two_sided else ''}{rule.tolerance:g} {rule.unit} {'band' if two_sided else 'tolerance'}"
     suffix = f"; {note}" if note else ""
     if change < -rule.tolerance:
         if significant is False:
-            return Finding(**found, verdict=Verdict.PASS, reason=f"drop beyond {rule} but not significant{suffix}")
-        return Finding(**found, verdict=Verdict.REGRESSION, reason=f"drop beyond {rule}{suffix}")
+            return Finding(**found, verdict=Verdict.PASS, reason=f"{moved}, beyond {limit} but not significant{suffix}")
+        return Finding(**found, verdict=Verdict.REGRESSION, reason=f"{moved}, beyond {limit}{suffix}")
     if change > rule.tolerance and significant is not False:
-        return Finding(**found, verdict=Verdict.IMPROVEMENT, reason=f"gain beyond {rule}{suffix}")
-    return Finding(**found, verdict=Verdict.PASS, reason=f"within {rule}{suffix}")
+        if two_sided:
+            return Finding(
+                **found,
+                verdict=Verdict.UNEXPECTED,
+                reason=f"{moved}, beyond {limit}: unexpected improvement; update the baseline if intended{suffix}",
+            )
+        return Finding(**found, verdict=Verdict.IMPROVEMENT, reason=f"{moved}, beyond {limit}{suffix}")
+    return Finding(**found, verdict=Verdict.PASS, reason=f"{moved}, within {limit}{suffix}")
 
 
-def accuracy_tolerance(values) -> tuple[str, dict]:
-    """The tolerance rule of a measured accuracy baseline from its per-seed values (>= 3), and how it
-    was set: the two-sided prediction interval for one new seed at ``FALSE_ALARM``, rounded up."""
+def _moved(rule: Rule, current: float, baseline: float) -> str:
+    """``rose 1.2 pt`` / ``fell 4.5 %``: the raw direction and the size in the rule's unit."""
+    size = abs(rule.change(current, baseline))
+    if round(size, 2) == 0:
+        return "unchanged"
+    return f"{'rose' if current > baseline else 'fell'} {size:.2f} {rule.unit}"
+
+
+def changed(key: str, metric: str, differences: dict[str, list[str]], *, note: str = "") -> Finding:
+    """The verdict for a result produced by something other than what produced its baseline
+    (``bench.fingerprint.differences``: part -> readable lines), before any statistics."""
+    parts = "; ".join(f"{part} changed: {', '.join(lines)}" for part, lines in differences.items())
+    suffix = f"; {note}" if note else ""
+    return Finding(
+        key=key,
+        metric=metric,
+        verdict=Verdict.CHANGED,
+        reason=f"{parts}; re-measure the baseline if intended{suffix}",
+    )
+
+
+def prediction_rule(
+    values, *, metric: str = "top1", unit: str = "pt", higher_is_better: bool = True
+) -> tuple[str, dict]:
+    """The tolerance rule of a measured baseline from its per-seed values (>= 3), and how it was
+    set: the two-sided prediction interval for one new seed at ``FALSE_ALARM``, rounded up;
+    ``unit`` "%" states it relative to the mean (for metrics without points, like a loss)."""
     from bench.stats import prediction_halfwidth
 
     interval = prediction_halfwidth(values, FALSE_ALARM)
@@ -161,7 +203,10 @@ def accuracy_tolerance(values) -> tuple[str, dict]:
         f"two-sided {100 * (1 - FALSE_ALARM):g}% prediction interval for one new seed: "
         f"t({1 - FALSE_ALARM / 2:g}, {n - 1}) = {interval['t']:.2f} x std x sqrt(1 + 1/{n})"
     )
-    rule = f"{ACCURACY_METRIC}:-{math.ceil(interval['halfwidth'] * 100) / 100:g}pt"
+    halfwidth = interval["halfwidth"]
+    if unit == "%":
+        halfwidth = 100.0 * halfwidth / abs(sum(values) / len(values))
+    rule = f"{metric}:{'-' if higher_is_better else '+'}{math.ceil(halfwidth * 100) / 100:g}{unit}"
     return rule, {
         "tolerance_method": method,
         "shapiro_p": None if interval["shapiro_p"] is None else round(interval["shapiro_p"], 4),

@@ -70,6 +70,7 @@ class Fit:
     started: datetime.datetime
     wall_start: float
     fit_s: float
+    raw_weights: object = None  # bench.training.evaluation.KeepRawWeights, when the optimizer averages weights
 
 
 def run_id(recipe: str, dataset: str, budget: budget_mod.Budget, device: str, seed: int, overrides) -> str:
@@ -96,6 +97,25 @@ def train(
     if opts.plot:
         plot(result, path.with_suffix(".png"))
     return result, path
+
+
+def fingerprint_of(recipe_name: str, opts: Options) -> dict:
+    """What a run of ``recipe_name`` with ``opts`` would be keyed by and produced by (``bench.fingerprint``),
+    from its set-up and built model, without training: the fields ``bench.regression.accuracy.key_of`` reads."""
+    from bench import fingerprint
+
+    run = _setup(recipe_name, opts)
+    model = _build_model(run)
+    return {
+        "kind": RESULT_KIND,
+        "recipe": run.recipe.name,
+        "dataset": run.dataset,
+        "budget": str(run.budget),
+        "device": opts.device,
+        "device_class": run.placement.device_class,
+        "backend": run.placement.backend,
+        "fingerprint": fingerprint.of_run(run, model),
+    }
 
 
 def _resolve(recipe_name: str, opts: Options) -> tuple[recipes_mod.Recipe, budget_mod.Budget]:
@@ -185,6 +205,7 @@ def _build_model(run: Run):
     import keras
 
     import models
+    from bench.training import evaluation
 
     recipe = run.recipe
     with run.placement.scope():
@@ -198,7 +219,7 @@ def _build_model(run: Run):
         opt_name = opt_cfg.pop("name")
         first_lr = budget_mod.lr_at(recipe.schedule, 0.0)
         optimizer = (keras.optimizers.SGD if opt_name == "sgd" else keras.optimizers.Adam)(
-            learning_rate=first_lr, **opt_cfg
+            learning_rate=first_lr, **opt_cfg, **evaluation.optimizer_arguments(recipe)
         )
         model.compile(
             optimizer=optimizer,
@@ -216,6 +237,7 @@ def _fit(run: Run, model, *, clock: Callable[[], float], log: Callable[[str], No
     import keras
 
     from bench.training.callbacks import State, Trainer
+    from bench.training.evaluation import KeepRawWeights
 
     opts, plan, label = run.opts, run.plan, run.recipe.name
     state = State(run.ckpt_dir / "state.json")
@@ -226,6 +248,9 @@ def _fit(run: Run, model, *, clock: Callable[[], float], log: Callable[[str], No
         trainer,
         *extra_callbacks,
     ]
+    raw = KeepRawWeights() if run.recipe.ema_momentum else None
+    if raw:
+        callbacks.append(raw)
     if _have_tensorboard():
         callbacks.append(
             keras.callbacks.TensorBoard(
@@ -251,11 +276,12 @@ def _fit(run: Run, model, *, clock: Callable[[], float], log: Callable[[str], No
         callbacks=callbacks,
         verbose=0,
     )
-    return Fit(trainer, state, load_avg_start, started, wall_start, time.monotonic() - wall_start)
+    return Fit(trainer, state, load_avg_start, started, wall_start, time.monotonic() - wall_start, raw)
 
 
 def _document(run: Run, model, fit: Fit) -> dict:
     """The result document before the final evaluation (its figures are None until then)."""
+    from bench import fingerprint
     from bench.environment import commit_info, machine_info
 
     opts, plan, recipe, curve = run.opts, run.plan, run.recipe, fit.state.curve
@@ -278,6 +304,8 @@ def _document(run: Run, model, fit: Fit) -> dict:
         "top1_no_tta": None,
         "loss_no_tta": None,
         "test_examples": None,
+        "evaluation": recipe.evaluation,
+        "evaluations": {},
         "curve": curve,
         "epochs_run": len(curve),
         "steps_run": None,
@@ -313,6 +341,7 @@ def _document(run: Run, model, fit: Fit) -> dict:
         "version": RESULT_SCHEMA,
         "machine_info": machine_info(),
         "commit_info": commit_info(),
+        "fingerprint": fingerprint.of_run(run, model),
     }
 
 
@@ -329,7 +358,16 @@ def _result(run: Run, model, fit: Fit) -> tuple[dict, Path]:
         if trainer.steady_step_s > 0:  # the first step of a process traces and compiles: reported apart
             result["images_per_s"] = round((trainer.steps_run - 1) * run.recipe.batch_size / trainer.steady_step_s, 2)
         result["first_step_s"] = None if trainer.first_step_s is None else round(trainer.first_step_s, 3)
-        ev = evaluate(model, run.pipes.test, tta=run.recipe.tta)
+        from bench.training import evaluation
+
+        ev = evaluation.final(
+            model,
+            run.recipe,
+            run.train_ds,
+            run.pipes.test,
+            raw_weights=fit.raw_weights.weights if fit.raw_weights else None,
+            log=lambda msg: print(f"[{run.recipe.name}] {msg}", file=sys.stderr, flush=True),
+        )
         result.update(ev)
         if any(finite(ev[k]) is None for k in ("top1", "loss")):
             result.update(
@@ -400,29 +438,6 @@ def _loadavg() -> list[float] | None:
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:
         return None
-
-
-def evaluate(model, test_ds, *, tta=()) -> dict:
-    """Top-1 (percent) and cross-entropy over the whole test split; with ``tta=("flip",)`` the
-    softmax of the image and of its mirror image are averaged (the plain figures are kept too)."""
-    import numpy as np
-    import tensorflow as tf
-
-    labels = np.concatenate([y for _, y in test_ds.as_numpy_iterator()])
-    probs = model.predict(test_ds.map(lambda x, y: x), verbose=0).astype(np.float64)
-    out = {"test_examples": int(labels.shape[0])}
-
-    def scores(p):
-        top1 = round(100.0 * float(np.mean(np.argmax(p, axis=1) == labels)), 4)
-        loss = float(np.mean(-np.log(np.clip(p[np.arange(len(labels)), labels], 1e-12, None))))
-        return top1, loss
-
-    out["top1_no_tta"], out["loss_no_tta"] = scores(probs)
-    if "flip" in tta:
-        flipped = model.predict(test_ds.map(lambda x, y: tf.image.flip_left_right(x)), verbose=0).astype(np.float64)
-        probs = (probs + flipped) / 2.0
-    out["top1"], out["loss"] = scores(probs)
-    return out
 
 
 def plot(result: dict, path: Path) -> Path:

@@ -19,6 +19,8 @@ from typing import Any
 from bench.errors import UsageError
 from bench.training.budget import Budget, validate_schedule
 
+EVALUATIONS = ("moving_bn", "precise_bn", "ema")  # bench.training.evaluation's variants
+
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
@@ -40,6 +42,12 @@ class Recipe:
     tolerance: str = "top1:-1.0pt"  # the gate rule stored with new baselines of this recipe
     reported: dict | None = None  # {"top1": %, "provenance": "..."} from the source article
     design_seeds: tuple[int, ...] = ()  # seeds watched while designing or tuning: never a baseline's
+    # The final evaluation (bench.training.evaluation): batch-norm statistics recomputed over this many
+    # training batches (0: off), the optimizer's weight average (None: off), and which of the variants
+    # computed becomes the result's top1/loss.
+    precise_bn_batches: int = 0
+    ema_momentum: float | None = None
+    evaluation: str = "moving_bn"
     notes: str = ""
 
     def to_dict(self) -> dict:
@@ -82,7 +90,24 @@ def validate(recipe: Recipe) -> Recipe:
         raise UsageError(
             f"recipe {recipe.name!r}: normalization {recipe.normalization!r} is invalid; valid: rescale, featurewise"
         )
+    _validate_evaluation(recipe)
     return recipe
+
+
+def _validate_evaluation(recipe: Recipe) -> None:
+    where = f"recipe {recipe.name!r}"
+    if recipe.evaluation not in EVALUATIONS:
+        raise UsageError(f"{where}: evaluation {recipe.evaluation!r} is invalid; valid: {', '.join(EVALUATIONS)}")
+    batches = recipe.precise_bn_batches
+    if not isinstance(batches, int) or isinstance(batches, bool) or batches < 0:
+        raise UsageError(f"{where}: precise_bn_batches {batches!r} is invalid; expected an integer >= 0")
+    ema = recipe.ema_momentum
+    if ema is not None and (isinstance(ema, bool) or not isinstance(ema, int | float) or not 0.0 < ema < 1.0):
+        raise UsageError(f"{where}: ema_momentum {ema!r} is invalid; expected null or a number in (0, 1)")
+    if recipe.evaluation == "precise_bn" and not batches:
+        raise UsageError(f"{where}: evaluation 'precise_bn' needs precise_bn_batches > 0")
+    if recipe.evaluation == "ema" and ema is None:
+        raise UsageError(f"{where}: evaluation 'ema' needs ema_momentum")
 
 
 def get(name: str) -> Recipe:

@@ -31,12 +31,21 @@ def test_pass_within_tolerance():
 def test_regression_beyond_tolerance_fails_with_reason():
     f = one("result_regression.json")
     assert f.verdict is Verdict.REGRESSION and f.failed
-    assert "top1:-1.5pt" in f.reason and "z -9.8" in f.reason
+    assert "top1 fell 4.90 pt, beyond the ±1.5 pt band" in f.reason
+    assert "baseline 75.00 ± 0.50 pt (sd of 3 seeds)" in f.reason and "z " not in f.reason
 
 
-def test_improvement_is_reported_and_passes():
+def test_a_gain_beyond_the_band_fails_as_unexpected_unless_allowed(tmp_path):
     f = one("result_improvement.json")
-    assert f.verdict is Verdict.IMPROVEMENT and not f.failed
+    assert f.verdict is Verdict.UNEXPECTED and f.failed
+    assert "rose" in f.reason and "unexpected improvement; update the baseline if intended" in f.reason
+    (allowed,) = accuracy.gate([str(RES / "result_improvement.json")], OK, allow_improvement=True)
+    assert allowed.verdict is Verdict.IMPROVEMENT and not allowed.failed
+    doc = json.loads(Path(OK).read_text())
+    for entry in doc["accuracy"].values():
+        entry["allow_improvement"] = True  # the per-entry setting
+    (tmp_path / "b.json").write_text(json.dumps(doc))
+    assert one("result_improvement.json", str(tmp_path / "b.json")).verdict is Verdict.IMPROVEMENT
 
 
 def test_failed_nan_run_is_an_error():
@@ -97,7 +106,7 @@ def test_cli_exit_codes_and_table(capsys, tmp_path):
     # a directory: every training result in it; any failure fails the whole gate
     assert main(["gate", str(RES), "--baselines", OK, "--json", str(tmp_path / "f.json")]) == 1
     out = capsys.readouterr().out
-    for word in ("REGRESSION", "ERROR", "NO BASELINE", "IMPROVEMENT", "FAIL"):
+    for word in ("REGRESSION", "ERROR", "NO BASELINE", "UNEXPECTED IMPROVEMENT", "FAIL"):
         assert word in out
     saved = json.loads((tmp_path / "f.json").read_text())
     assert saved["exit_code"] == 1 and len(saved["findings"]) == 8
@@ -193,3 +202,92 @@ def test_reported_figures_become_provenance_marked_entries(tmp_path):
     assert e["mean"] == 94.2 and e["measured"] is False and "1,280" in e["provenance"]
     assert entries["resnet56_cifar10|cifar10|steps=64000|*"]["mean"] == 93.58
     assert entries["fashion_resnet50|fashion_mnist|epochs=400|*"]["mean"] == 91.3
+
+
+# ---------------------------------------------------------------------------------------------
+# Fingerprints, the loss band, notes and impossible values (synthetic fingerprints: no model is built)
+
+FP = {
+    "recipe": {"label_smoothing": 0.1, "schedule": {"base": 0.2}},
+    "model": {
+        "params": 10,
+        "groups": [{"config": {"class": "BatchNormalization", "momentum": 0.99}, "layers": ["bn1", "bn2"]}],
+        "inputs": {"bn2": ["conv1"]},
+    },
+    "data": {"test_examples": 10000, "test_first_batch": "aaaa"},
+    "environment": {"keras": "3.15.1", "tensorflow": "2.21.0"},
+}
+
+
+def _with(tmp_path, result_changes: dict, entry_changes: dict) -> list:
+    doc = json.loads(Path(OK).read_text())
+    key = "smoke_resnet20_cifar10_jpeg|cifar10_jpeg|epochs=3|cpu@tensorflow"
+    doc["accuracy"][key].update({"fingerprint": json.loads(json.dumps(FP)), **entry_changes})
+    (tmp_path / "b.json").write_text(json.dumps(doc))
+    result = json.loads((RES / "result_pass.json").read_text())
+    result.update({"fingerprint": json.loads(json.dumps(FP)), **result_changes})
+    (tmp_path / "r.json").write_text(json.dumps(result))
+    return accuracy.gate([str(tmp_path / "r.json")], str(tmp_path / "b.json"))
+
+
+def _fp(**changes) -> dict:
+    fp = json.loads(json.dumps(FP))
+    for path, value in changes.items():
+        node = fp
+        *parents, leaf = path.split("__")
+        for p in parents:
+            node = node[int(p)] if isinstance(node, list) else node[p]
+        node[leaf] = value
+    return fp
+
+
+def test_same_fingerprint_is_judged_by_the_band(tmp_path):
+    (f,) = _with(tmp_path, {}, {})
+    assert f.verdict is Verdict.PASS and "fingerprint" not in f.reason
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"model__groups__0__config__momentum": 0.5}, "model changed: 2 layers (bn1, ...) momentum 0.99 -> 0.5"),
+        ({"model__inputs__bn2": ["bn1"]}, 'model changed: bn2 inputs ["conv1"] -> ["bn1"]'),
+        ({"recipe__label_smoothing": 0.0}, "recipe changed: label_smoothing 0.1 -> 0.0"),
+        ({"data__test_examples": 5000}, "data changed: test_examples 10000 -> 5000"),
+        ({"data__test_first_batch": "bbbb"}, "data changed: test_first_batch aaaa -> bbbb"),
+    ],
+)
+def test_a_different_recipe_model_or_data_fails_as_changed_before_statistics(tmp_path, changes, words):
+    (f,) = _with(tmp_path, {"fingerprint": _fp(**changes)}, {})
+    assert f.verdict is Verdict.CHANGED and f.failed
+    assert words in f.reason and f.reason.endswith("re-measure the baseline if intended")
+
+
+def test_new_versions_are_a_note_and_the_decoder_digest_counts_only_with_the_same_versions(tmp_path):
+    fp = _fp(environment__keras="3.16.0", data__test_first_batch="bbbb")
+    (f,) = _with(tmp_path, {"fingerprint": fp}, {})
+    assert f.verdict is Verdict.PASS and "versions differ (keras 3.15.1 -> 3.16.0): judged by the band" in f.reason
+
+
+def test_missing_fingerprints_and_dirty_trees_are_said(tmp_path):
+    (f,) = _with(tmp_path, {"fingerprint": None, "commit_info": {"id": "abcdef1234567", "dirty": True}}, {})
+    assert f.verdict is Verdict.PASS
+    assert "result has no fingerprint" in f.reason and "dirty tree: uncommitted changes on abcdef1234" in f.reason
+    (f,) = _with(tmp_path, {}, {"fingerprint": None})
+    assert "baseline has no fingerprint: statistics only" in f.reason
+
+
+def test_the_loss_band_is_gated_beside_top1(tmp_path):
+    band = {"mean": 0.76, "std": 0.02, "samples": {}, "tolerance": "loss:+10%"}
+    top1, loss = _with(tmp_path, {"loss": 0.95}, {"loss": band})
+    assert top1.verdict is Verdict.PASS and loss.metric == "loss" and loss.verdict is Verdict.REGRESSION
+    assert "loss rose 25.00 %, beyond the ±10 % band" in loss.reason
+    top1, loss = _with(tmp_path, {"loss": 0.5}, {"loss": band})
+    assert loss.verdict is Verdict.UNEXPECTED
+    with pytest.raises(BaselinesError, match="invalid loss tolerance"):
+        _with(tmp_path, {}, {"loss": {**band, "tolerance": "loss:-10%"}})
+
+
+@pytest.mark.parametrize("top1", [1e9, -0.5, 100.01])
+def test_an_impossible_top1_is_an_error_never_an_improvement(tmp_path, top1):
+    (f,) = _with(tmp_path, {"top1": top1}, {})
+    assert f.verdict is Verdict.ERROR and "impossible for a percentage" in f.reason

@@ -38,6 +38,9 @@ RULE = Rule.parse("throughput:-5%")
         (90.0, 100.0, {"significant": False}, Verdict.PASS),
         (110.0, 100.0, {}, Verdict.IMPROVEMENT),
         (110.0, 100.0, {"significant": False}, Verdict.PASS),
+        (110.0, 100.0, {"two_sided": True}, Verdict.UNEXPECTED),
+        (104.0, 100.0, {"two_sided": True}, Verdict.PASS),
+        (90.0, 100.0, {"two_sided": True}, Verdict.REGRESSION),
         (100.0, None, {}, Verdict.NO_BASELINE),
         (math.nan, 100.0, {}, Verdict.ERROR),
         (math.inf, 100.0, {}, Verdict.ERROR),
@@ -49,7 +52,7 @@ RULE = Rule.parse("throughput:-5%")
 def test_verdicts(current, baseline, kwargs, verdict):
     f = judge("resnet20/train", RULE, current, baseline, **kwargs)
     assert f.verdict is verdict
-    assert f.failed == (verdict in (Verdict.REGRESSION, Verdict.NO_BASELINE, Verdict.ERROR))
+    assert f.failed == (verdict in (Verdict.REGRESSION, Verdict.UNEXPECTED, Verdict.NO_BASELINE, Verdict.ERROR))
 
 
 def test_exit_code_fails_on_any_failure_and_on_nothing():
@@ -64,7 +67,11 @@ def test_table_says_why():
     table = format_table([judge("resnet20/train", RULE, 90.0, 100.0), judge("x", RULE, 1.0, None)])
     lines = table.splitlines()
     assert lines[0].split()[:3] == ["key", "metric", "current"]
-    assert "REGRESSION" in lines[2] and "-10.00%" in lines[2] and "drop beyond throughput:-5%" in lines[2]
+    assert (
+        "REGRESSION" in lines[2]
+        and "-10.00%" in lines[2]
+        and "throughput fell 10.00 %, beyond the 5 % tolerance" in lines[2]
+    )
     assert "NO BASELINE" in lines[3]
     assert isinstance(judge("a", RULE, 1.0, 1.0).to_dict()["verdict"], str)
     assert Finding("k", "m", Verdict.PASS).to_dict()["verdict"] == "pass"
@@ -79,5 +86,23 @@ def test_a_rule_for_the_wrong_metric_unit_or_direction_is_refused(text):
 
 def test_accuracy_tolerance_is_the_prediction_interval_rounded_up():
     # std of (74, 76, 74, 76) = 2/sqrt(3); t(0.9995, 3) = 12.924 (tables) x 2/sqrt(3) x sqrt(1.25) = 16.685 -> 16.69
-    rule, how = rules.accuracy_tolerance([74.0, 76.0, 74.0, 76.0])
+    rule, how = rules.prediction_rule([74.0, 76.0, 74.0, 76.0])
     assert rule == "top1:-16.69pt" and "t(0.9995, 3) = 12.92" in how["tolerance_method"]
+    # a loss band: lower is better, relative to the mean (16.685 / 75 = 22.25 %)
+    loss, _ = rules.prediction_rule([0.74, 0.76, 0.74, 0.76], metric="loss", unit="%", higher_is_better=False)
+    assert loss == "loss:+22.25%"
+
+
+def test_reasons_read_naturally_in_both_directions():
+    band = Rule.parse("loss:+10%")
+    worse = judge("k", band, 1.2, 1.0, two_sided=True)
+    assert worse.verdict is Verdict.REGRESSION and worse.reason == "loss rose 20.00 %, beyond the ±10 % band"
+    better = judge("k", band, 0.8, 1.0, two_sided=True)
+    assert better.verdict is Verdict.UNEXPECTED and better.reason.startswith("loss fell 20.00 %, beyond the ±10 % band")
+    assert judge("k", band, 1.0, 1.0, two_sided=True).reason == "loss unchanged, within the ±10 % band"
+
+
+def test_a_changed_fingerprint_is_its_own_failing_verdict():
+    f = rules.changed("k", "top1", {"model": ["conv1_bn momentum 0.99 -> 0.5"]}, note="dirty tree")
+    assert f.verdict is Verdict.CHANGED and f.failed
+    assert f.reason == "model changed: conv1_bn momentum 0.99 -> 0.5; re-measure the baseline if intended; dirty tree"

@@ -1,0 +1,91 @@
+"""``python -m bench fingerprint RECIPE [train options] [--check | --record]``: what a training run of
+RECIPE would be produced by (``bench.fingerprint``: resolved recipe, model configuration, data
+settings, versions), without training it.
+
+``--check`` compares it with the accuracy baseline the run would be gated against and exits 1 when
+the recipe, model or data differ (in seconds, before a long training run); ``--record`` stores it
+in an entry measured before fingerprints existed (never over a different one: re-measure instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from bench.errors import UsageError
+from bench.io import write_json
+from bench.regression import accuracy, baselines
+from bench.training import options
+from bench.training import recipes as recipes_mod
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recipe", help=f"recipe name ({', '.join(sorted(recipes_mod.RECIPES))})")
+    options.add_arguments(parser)
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--check", action="store_true", help="compare with the baseline entry; exit 1 if it differs")
+    action.add_argument("--record", action="store_true", help="store it in a baseline entry that has none")
+    parser.add_argument(
+        "--baselines", default=str(baselines.DEFAULT_PATH), help="baselines file (default: %(default)s)"
+    )
+    parser.add_argument("--json", default=None, metavar="FILE", help="also write the fingerprint as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.training.loop import fingerprint_of
+
+    opts = options.Options.from_args(args)
+    entries = accuracy.load_entries(args.baselines) if args.check or args.record else {}
+    doc = fingerprint_of(args.recipe, opts)
+    key = accuracy.key_of(doc)
+    fp = doc["fingerprint"]
+    print(f"{key}: fingerprint {fp['digest']} ({_summary(fp)})")
+    if args.json:
+        write_json(args.json, {"key": key, "fingerprint": fp})
+    if not (args.check or args.record):
+        return 0
+    matched, entry = accuracy.lookup(entries, key)
+    if entry is None:
+        print(f"fingerprint: no baseline entry for {key}: FAIL")
+        return 1
+    if args.record:
+        return _record(args.baselines, matched, entry, fp)
+    if not entry.get("fingerprint"):
+        print(f"fingerprint: the baseline {matched} has no fingerprint (record it with --record): FAIL")
+        return 1
+    from bench import fingerprint
+
+    found = fingerprint.differences(entry["fingerprint"], fp)
+    env = found.pop("environment", None)
+    for part, lines in found.items():
+        print(f"  {part} changed: {', '.join(lines)}")
+    if env:
+        print(f"  versions differ: {', '.join(env)} (the gate judges these by the band)")
+    verdict = "CHANGED: re-measure the baseline if intended" if found else "PASS"
+    print(f"fingerprint: {'differs from' if found else 'matches'} the baseline's ({matched}): {verdict}")
+    return 1 if found else 0
+
+
+def _record(path: str, key: str, entry: dict, fp: dict) -> int:
+    old = entry.get("fingerprint")
+    if old and old.get("digest") == fp["digest"]:
+        print(f"fingerprint: {key} already has this fingerprint; nothing written")
+        return 0
+    if old:
+        raise UsageError(
+            f"baseline {key} already has fingerprint {old.get('digest')}, not {fp['digest']}: "
+            "re-measure the baseline (bench baselines update) instead of recording over it"
+        )
+    diff = baselines.update(path, accuracy.SECTION, {key: {**entry, "fingerprint": fp}})
+    print(f"fingerprint: recorded {fp['digest']} in {key} ({len(diff) // 2} entry changed)")
+    return 0
+
+
+def _summary(fp: dict) -> str:
+    model, data = fp["model"], fp["data"]
+    return (
+        f"{model['params']:,} parameters in {sum(len(g['layers']) for g in model['groups'])} layers, "
+        f"{data['dataset']} {data['train_examples']}/{data['test_examples']}, "
+        + ", ".join(f"{k} {v}" for k, v in fp["environment"].items() if k in ("keras", "backend", "tensorflow"))
+        + f"; {len(json.dumps(fp)) // 1024} KiB"
+    )
