@@ -1,0 +1,117 @@
+"""How much signal each evaluation variant gives per CPU-minute: the table behind the smoke recipe's design.
+
+``python -m bench.regression.noise RESULTS... [--markdown FILE]``
+
+Reads training results (files or directories) of one recipe over several seeds, each carrying
+``evaluations`` (``bench.training.evaluation``: moving_bn, precise_bn, ema), and prints per variant
+the seeds' mean and spread of top-1 and test loss, and what a single new run can detect:
+
+- ``band``: the gate's two-sided band for one new run (``rules.prediction_rule``: the 99.9 %
+  prediction interval at this n), in points of top-1 and in percent of the loss;
+- ``3 sd``: the minimum detectable change at 3 standard deviations (the issue's measure);
+- ``loss as top-1``: the loss band converted to top-1 points by the slope of top-1 on loss across
+  the seeds (both move together when a seed is lucky, so gating both buys little against seed
+  noise; the loss earns its place on changes that move calibration more than ranking).
+
+Minutes are the median wall time of the runs, as measured (a loaded machine inflates them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+from bench.io import read_json
+from bench.regression.rules import FALSE_ALARM
+from bench.stats import finite, prediction_halfwidth
+
+
+def load(paths: list[str]) -> list[dict]:
+    docs = []
+    for p in paths:
+        files = sorted(Path(p).glob("*.json")) if Path(p).is_dir() else [Path(p)]
+        for f in files:
+            doc = read_json(f, what="result file")
+            if isinstance(doc, dict) and doc.get("kind") == "bench.train" and doc.get("status") == "ok":
+                docs.append(doc)
+    return docs
+
+
+def variants(doc: dict) -> dict[str, dict]:
+    """Variant name -> {"top1", "loss"}: the recorded evaluations, or the plain figures of a result
+    written before evaluation variants existed (its moving-average evaluation)."""
+    return dict(doc.get("evaluations") or {}) or {"moving_bn": {"top1": doc.get("top1"), "loss": doc.get("loss")}}
+
+
+def table(docs: list[dict]) -> list[dict]:
+    by_variant: dict[str, list[tuple[int, float, float, float]]] = {}
+    for doc in docs:
+        for name, ev in variants(doc).items():
+            top1, loss = finite(ev.get("top1")), finite(ev.get("loss"))
+            if top1 is not None and loss is not None:
+                by_variant.setdefault(name, []).append((doc.get("seed"), top1, loss, doc.get("wall_time_s") or 0.0))
+    rows = []
+    for name, runs in by_variant.items():
+        if len(runs) < 3:
+            continue
+        top1 = [r[1] for r in runs]
+        loss = [r[2] for r in runs]
+        band = prediction_halfwidth(top1, FALSE_ALARM)["halfwidth"]
+        loss_band = prediction_halfwidth(loss, FALSE_ALARM)["halfwidth"]
+        slope = _slope(loss, top1)
+        rows.append(
+            {
+                "variant": name,
+                "n": len(runs),
+                "seeds": sorted(r[0] for r in runs),
+                "minutes": round(statistics.median(r[3] for r in runs) / 60.0, 1),
+                "top1_mean": round(statistics.fmean(top1), 2),
+                "top1_sd": round(statistics.stdev(top1), 3),
+                "top1_band_pt": round(band, 2),
+                "top1_3sd_pt": round(3 * statistics.stdev(top1), 2),
+                "loss_mean": round(statistics.fmean(loss), 4),
+                "loss_sd": round(statistics.stdev(loss), 4),
+                "loss_band_pct": round(100 * loss_band / statistics.fmean(loss), 2),
+                "loss_band_as_top1_pt": None if slope is None else round(abs(slope) * loss_band, 2),
+            }
+        )
+    return rows
+
+
+def _slope(x: list[float], y: list[float]) -> float | None:
+    mx, my = statistics.fmean(x), statistics.fmean(y)
+    sxx = sum((a - mx) ** 2 for a in x)
+    return None if sxx == 0 else sum((a - mx) * (b - my) for a, b in zip(x, y)) / sxx
+
+
+def markdown(rows: list[dict]) -> str:
+    head = "| variant | n | minutes | top-1 mean | top-1 sd | band (pt) | 3 sd (pt) | loss mean | loss sd | loss band | loss band as top-1 (pt) |"
+    lines = [head, "|---|" + "---:|" * (head.count("|") - 2)]
+    for r in rows:
+        lines.append(
+            f"| {r['variant']} | {r['n']} | {r['minutes']} | {r['top1_mean']} | {r['top1_sd']} | ±{r['top1_band_pt']} | "
+            f"{r['top1_3sd_pt']} | {r['loss_mean']} | {r['loss_sd']} | ±{r['loss_band_pct']} % | {r['loss_band_as_top1_pt']} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.regression.noise", description=__doc__.splitlines()[0])
+    parser.add_argument("results", nargs="+", help="training result files or directories")
+    parser.add_argument("--markdown", default=None, help="also write the table to this file")
+    args = parser.parse_args(argv)
+    rows = table(load(args.results))
+    if not rows:
+        print("error: no variant has 3 or more successful runs in the given results", file=sys.stderr)
+        return 2
+    text = markdown(rows)
+    print(text)
+    if args.markdown:
+        Path(args.markdown).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
