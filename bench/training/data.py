@@ -14,7 +14,9 @@ Datasets, by the name results and baselines are keyed with:
 
 Augmentations are stateless random ops keyed by a per-example seed drawn from a seeded
 ``tf.data.Dataset.random`` stream, so a pipeline is reproducible under op determinism whatever
-its parallelism. Nothing here downloads at import time.
+its parallelism. The shuffle order and that stream move on with each pass over the data (each
+epoch); ``skip_epochs`` brings a new process's pipeline to where a resumed run left it. Nothing
+here downloads at import time.
 """
 
 from __future__ import annotations
@@ -380,3 +382,12 @@ def pipelines(
     test = test.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     steps = n_train // batch_size if drop_remainder else -(-n_train // batch_size)
     return Pipelines(train, test, steps, n_train, info.splits[info.test_split], info, norm)
+
+
+def skip_epochs(train, epochs: int) -> None:
+    """Advance ``train`` (a ``Pipelines.train``) as ``epochs`` finished passes over it have, without
+    reading a batch: each pass draws its shuffle order and augmentation stream from seed generators
+    when its iterator is made, so making ``epochs`` iterators and dropping them puts the next pass
+    where an uninterrupted run has it. A resumed run then sees the data of the epoch it resumes."""
+    for _ in range(epochs):
+        iter(train)

@@ -79,6 +79,16 @@ def run_id(recipe: str, dataset: str, budget: budget_mod.Budget, device: str, se
     return rid
 
 
+def _identity(opts: Options, deterministic: bool) -> dict:
+    """The options outside the run id that change a run's numbers: a resume must keep them."""
+    return {
+        "--deterministic": "on" if deterministic else "off",
+        "--steps-per-execution": opts.steps_per_execution,
+        "--precision": opts.precision,
+        "--cpu-replicas": opts.cpu_replicas or 1,
+    }
+
+
 def train(
     recipe_name: str,
     opts: Options,
@@ -130,6 +140,9 @@ def _setup(recipe_name: str, opts: Options) -> Run:
     ckpt_dir = out / ".checkpoints" / rid
     if opts.fresh and ckpt_dir.exists():
         shutil.rmtree(ckpt_dir)
+    from bench.training.callbacks import State
+
+    State(ckpt_dir / "state.json", identity=_identity(opts, deterministic))  # a resume with other numerics: refused
     load_start = time.monotonic()
     pipes = data.pipelines(
         dataset,
@@ -215,17 +228,13 @@ def _fit(run: Run, model, *, clock: Callable[[], float], log: Callable[[str], No
     callback, TensorBoard when it is installed, and the caller's ``extra_callbacks``."""
     import keras
 
-    from bench.training.callbacks import State, Trainer
+    from bench.training.callbacks import Backup, ResumeData, State, Trainer
 
     opts, plan, label = run.opts, run.plan, run.recipe.name
-    state = State(run.ckpt_dir / "state.json")
+    state = State(run.ckpt_dir / "state.json", identity=_identity(opts, run.deterministic))
     state.processes += 1
     trainer = Trainer(plan, run.recipe.schedule, state, clock=clock, label=label, log=log)
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(run.ckpt_dir / "backup"), save_freq="epoch", delete_checkpoint=False),
-        trainer,
-        *extra_callbacks,
-    ]
+    callbacks = [Backup(run.ckpt_dir / "backup"), ResumeData(run.pipes.train), trainer, *extra_callbacks]
     if _have_tensorboard():
         callbacks.append(
             keras.callbacks.TensorBoard(
