@@ -19,7 +19,6 @@ import dataclasses
 import datetime
 import hashlib
 import json
-import math
 import os
 import shutil
 import sys
@@ -73,7 +72,7 @@ class Fit:
 
 
 def run_id(recipe: str, dataset: str, budget: budget_mod.Budget, device: str, seed: int, overrides) -> str:
-    rid = f"{recipe}-{dataset}-{budget.kind}{budget.value:g}-{device}-seed{seed}"
+    rid = f"{recipe}-{dataset}-{budget.kind}{budget.number}-{device}-seed{seed}"
     if overrides:
         rid += "-mod" + hashlib.sha256("\n".join(overrides).encode()).hexdigest()[:8]
     return rid
@@ -156,7 +155,7 @@ def _setup(recipe_name: str, opts: Options) -> Run:
         cache_dir=opts.cache_dir,
         mock_examples=opts.mock,
     )
-    plan = budget_mod.plan(budget, pipes.steps_per_epoch, max_epochs=_max_epochs(recipe, pipes.steps_per_epoch))
+    plan = budget_mod.plan(budget, pipes.steps_per_epoch, max_epochs=budget_mod.UNTIL_DEADLINE)
     train_ds, val_ds = _fit_datasets(pipes, recipe, plan)
     return Run(
         recipe,
@@ -244,7 +243,8 @@ def _fit(run: Run, model, *, clock: Callable[[], float], log: Callable[[str], No
     else:
         log(f"[{label}] TensorBoard logs skipped: the tensorboard package is not installed (pip install tensorboard)")
     log(
-        f"[{label}] {run.dataset}, budget {run.budget} -> {plan.epochs} epoch(s) x {plan.steps_per_epoch} steps"
+        f"[{label}] {run.dataset}, budget {run.budget} -> "
+        f"{'epochs' if plan.deadline_s is not None else f'{plan.epochs} epoch(s)'} x {plan.steps_per_epoch} steps"
         f"{'' if plan.total_steps is None else f' = {plan.total_steps} steps'}"
         f"{'' if plan.deadline_s is None else f', deadline {plan.deadline_s:.0f} s'}, seed {opts.seed}, "
         f"device {opts.device}, {run.policy}, deterministic={run.deterministic}"
@@ -386,16 +386,6 @@ def _config(regularizer) -> dict:
         return dict(regularizer.get_config())
     except NotImplementedError:  # a custom regularizer without a config
         return {"regularizer": type(regularizer).__name__}
-
-
-def _max_epochs(recipe, steps_per_epoch: int) -> int:
-    """An upper bound on epochs for a minutes budget: the recipe's full budget in epochs."""
-    full = recipe.full()
-    if full.kind == "epochs":
-        return int(full.value)
-    if full.kind == "steps":
-        return math.ceil(full.value / steps_per_epoch)
-    return 10_000
 
 
 def _have_tensorboard() -> bool:
