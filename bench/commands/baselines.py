@@ -11,8 +11,8 @@ import argparse
 import importlib
 import json
 
+from bench import results
 from bench.errors import UsageError
-from bench.io import read_json
 from bench.regression import baselines
 
 # section -> (module providing `is_result(doc)` and `baseline_entries(docs, args)`)
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
         by_section["accuracy"] = [(f"reported figure of {doc['recipe']}", doc) for doc in reported_documents()]
     for path in args.results:
-        doc = read_json(path, what="result file")
+        doc = results.read(path)
         section = next((s for s, mod in OWNERS.items() if importlib.import_module(mod).is_result(doc)), None)
         if section is None:
             raise UsageError(f"{path!r} is neither a throughput (pytest-benchmark) nor a training result file")

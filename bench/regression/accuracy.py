@@ -25,8 +25,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from bench import results
 from bench.errors import BaselinesError, UsageError
-from bench.io import read_json
 from bench.regression import baselines
 from bench.regression.rules import ACCURACY_METRIC, Finding, Rule, Verdict, accuracy_tolerance, judge
 from bench.stats import finite
@@ -176,8 +176,8 @@ def collect(paths: list[str]) -> list[tuple[str, dict | None, str | None]]:
             raise UsageError(f"result path {p!r} does not exist")
         for f in files:
             try:
-                doc = read_json(f, what="result file")
-            except UsageError as e:
+                doc = results.read(f)
+            except UsageError as e:  # this file's error finding: the others are still judged
                 found.append((str(f), None, str(e)))
                 continue
             if is_result(doc) and doc.get("kind") == "bench.train":

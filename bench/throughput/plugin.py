@@ -133,6 +133,8 @@ class ThroughputPlugin:
             commit_info=commit_info,
         )
         config.hook.pytest_benchmark_update_json(config=config, benchmarks=bs.benchmarks, output_json=output)
+        if exitstatus == pytest.ExitCode.INTERRUPTED:  # the cases finished before Ctrl-C: kept, and marked
+            output["partial"] = output["harness"]["partial"] = True
         self.output = output
         path = out_path(self.plan.bench_out, self.plan.device)
         if path is not None:

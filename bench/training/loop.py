@@ -26,7 +26,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.io import save_figure, write_json
+from bench.errors import UsageError
+from bench.io import save_figure, writable_dir, write_json
 from bench.stats import finite
 from bench.training import budget as budget_mod
 from bench.training import options
@@ -114,7 +115,14 @@ def _resolve(recipe_name: str, opts: Options) -> tuple[recipes_mod.Recipe, budge
     recipe = recipes_mod.get(recipe_name)
     if opts.overrides:
         recipe = recipes_mod.with_overrides(recipe, list(opts.overrides))
-    return recipe, budget_mod.Budget.parse(opts.budget, full=recipe.full())
+    replicas = opts.cpu_replicas or 1
+    if recipe.batch_size % replicas:
+        raise UsageError(
+            f"--cpu-replicas {replicas} does not divide the batch size {recipe.batch_size}; each replica takes an equal share"
+        )
+    budget = budget_mod.Budget.parse(opts.budget, full=recipe.full())
+    writable_dir("--out", opts.out)  # last: a run with a bad option makes no directory
+    return recipe, budget
 
 
 def _setup(recipe_name: str, opts: Options) -> Run:

@@ -142,17 +142,17 @@ def _result(tmp_path, seed, value, **kw):
 def test_update_aggregates_seeds_then_gates(tmp_path, capsys):
     base = tmp_path / "baselines.json"
     base.write_text(json.dumps({"schema": 1, "throughput": {}, "accuracy": {}}))
-    files = [_result(tmp_path, s, v) for s, v in ((101, 74.0), (102, 75.0), (103, 76.0))]
+    files = [_result(tmp_path, s, v) for s, v in ((101, 74.8), (102, 75.0), (103, 75.2))]
     assert main(["baselines", "update", *files, "--baselines", str(base)]) == 0
     assert "+ accuracy/smoke_resnet20_cifar10_jpeg|cifar10_jpeg|epochs=3|cpu@tensorflow" in capsys.readouterr().out
     entry = json.loads(base.read_text())["accuracy"]["smoke_resnet20_cifar10_jpeg|cifar10_jpeg|epochs=3|cpu@tensorflow"]
-    assert entry["mean"] == 75.0 and entry["std"] == 1.0 and entry["n"] == 3 and entry["measured"] is True
-    # t(0.9995, 2) = 31.599 (tables), x std 1 x sqrt(1 + 1/3): a 99.9 % prediction interval of +-36.49
-    assert entry["tolerance"] == "top1:-36.49pt" and entry["samples"] == {"101": 74.0, "102": 75.0, "103": 76.0}
+    assert entry["mean"] == 75.0 and entry["std"] == 0.2 and entry["n"] == 3 and entry["measured"] is True
+    # t(0.9995, 2) = 31.599 (tables), x std 0.2 x sqrt(1 + 1/3): a 99.9 % prediction interval of +-7.30
+    assert entry["tolerance"] == "top1:-7.3pt" and entry["samples"] == {"101": 74.8, "102": 75.0, "103": 75.2}
     assert "prediction interval" in entry["tolerance_method"] and entry["design_seeds"] == list(range(7))
     accuracy.load_entries(base)  # what update writes, the gate reads
-    assert main(["gate", _result(tmp_path, 9, 38.4), "--baselines", str(base)]) == 1
-    assert main(["gate", _result(tmp_path, 9, 38.6), "--baselines", str(base)]) == 0
+    assert main(["gate", _result(tmp_path, 9, 67.6), "--baselines", str(base)]) == 1
+    assert main(["gate", _result(tmp_path, 9, 67.8), "--baselines", str(base)]) == 0
 
 
 def test_update_refuses_the_seeds_a_recipe_was_designed_on(tmp_path):
