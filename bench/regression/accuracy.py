@@ -210,10 +210,12 @@ def gate(paths: list[str], baselines_path: str | Path) -> list[Finding]:
 # Baselines from results (``python -m bench baselines update``)
 
 
-def baseline_entries(docs: list[tuple[str, dict]], args) -> dict[str, dict]:
+def baseline_entries(docs: list[tuple[str, dict]], args, *, existing: dict | None = None) -> dict[str, dict]:
     """Aggregate results into entries, one per key: mean, sample std and count over seeds, and a
     tolerance from the seeds' prediction interval (``rules.accuracy_tolerance``; ``--tolerance``
-    overrides; fewer than 3 seeds: the recipe's). Seeds the recipe was designed on are refused."""
+    overrides; fewer than 3 seeds: the recipe's). Seeds the recipe was designed on are refused.
+    The seeds of a measured entry in ``existing`` are kept beside the new ones (``merge_samples``)
+    unless ``args.replace``."""
     groups: dict[str, list[tuple[str, dict]]] = {}
     for path, doc in docs:
         if doc.get("kind") == "bench.train":
@@ -233,9 +235,35 @@ def baseline_entries(docs: list[tuple[str, dict]], args) -> dict[str, dict]:
         elif any(d.get("kind") != "bench.train" for _, d in group):
             raise UsageError(f"{key!r}: do not mix reported figures with measured results")
         else:
-            entry = _measured_entry(key, [d for _, d in group], tolerance, provenance)
+            runs = [d for _, d in group]
+            old = (existing or {}).get(key)
+            if old and old.get("measured") and not getattr(args, "replace", False):
+                runs = merge_samples(key, old, runs)
+            entry = _measured_entry(key, runs, tolerance, provenance)
         entries[key] = validate_entry(key, {**entry, "updated": now}, where="update")
     return entries
+
+
+def merge_samples(key: str, old: dict, runs: list[dict]) -> list[dict]:
+    """The runs behind an entry that gains ``runs``: those, then one for each of the ``old`` entry's
+    other seeds (its top-1 and time; the rest copied from the first new run). A seed in both with
+    another top-1 is an error: ``--replace`` replaces the entry with the new runs."""
+    samples, times = old.get("samples") or {}, old.get("wall_time_s") or {}
+    if not isinstance(samples, dict) or not all(str(s).isdigit() and finite(v) is not None for s, v in samples.items()):
+        raise BaselinesError(f"accuracy entry {key!r} has samples {samples!r}; expected {{seed: top-1}}")
+    new = {str(d.get("seed")): round(float(d[METRIC]), 4) for d in runs}
+    for seed, value in new.items():
+        if seed in samples and samples[seed] != value:
+            raise UsageError(
+                f"{key!r}: seed {seed} is in the baseline with top-1 {samples[seed]}, the new run has {value}; "
+                "pass --replace to replace the entry with the new runs"
+            )
+    kept = [
+        {**runs[0], "seed": int(s), METRIC: v, "wall_time_s": (times.get(s) if isinstance(times, dict) else None)}
+        for s, v in samples.items()
+        if s not in new
+    ]
+    return runs + kept
 
 
 def _check_baseline_run(path: str, doc: dict) -> None:

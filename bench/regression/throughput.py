@@ -148,8 +148,9 @@ def judge_all(
     return findings
 
 
-def baseline_entries(docs: list[tuple[str, dict]], args) -> dict[str, dict]:
-    """New throughput baseline entries from result files (for ``python -m bench baselines update``)."""
+def baseline_entries(docs: list[tuple[str, dict]], args, *, existing: dict | None = None) -> dict[str, dict]:
+    """New throughput baseline entries from result files (for ``python -m bench baselines update``);
+    a re-measured benchmark's entry replaces its ``existing`` one whole."""
     from bench.environment import machine_line
 
     rule = str(_rule(getattr(args, "tolerance", None)))

@@ -193,3 +193,56 @@ def test_reported_figures_become_provenance_marked_entries(tmp_path):
     assert e["mean"] == 94.2 and e["measured"] is False and "1,280" in e["provenance"]
     assert entries["resnet56_cifar10|cifar10|steps=64000|*"]["mean"] == 93.58
     assert entries["fashion_resnet50|fashion_mnist|epochs=400|*"]["mean"] == 91.3
+
+
+KEY = "smoke_resnet20_cifar10_jpeg|cifar10_jpeg|epochs=3|cpu@tensorflow"
+THROUGHPUT_RUN = Path(__file__).parent / "fixtures" / "throughput" / "run_noise.json"
+
+
+def _baselines_with_seeds(tmp_path, seeds):
+    base = tmp_path / "baselines.json"
+    base.write_text(json.dumps({"schema": 1, "throughput": {}, "accuracy": {}}))
+    files = [_result(tmp_path, s, 75.0 + (s % 3) / 10) for s in seeds]
+    assert main(["baselines", "update", *files, "--baselines", str(base)]) == 0
+    return base
+
+
+def test_update_validates_every_file_before_writing_any_section(tmp_path, capsys):
+    """A good throughput file and a NaN training result: exit 2 and the file unchanged, byte for byte."""
+    base = tmp_path / "baselines.json"
+    base.write_text(json.dumps({"schema": 1, "throughput": {}, "accuracy": {}}))
+    before = base.read_bytes()
+    nan = _result(tmp_path, 101, None, status="failed", error="loss became nan")
+    assert main(["baselines", "update", str(THROUGHPUT_RUN), nan, "--baselines", str(base)]) == 2
+    assert "failed run" in capsys.readouterr().err and base.read_bytes() == before
+
+
+def test_update_adds_seeds_to_an_entry_and_replaces_only_when_asked(tmp_path, capsys):
+    base = _baselines_with_seeds(tmp_path, (101, 102, 103, 104, 105))
+    assert main(["baselines", "update", _result(tmp_path, 106, 75.1), "--baselines", str(base)]) == 0
+    entry = json.loads(base.read_text())["accuracy"][KEY]
+    assert entry["n"] == 6 and sorted(entry["samples"]) == ["101", "102", "103", "104", "105", "106"]
+    assert entry["tolerance_method"]  # from the six seeds' spread, not the recipe's default
+    # the same seed with another value: refused, nothing written
+    before = base.read_bytes()
+    assert main(["baselines", "update", _result(tmp_path, 101, 70.0), "--baselines", str(base)]) == 2
+    assert "--replace" in capsys.readouterr().err and base.read_bytes() == before
+    assert main(["baselines", "update", _result(tmp_path, 101, 70.0), "--baselines", str(base), "--replace"]) == 0
+    entry = json.loads(base.read_text())["accuracy"][KEY]
+    assert entry["n"] == 1 and entry["samples"] == {"101": 70.0}
+
+
+def test_concurrent_updates_all_land_and_the_file_keeps_its_mode(tmp_path, capsys):
+    """Eight updates at once, each adding a seed: every seed is in the entry (the lock serialises
+    the read-modify-writes); the file keeps the mode it had."""
+    import concurrent.futures
+    import os
+
+    base = _baselines_with_seeds(tmp_path, (101, 102, 103))
+    os.chmod(base, 0o644)
+    files = [_result(tmp_path, s, 75.0) for s in range(110, 118)]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda f: main(["baselines", "update", f, "--baselines", str(base)]), files))
+    assert codes == [0] * 8
+    entry = json.loads(base.read_text())["accuracy"][KEY]
+    assert entry["n"] == 11 and os.stat(base).st_mode & 0o777 == 0o644
