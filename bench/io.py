@@ -86,15 +86,9 @@ def read_json(path: str | os.PathLike, *, what: str = "file") -> Any:
 
 
 def writable_dir(flag: str, path: str | os.PathLike) -> Path:
-    """``path`` as a directory the harness can write into, made now if missing; else a one-line
+    """``path`` if the harness can make it (where missing) and write into it; else a one-line
     ``UsageError`` naming ``flag``. Every output is checked so before any work starts."""
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=path).close()
-    except OSError as e:
-        raise UsageError(f"{flag} {str(path)!r} is not a writable directory ({e.strerror or e})") from None
-    return path
+    return _writable(flag, Path(path), Path(path), "is not a writable directory")
 
 
 def writable_file(flag: str, path: str | os.PathLike) -> Path:
@@ -102,8 +96,23 @@ def writable_file(flag: str, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.is_dir() or str(path).endswith(os.sep):
         raise UsageError(f"{flag} {str(path)!r} is a directory; expected a file name")
-    writable_dir(flag, path.parent)
+    _writable(flag, path.parent, path, "cannot be written")
     return path
+
+
+def _writable(flag: str, directory: Path, named: Path, problem: str) -> Path:
+    """Whether ``directory`` can be made and written, tried on its nearest existing ancestor (a
+    temporary file made there and removed), so that a check leaves nothing behind."""
+    existing = directory.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(20, f"{existing} is a file")
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as e:
+        raise UsageError(f"{flag} {str(named)!r} {problem} ({e.strerror or e})") from None
+    return named
 
 
 def _default(obj: Any) -> Any:

@@ -15,6 +15,7 @@ import json
 
 from bench import results
 from bench.errors import UsageError
+from bench.io import writable_file
 from bench.regression import baselines
 
 # section -> (module providing `is_result(doc)` and `baseline_entries(docs, args)`)
@@ -48,10 +49,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.action == "show":
-        print(json.dumps(baselines.load(args.baselines), indent=2))
+        data = baselines.load(args.baselines)
+        for section, owner in OWNERS.items():  # every entry checked, as the gates will read it
+            importlib.import_module(owner).validate_entries(data[section], args.baselines)
+        print(json.dumps(data, indent=2))
         return 0
     if not args.results and not args.reported:
         raise UsageError("baselines update needs at least one result file (or --reported)")
+    if not args.dry_run:
+        writable_file("--baselines", args.baselines)
     by_section: dict[str, list[tuple[str, dict]]] = {}
     if args.reported:
         from bench.regression.accuracy import reported_documents

@@ -111,7 +111,11 @@ def validate_entry(key: str, entry: dict, where: str = "baselines.json") -> dict
 
 def load_entries(path: str | Path) -> dict:
     """The validated accuracy section of ``path``."""
-    entries = baselines.section(path, SECTION)
+    return validate_entries(baselines.section(path, SECTION), path)
+
+
+def validate_entries(entries: dict, path: str | Path = "baselines.json") -> dict:
+    """Check every accuracy entry (``validate_entry``)."""
     for key, entry in entries.items():
         validate_entry(key, entry, where=str(path))
     return entries

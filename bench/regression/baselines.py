@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -55,17 +56,19 @@ def section(path: str | Path, name: str) -> dict:
 
 @contextlib.contextmanager
 def locked(path: str | Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (``flock`` on a sidecar ``.<name>.lock`` beside it) for a
-    read-modify-write, so that two concurrent updates both land, one after the other."""
-    path = Path(path)
-    lock = path.with_name(f".{path.name}.lock")
+    """Hold an exclusive lock for a read-modify-write of ``path``, so that two concurrent updates
+    both land, one after the other. The lock is ``flock`` on the directory that holds the file:
+    the file itself is replaced by each write, and a directory needs no lock file left behind."""
+    directory = Path(path).absolute().parent
     try:
-        f = open(lock, "a")
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as e:
         raise BaselinesError(f"cannot lock baselines file {str(path)!r}: {e.strerror or e}") from None
-    with f:
-        fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def update_sections(

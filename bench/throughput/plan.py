@@ -157,6 +157,12 @@ def resolve(opts: dict) -> ThroughputPlan:
             opts["cpu_replicas"],
         )
     )
+    if opts.get("tpu") is not None and device != "tpu":
+        raise UsageError(f"--tpu {opts['tpu']!r} applies to --device tpu only, not --device {device}")
+    if opts.get("data_archive") and "real" in axes["data"]:
+        from bench.training.data import check_archive
+
+        check_archive("--data-archive", opts["data_archive"])
     for flag in ("--bench-out", "--plot"):  # before any measurement: a bad path must not lose the sweep
         if opts.get(dest(flag)):
             writable_file(flag, out_path(opts[dest(flag)], device))

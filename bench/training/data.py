@@ -92,6 +92,24 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def check_archive(flag: str, archive: str | os.PathLike, *, sha256: str | None = CIFAR10_JPEG_SHA256) -> Path:
+    """``archive`` if it is the CIFAR-10 JPEG archive (a file with the expected sha256; any file
+    when ``sha256`` is None), else a one-line ``UsageError`` naming ``flag``: checked before any
+    work, since an extracted copy in the cache would otherwise hide a wrong one."""
+    path = Path(archive).expanduser()
+    if not path.is_file():
+        raise UsageError(f"{flag} {str(path)!r} is not a file")
+    if sha256 is None:
+        return path
+    try:
+        actual = sha256_of(path)
+    except OSError as e:
+        raise UsageError(f"{flag} {str(path)!r} cannot be read ({e.strerror or e})") from None
+    if actual != sha256:
+        raise UsageError(f"{flag} {str(path)!r} is corrupt: sha256 {actual[:16]}..., expected {sha256[:16]}...")
+    return path
+
+
 def cifar10_jpeg_dir(
     archive: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
