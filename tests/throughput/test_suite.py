@@ -216,9 +216,7 @@ def test_an_interrupted_sweep_keeps_the_finished_cases_marked_partial_and_exits_
 
     monkeypatch.setattr(workload, "build", build)
     out = tmp_path / "r.json"
-    code = main(
-        ["throughput", *SMALL_RUN, "--mode", "infer,train", "--bench-out", str(out), "--", "-q", "-p", "no:randomly"]
-    )
+    code = main(["throughput", *SMALL_RUN, "--mode", "infer,train", "--bench-out", str(out), "--", "-q"])
     assert code == 130 and "interrupted" in capsys.readouterr().err
     doc = json.loads(out.read_text())
     assert doc["partial"] is True and doc["harness"]["partial"] is True
