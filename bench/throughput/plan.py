@@ -131,7 +131,6 @@ def resolve(opts: dict) -> ThroughputPlan:
     """A ``ThroughputPlan`` from option values keyed by dest (argparse namespace or pytest options)."""
     chosen = tuple(_choose("--backend", opts.get("backend", backends.DEFAULT_BACKEND), backends.BACKENDS))
     device = check_device(opts["device"])
-    names = _model_names(opts["models"])
     axes = {
         "mode": _choose("--mode", opts["mode"], MODES),
         "precision": _choose("--precision", opts["precision"], tuple(PRECISIONS)),
@@ -145,6 +144,16 @@ def resolve(opts: dict) -> ThroughputPlan:
     _check_rounds(opts, device)
     compile_modes = _compile_modes(chosen, opts.get("xla"), opts.get("compile"))
     _check_backends(chosen, device, axes, opts)
+    if opts.get("tpu") is not None and device != "tpu":
+        raise UsageError(f"--tpu {opts['tpu']!r} applies to --device tpu only, not --device {device}")
+    if opts.get("data_archive") and "real" in axes["data"]:
+        from bench.training.data import check_archive
+
+        check_archive("--data-archive", opts["data_archive"])
+    for flag in ("--bench-out", "--plot"):  # before any measurement: a bad path must not lose the sweep
+        if opts.get(dest(flag)):
+            writable_file(flag, out_path(opts[dest(flag)], device))
+    names = _model_names(opts["models"])  # last: the model registry imports TensorFlow
     cases = tuple(
         c
         for backend in chosen
@@ -157,15 +166,6 @@ def resolve(opts: dict) -> ThroughputPlan:
             opts["cpu_replicas"],
         )
     )
-    if opts.get("tpu") is not None and device != "tpu":
-        raise UsageError(f"--tpu {opts['tpu']!r} applies to --device tpu only, not --device {device}")
-    if opts.get("data_archive") and "real" in axes["data"]:
-        from bench.training.data import check_archive
-
-        check_archive("--data-archive", opts["data_archive"])
-    for flag in ("--bench-out", "--plot"):  # before any measurement: a bad path must not lose the sweep
-        if opts.get(dest(flag)):
-            writable_file(flag, out_path(opts[dest(flag)], device))
     return ThroughputPlan(
         backends=chosen,
         device=device,
