@@ -16,9 +16,9 @@ from bench.errors import UsageError
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on a clean exit it is fsynced and renamed over
-    ``path``, so readers never see a half-written file and a crash keeps the old one. On an error
-    the temporary file is removed and ``path`` is untouched. ``suffix`` keeps the extension that
-    writers such as matplotlib read the format from."""
+    ``path`` (with the replaced file's mode), so readers never see a half-written file and a crash
+    keeps the old one. On an error the temporary file is removed and ``path`` is untouched.
+    ``suffix`` keeps the extension that writers such as matplotlib read the format from."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
@@ -27,6 +27,7 @@ def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[Pa
         yield Path(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        _keep_mode(Path(tmp), path)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -40,6 +41,17 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def _keep_mode(tmp: Path, path: Path) -> None:
+    """Give the file about to replace ``path`` its mode (mkstemp makes 0600), else the umask's."""
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.chmod(tmp, mode)
 
 
 def save_figure(fig, path: str | os.PathLike, *, dpi: int = 100) -> Path:
@@ -58,17 +70,49 @@ def read_json(path: str | os.PathLike, *, what: str = "file") -> Any:
     """Load JSON, turning a missing or corrupt file into a one-line ``UsageError``."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"{what} {str(path)!r} does not exist") from None
     except OSError as e:
         raise UsageError(f"cannot read {what} {str(path)!r}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{what} {str(path)!r} is not UTF-8 text (byte {e.start}: {e.reason})") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise UsageError(
             f"{what} {str(path)!r} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})"
         ) from None
+
+
+def writable_dir(flag: str, path: str | os.PathLike) -> Path:
+    """``path`` if the harness can make it (where missing) and write into it; else a one-line
+    ``UsageError`` naming ``flag``. Every output is checked so before any work starts."""
+    return _writable(flag, Path(path), Path(path), "is not a writable directory")
+
+
+def writable_file(flag: str, path: str | os.PathLike) -> Path:
+    """``path`` as a file the harness can (atomically) write: not a directory, in a writable one."""
+    path = Path(path)
+    if path.is_dir() or str(path).endswith(os.sep):
+        raise UsageError(f"{flag} {str(path)!r} is a directory; expected a file name")
+    _writable(flag, path.parent, path, "cannot be written")
+    return path
+
+
+def _writable(flag: str, directory: Path, named: Path, problem: str) -> Path:
+    """Whether ``directory`` can be made and written, tried on its nearest existing ancestor (a
+    temporary file made there and removed), so that a check leaves nothing behind."""
+    existing = directory.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(20, f"{existing} is a file")
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as e:
+        raise UsageError(f"{flag} {str(named)!r} {problem} ({e.strerror or e})") from None
+    return named
 
 
 def _default(obj: Any) -> Any:

@@ -1,8 +1,10 @@
 """``python -m bench baselines show|update``: the only way baselines.json changes.
 
-``update`` reads result files, lets each section's owner turn them into entries (throughput:
-pytest-benchmark JSON, via ``bench.regression.throughput``; accuracy: training results, via ``bench.regression.accuracy``),
-prints the diff and writes atomically. ``--dry-run`` prints the diff only.
+``update`` reads and checks every result file first, then, holding the file's lock, lets each
+section's owner turn them into entries (throughput: pytest-benchmark JSON, via
+``bench.regression.throughput``; accuracy: training results, via ``bench.regression.accuracy``, whose
+seeds join the entry's unless ``--replace``), prints the diff and writes the file once, atomically:
+a bad file changes nothing. ``--dry-run`` prints the diff only.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import argparse
 import importlib
 import json
 
+from bench import results
 from bench.errors import UsageError
-from bench.io import read_json
+from bench.io import writable_file
 from bench.regression import baselines
 
 # section -> (module providing `is_result(doc)` and `baseline_entries(docs, args)`)
@@ -26,6 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--baselines", default=str(baselines.DEFAULT_PATH), help="baselines file (default: %(default)s)"
     )
     parser.add_argument("--dry-run", action="store_true", help="print the diff without writing")
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace accuracy entries with these runs (default: add their seeds to the entry's)",
+    )
     parser.add_argument(
         "--tolerance", default=None, help="rule for new entries, e.g. 'throughput:-5%%' or 'top1:-1.5pt'"
     )
@@ -41,25 +49,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.action == "show":
-        print(json.dumps(baselines.load(args.baselines), indent=2))
+        data = baselines.load(args.baselines)
+        for section, owner in OWNERS.items():  # every entry checked, as the gates will read it
+            importlib.import_module(owner).validate_entries(data[section], args.baselines)
+        print(json.dumps(data, indent=2))
         return 0
     if not args.results and not args.reported:
         raise UsageError("baselines update needs at least one result file (or --reported)")
+    if not args.dry_run:
+        writable_file("--baselines", args.baselines)
     by_section: dict[str, list[tuple[str, dict]]] = {}
     if args.reported:
         from bench.regression.accuracy import reported_documents
 
         by_section["accuracy"] = [(f"reported figure of {doc['recipe']}", doc) for doc in reported_documents()]
     for path in args.results:
-        doc = read_json(path, what="result file")
+        doc = results.read(path)
         section = next((s for s, mod in OWNERS.items() if importlib.import_module(mod).is_result(doc)), None)
         if section is None:
             raise UsageError(f"{path!r} is neither a throughput (pytest-benchmark) nor a training result file")
         by_section.setdefault(section, []).append((path, doc))
-    for section, docs in by_section.items():
-        entries = importlib.import_module(OWNERS[section]).baseline_entries(docs, args)
-        diff = baselines.update(args.baselines, section, entries, dry_run=args.dry_run)
-        print("\n".join(diff) if diff else f"{section}: no change")
+
+    def entries(data: dict) -> dict[str, dict]:  # every section's, from the file as it is under the lock
+        return {
+            section: importlib.import_module(OWNERS[section]).baseline_entries(docs, args, existing=data[section])
+            for section, docs in by_section.items()
+        }
+
+    diff = baselines.update_sections(args.baselines, entries, dry_run=args.dry_run)
+    print("\n".join(diff) if diff else "no change")
     if args.dry_run:
         print("(dry run: nothing written)")
     return 0

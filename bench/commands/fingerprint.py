@@ -13,7 +13,7 @@ import argparse
 import json
 
 from bench.errors import UsageError
-from bench.io import write_json
+from bench.io import writable_file, write_json
 from bench.regression import accuracy, baselines
 from bench.training import options
 from bench.training import recipes as recipes_mod
@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from bench.training.loop import fingerprint_of
 
     opts = options.Options.from_args(args)
+    if args.json:
+        writable_file("--json", args.json)  # before the data is read
     entries = accuracy.load_entries(args.baselines) if args.check or args.record else {}
     doc = fingerprint_of(args.recipe, opts)
     key = accuracy.key_of(doc)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench.io import write_json
+from bench.io import writable_file, write_json
 from bench.regression import baselines
 from bench.regression.accuracy import gate
 from bench.regression.rules import exit_code, format_table
@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json:
+        writable_file("--json", args.json)  # before the results are read
     findings = gate(args.results, args.baselines, allow_improvement=args.allow_improvement)
     if not findings:
         print(f"gate: no training results found in {' '.join(args.results)}: FAIL")

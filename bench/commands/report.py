@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from bench.errors import UsageError
+from bench.io import writable_file
 
 BY = ("precision", "backend")
 DEFAULT_OUT = {"precision": "results/throughput.png", "backend": "results/throughput-by-backend.png"}
@@ -37,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.by not in BY:
         raise UsageError(f"--by {args.by!r} is invalid; valid: {', '.join(BY)}")
+    out = writable_file("--out", args.out or DEFAULT_OUT[args.by])
     docs = [load_result(p) for p in args.results]
-    out = args.out or DEFAULT_OUT[args.by]
     if args.by == "backend":
         print(report.backend_table(docs))
         print(f"wrote {report.plot_backends(docs, out)}")

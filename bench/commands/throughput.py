@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from bench.throughput.plan import OPTIONS, SUITE_DIR, backend_list, dest, resolve
 
@@ -40,7 +41,11 @@ def run(args: argparse.Namespace) -> int:
         backends.activate(chosen[0])  # before Keras is imported: this process runs that backend
         plan = resolve(opts)
         session = open_session(plan)
-        return int(pytest.main([str(SUITE_DIR), *args.pytest_args], plugins=[ThroughputPlugin(plan, session)]))
+        status = pytest.main([str(SUITE_DIR), *args.pytest_args], plugins=[ThroughputPlugin(plan, session)])
+        if status == pytest.ExitCode.INTERRUPTED:  # pytest's 2 is our usage error: Ctrl-C is 130, as for train
+            print("interrupted: the result file holds the finished cases, marked partial", file=sys.stderr)
+            return 130
+        return int(status)
     if backends.running() is None:
         os.environ["KERAS_BACKEND"] = "numpy"  # this process only checks the plan: no framework needed
     plan = resolve(opts)

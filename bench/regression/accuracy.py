@@ -25,9 +25,8 @@ import statistics
 import sys
 from pathlib import Path
 
-from bench import fingerprint
+from bench import fingerprint, results
 from bench.errors import BaselinesError, UsageError
-from bench.io import read_json
 from bench.regression import baselines
 from bench.regression.rules import ACCURACY_METRIC, Finding, Rule, Verdict, changed, judge, prediction_rule
 from bench.stats import finite
@@ -126,7 +125,11 @@ def validate_entry(key: str, entry: dict, where: str = "baselines.json") -> dict
 
 def load_entries(path: str | Path) -> dict:
     """The validated accuracy section of ``path``."""
-    entries = baselines.section(path, SECTION)
+    return validate_entries(baselines.section(path, SECTION), path)
+
+
+def validate_entries(entries: dict, path: str | Path = "baselines.json") -> dict:
+    """Check every accuracy entry (``validate_entry``)."""
     for key, entry in entries.items():
         validate_entry(key, entry, where=str(path))
     return entries
@@ -183,8 +186,6 @@ def _result_error(doc: dict, source: str) -> str | None:
         return f"run failed: {doc.get('error') or doc.get('status')}"
     if finite(current) is None:
         return f"{METRIC} is {current!r}, not a finite number"
-    if not 0.0 <= current <= 100.0:
-        return f"{METRIC} is {current!r}, impossible for a percentage; valid: 0 to 100"
     expected = _test_split_size(doc.get("dataset"))
     if expected is not None and doc.get("test_examples") != expected:
         return f"evaluated on {doc.get('test_examples')} of the {expected} test images; the gate needs the whole split"
@@ -232,8 +233,8 @@ def collect(paths: list[str]) -> list[tuple[str, dict | None, str | None]]:
             raise UsageError(f"result path {p!r} does not exist")
         for f in files:
             try:
-                doc = read_json(f, what="result file")
-            except UsageError as e:
+                doc = results.read(f)
+            except UsageError as e:  # this file's error finding: the others are still judged
                 found.append((str(f), None, str(e)))
                 continue
             if is_result(doc) and doc.get("kind") == "bench.train":
@@ -266,10 +267,12 @@ def gate(paths: list[str], baselines_path: str | Path, *, allow_improvement: boo
 # Baselines from results (``python -m bench baselines update``)
 
 
-def baseline_entries(docs: list[tuple[str, dict]], args) -> dict[str, dict]:
+def baseline_entries(docs: list[tuple[str, dict]], args, *, existing: dict | None = None) -> dict[str, dict]:
     """Aggregate results into entries, one per key: mean, sample std and count over seeds, and a
-    tolerance from the seeds' prediction interval (``rules.accuracy_tolerance``; ``--tolerance``
-    overrides; fewer than 3 seeds: the recipe's). Seeds the recipe was designed on are refused."""
+    tolerance from the seeds' prediction interval (``rules.prediction_rule``; ``--tolerance``
+    overrides; fewer than 3 seeds: the recipe's). Seeds the recipe was designed on are refused.
+    The seeds of a measured entry in ``existing`` are kept beside the new ones (``merge_samples``)
+    unless ``args.replace``."""
     groups: dict[str, list[tuple[str, dict]]] = {}
     for path, doc in docs:
         if doc.get("kind") == "bench.train":
@@ -289,9 +292,43 @@ def baseline_entries(docs: list[tuple[str, dict]], args) -> dict[str, dict]:
         elif any(d.get("kind") != "bench.train" for _, d in group):
             raise UsageError(f"{key!r}: do not mix reported figures with measured results")
         else:
-            entry = _measured_entry(key, [d for _, d in group], tolerance, provenance)
+            runs = [d for _, d in group]
+            old = (existing or {}).get(key)
+            if old and old.get("measured") and not getattr(args, "replace", False):
+                runs = merge_samples(key, old, runs)
+            entry = _measured_entry(key, runs, tolerance, provenance)
         entries[key] = validate_entry(key, {**entry, "updated": now}, where="update")
     return entries
+
+
+def merge_samples(key: str, old: dict, runs: list[dict]) -> list[dict]:
+    """The runs behind an entry that gains ``runs``: those, then one for each of the ``old`` entry's
+    other seeds (its top-1 and time; the rest copied from the first new run). A seed in both with
+    another top-1 is an error: ``--replace`` replaces the entry with the new runs."""
+    samples, times = old.get("samples") or {}, old.get("wall_time_s") or {}
+    if not isinstance(samples, dict) or not all(str(s).isdigit() and finite(v) is not None for s, v in samples.items()):
+        raise BaselinesError(f"accuracy entry {key!r} has samples {samples!r}; expected {{seed: top-1}}")
+    new = {str(d.get("seed")): round(float(d[METRIC]), 4) for d in runs}
+    for seed, value in new.items():
+        if seed in samples and samples[seed] != value:
+            raise UsageError(
+                f"{key!r}: seed {seed} is in the baseline with top-1 {samples[seed]}, the new run has {value}; "
+                "pass --replace to replace the entry with the new runs"
+            )
+    losses = (old.get(LOSS) or {}).get("samples") or {}
+    kept = [
+        {
+            **runs[0],
+            "seed": int(s),
+            METRIC: v,
+            LOSS: losses.get(s),  # None when the entry has no loss band: the merged entry then has none
+            "wall_time_s": (times.get(s) if isinstance(times, dict) else None),
+            "fingerprint": old.get("fingerprint"),  # what produced the old seeds: it must match the new runs'
+        }
+        for s, v in samples.items()
+        if s not in new
+    ]
+    return runs + kept
 
 
 def _check_baseline_run(path: str, doc: dict) -> None:
@@ -405,7 +442,10 @@ def _common_fingerprint(key: str, runs: list[dict]) -> dict | None:
     if not any(prints):
         return None
     if not all(prints):
-        raise UsageError(f"{key!r}: some runs have a fingerprint and some do not; give runs of one code version")
+        raise UsageError(
+            f"{key!r}: some runs have a fingerprint and some do not (a baseline measured before fingerprints: "
+            "`bench fingerprint RECIPE --record` adds it); give runs of one code version, or --replace"
+        )
     for other, doc in zip(prints[1:], runs[1:]):
         found = fingerprint.differences(prints[0], other)
         found.pop("environment", None)
@@ -413,7 +453,8 @@ def _common_fingerprint(key: str, runs: list[dict]) -> dict | None:
             first = next(iter(found.items()))
             raise UsageError(
                 f"{key!r}: seed {doc.get('seed')} was produced by a different {first[0]} "
-                f"({', '.join(first[1])}) than seed {runs[0].get('seed')}; one baseline needs one recipe, model and data"
+                f"({', '.join(first[1])}) than seed {runs[0].get('seed')}; one baseline needs one recipe, model and data "
+                "(--replace starts the entry over)"
             )
     return prints[0]
 

@@ -3,12 +3,17 @@
 Top level: ``{"schema": 1, "throughput": {...}, "accuracy": {...}}``. Each section maps a key to
 an entry; the section's owner (``bench.regression.throughput`` for throughput, ``bench.regression.accuracy`` for
 accuracy) validates its entries. Baselines change only through ``python -m bench baselines
-update``; nothing else writes this file, and every write is atomic.
+update``; nothing else writes this file; an update holds a lock from its read to its one atomic
+write, so concurrent updates never lose one another's entries.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench.environment import REPO_ROOT
@@ -49,21 +54,49 @@ def section(path: str | Path, name: str) -> dict:
     return load(path)[name]
 
 
+@contextlib.contextmanager
+def locked(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock for a read-modify-write of ``path``, so that two concurrent updates
+    both land, one after the other. The lock is ``flock`` on the directory that holds the file:
+    the file itself is replaced by each write, and a directory needs no lock file left behind."""
+    directory = Path(path).absolute().parent
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as e:
+        raise BaselinesError(f"cannot lock baselines file {str(path)!r}: {e.strerror or e}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def update_sections(
+    path: str | Path, make: Callable[[dict], dict[str, dict[str, dict]]], *, dry_run: bool = False
+) -> list[str]:
+    """Under the lock: read the file, ``make(data)`` the new entries of every section from it
+    (``{section: {key: entry}}``; it may raise, and then nothing is written), merge them and write
+    the file once, atomically. Returns a readable diff."""
+    path = Path(path)
+    with locked(path):
+        data = load(path) if path.exists() else {"schema": SCHEMA, **{s: {} for s in SECTIONS}}
+        new = make(data)
+        diff = []
+        for name, entries in new.items():
+            if name not in SECTIONS:
+                raise UsageError(f"baselines section {name!r} is invalid; valid: {list(SECTIONS)}")
+            old = data[name]
+            for key, entry in sorted(entries.items()):
+                if key not in old:
+                    diff.append(f"+ {name}/{key}: {json.dumps(entry, sort_keys=True)}")
+                elif old[key] != entry:
+                    diff.append(f"- {name}/{key}: {json.dumps(old[key], sort_keys=True)}")
+                    diff.append(f"+ {name}/{key}: {json.dumps(entry, sort_keys=True)}")
+        if not dry_run and diff:
+            write_json(path, {**data, **{name: {**data[name], **entries} for name, entries in new.items()}})
+    return diff
+
+
 def update(path: str | Path, name: str, entries: dict[str, dict], *, dry_run: bool = False) -> list[str]:
     """Merge ``entries`` into section ``name`` and write atomically; returns a readable diff."""
-    if name not in SECTIONS:
-        raise UsageError(f"baselines section {name!r} is invalid; valid: {list(SECTIONS)}")
-    path = Path(path)
-    data = load(path) if path.exists() else {"schema": SCHEMA, **{s: {} for s in SECTIONS}}
-    old = data[name]
-    diff = []
-    for key, entry in sorted(entries.items()):
-        if key not in old:
-            diff.append(f"+ {name}/{key}: {json.dumps(entry, sort_keys=True)}")
-        elif old[key] != entry:
-            diff.append(f"- {name}/{key}: {json.dumps(old[key], sort_keys=True)}")
-            diff.append(f"+ {name}/{key}: {json.dumps(entry, sort_keys=True)}")
-    if not dry_run and diff:
-        data[name] = {**old, **entries}
-        write_json(path, data)
-    return diff
+    return update_sections(path, lambda _data: {name: entries}, dry_run=dry_run)

@@ -48,6 +48,8 @@ ACCURACY_METRIC = "top1"
 # unchanged run, at this false-alarm rate for one neutral change (bench.stats.prediction_halfwidth).
 FALSE_ALARM = 0.001
 
+# the widest tolerance a rule may have: wider ones could never fail (a schema error, not a rule)
+MAX_TOLERANCE = {"pt": 20.0, "%": 50.0}
 _RULE = re.compile(r"^(?P<metric>[A-Za-z_][\w.]*):(?P<sign>[-+])(?P<tol>\d+(\.\d+)?)(?P<unit>%|pt)$")
 
 
@@ -66,6 +68,11 @@ class Rule:
         if not m:
             raise UsageError(
                 f"rule {text!r} is invalid; expected METRIC:-N% or METRIC:-Npt (e.g. 'throughput:-5%', 'top1:-0.5pt')"
+            )
+        if float(m["tol"]) > MAX_TOLERANCE[m["unit"]]:
+            raise UsageError(
+                f"rule {text!r} is invalid; a tolerance is at most {MAX_TOLERANCE[m['unit']]:g}{m['unit']} "
+                "(a wider one could never fail)"
             )
         return cls(m["metric"], float(m["tol"]), m["unit"], higher_is_better=m["sign"] == "-")
 

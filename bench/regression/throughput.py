@@ -14,22 +14,14 @@ from __future__ import annotations
 
 import sys
 
+from bench import results as results_mod
 from bench import stats
 from bench.errors import BaselinesError, UsageError
-from bench.io import read_json
 from bench.regression import rules
 from bench.stats import finite
 from bench.throughput.workload import result_id
 
-
-def is_result(doc) -> bool:
-    """Whether ``doc`` is a throughput result file (pytest-benchmark JSON written by bench/throughput/suite)."""
-    return (
-        isinstance(doc, dict)
-        and isinstance(doc.get("benchmarks"), list)
-        and isinstance(doc.get("harness"), dict)
-        and doc["harness"].get("kind") == "throughput"
-    )
+is_result = results_mod.is_throughput  # for ``baselines update``: pytest-benchmark JSON from bench/throughput/suite
 
 
 def _rule(text: str | None) -> rules.Rule:
@@ -37,8 +29,8 @@ def _rule(text: str | None) -> rules.Rule:
 
 
 def load_result(path: str) -> dict:
-    """A saved throughput result file; anything else is a one-line ``UsageError``."""
-    doc = read_json(path, what="result file")
+    """A saved throughput result file, its schema checked; anything else is a one-line ``UsageError``."""
+    doc = results_mod.read(path)
     if not is_result(doc):
         raise UsageError(f"{path!r} is not a throughput result (pytest-benchmark JSON from bench/throughput/suite)")
     return doc
@@ -156,8 +148,9 @@ def judge_all(
     return findings
 
 
-def baseline_entries(docs: list[tuple[str, dict]], args) -> dict[str, dict]:
-    """New throughput baseline entries from result files (for ``python -m bench baselines update``)."""
+def baseline_entries(docs: list[tuple[str, dict]], args, *, existing: dict | None = None) -> dict[str, dict]:
+    """New throughput baseline entries from result files (for ``python -m bench baselines update``);
+    a re-measured benchmark's entry replaces its ``existing`` one whole."""
     from bench.environment import machine_line
 
     rule = str(_rule(getattr(args, "tolerance", None)))

@@ -9,12 +9,14 @@ the tensorflow backend, written to ``results/throughput/<time>-cpu.json``.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from pathlib import Path
 
 from bench import backends
 from bench.devices import AUTO_BATCH, COMPILE_MODES, PRECISIONS, check_device
-from bench.errors import UsageError
+from bench.errors import UsageError, first_line
+from bench.io import writable_file
 from bench.throughput.workload import DATA, MODES, Case
 
 SUITE_DIR = Path(__file__).resolve().parent / "suite"  # the pytest-benchmark suite
@@ -129,7 +131,6 @@ def resolve(opts: dict) -> ThroughputPlan:
     """A ``ThroughputPlan`` from option values keyed by dest (argparse namespace or pytest options)."""
     chosen = tuple(_choose("--backend", opts.get("backend", backends.DEFAULT_BACKEND), backends.BACKENDS))
     device = check_device(opts["device"])
-    names = _model_names(opts["models"])
     axes = {
         "mode": _choose("--mode", opts["mode"], MODES),
         "precision": _choose("--precision", opts["precision"], tuple(PRECISIONS)),
@@ -143,11 +144,27 @@ def resolve(opts: dict) -> ThroughputPlan:
     _check_rounds(opts, device)
     compile_modes = _compile_modes(chosen, opts.get("xla"), opts.get("compile"))
     _check_backends(chosen, device, axes, opts)
+    if opts.get("tpu") is not None and device != "tpu":
+        raise UsageError(f"--tpu {opts['tpu']!r} applies to --device tpu only, not --device {device}")
+    if opts.get("data_archive") and "real" in axes["data"]:
+        from bench.training.data import check_archive
+
+        check_archive("--data-archive", opts["data_archive"])
+    for flag in ("--bench-out", "--plot"):  # before any measurement: a bad path must not lose the sweep
+        if opts.get(dest(flag)):
+            writable_file(flag, out_path(opts[dest(flag)], device))
+    names = _model_names(opts["models"])  # last: the model registry imports TensorFlow
     cases = tuple(
         c
         for backend in chosen
         for name in names
-        for c in _cases(name, device, batch_text, axes | {"compile": compile_modes[backend], "backend": [backend]})
+        for c in _cases(
+            name,
+            device,
+            batch_text,
+            axes | {"compile": compile_modes[backend], "backend": [backend]},
+            opts["cpu_replicas"],
+        )
     )
     return ThroughputPlan(
         backends=chosen,
@@ -213,21 +230,37 @@ def _model_names(text: str) -> list[str]:
     return names
 
 
+MAX_SEED = 2**32 - 1
+MAX_ROUND_SECONDS = 3600.0
+
+
 def _check_rounds(opts: dict, device: str) -> None:
-    for flag, low in (("--rounds", 2), ("--warmup-rounds", 0), ("--cpu-replicas", 1)):
-        if opts[dest(flag)] < low:
-            raise UsageError(f"{flag} {opts[dest(flag)]} is invalid; expected >= {low}")
+    for flag, low, high in (
+        ("--rounds", 2, None),
+        ("--warmup-rounds", 0, None),
+        ("--cpu-replicas", 1, os.cpu_count() or 1),
+        ("--seed", 0, MAX_SEED),
+    ):
+        value = opts[dest(flag)]
+        if value < low or (high is not None and value > high):
+            raise UsageError(
+                f"{flag} {value} is invalid; expected {low} to {high}"
+                if high
+                else f"{flag} {value} is invalid; expected >= {low}"
+            )
     if opts["max_rounds"] < opts["rounds"]:
         raise UsageError(f"--max-rounds {opts['max_rounds']} is below --rounds {opts['rounds']}")
     if opts["steps"] is not None and opts["steps"] < 1:
         raise UsageError(f"--steps {opts['steps']} is invalid; expected >= 1")
-    if not opts["round_seconds"] > 0 or not opts["max_cv"] > 0:
-        raise UsageError("--round-seconds and --max-cv must be positive")
+    for flag, high in (("--round-seconds", MAX_ROUND_SECONDS), ("--max-cv", 1.0)):
+        value = opts[dest(flag)]
+        if not 0 < value <= high:  # NaN and Inf fail too
+            raise UsageError(f"{flag} {value} is invalid; expected a number above 0 and up to {high:g}")
     if opts["cpu_replicas"] > 1 and device != "cpu":
         raise UsageError("--cpu-replicas applies to --device cpu only")
 
 
-def _cases(name: str, device: str, batch_text: list[str], axes: dict) -> list[Case]:
+def _cases(name: str, device: str, batch_text: list[str], axes: dict, replicas: int = 1) -> list[Case]:
     """``name``'s cases: every mode x batch size x precision x compilation x data on each backend
     (``auto`` batch by input size and device)."""
     import models
@@ -235,6 +268,11 @@ def _cases(name: str, device: str, batch_text: list[str], axes: dict) -> list[Ca
     small = max(models.get_spec(name).input_shape[:2]) <= 64
     auto = AUTO_BATCH[device][0 if small else 1]
     sizes = list(dict.fromkeys(auto if b == "auto" else int(b) for b in batch_text))
+    for bs in sizes:
+        if bs % replicas:
+            raise UsageError(
+                f"--batch-size {bs} is invalid with --cpu-replicas {replicas}; each replica takes an equal share"
+            )
     return [
         Case(name, mode, bs, precision, compile_mode, data, backend)
         for backend in axes["backend"]
@@ -250,4 +288,9 @@ def out_path(template: str, device: str) -> Path | None:
     """The result file for this run; ``{time}`` and ``{device}`` are filled in."""
     if not template:
         return None
-    return Path(template.format(time=time.strftime("%Y%m%dT%H%M%S"), device=device))
+    try:
+        return Path(template.format(time=time.strftime("%Y%m%dT%H%M%S"), device=device))
+    except (KeyError, IndexError, ValueError) as e:
+        raise UsageError(
+            f"{template!r} is an invalid file name template ({first_line(e)}); it may hold {{time}} and {{device}}"
+        ) from None

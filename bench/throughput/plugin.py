@@ -64,6 +64,8 @@ class ThroughputPlugin:
         self.session = session
         self.written: list = []
         self.output: dict | None = None  # the result document, once written
+        self.path = out_path(plan.bench_out, plan.device)  # one name for every write of this run
+        self._config = None
 
     def pytest_generate_tests(self, metafunc):
         if "case" in metafunc.fixturenames:
@@ -73,6 +75,7 @@ class ThroughputPlugin:
 
     def pytest_sessionstart(self, session):
         """pytest-benchmark's table of seconds per round only with ``--pytest-table``: ours ends the run."""
+        self._config = session.config
         bs = getattr(session.config, "_benchmarksession", None)
         if bs is not None and not self.plan.pytest_table:
             bs.quiet = True
@@ -114,14 +117,31 @@ class ThroughputPlugin:
         }
         output_json["errors"] = list(self.session.errors)
 
+    def pytest_runtest_logfinish(self, nodeid, location):
+        """After each case, the result file so far, marked partial: a process the kernel kills (out
+        of memory) keeps the cases it finished."""
+        if self._config is not None and self.path is not None:
+            self._write(self._config, partial=True)
+
     def pytest_sessionfinish(self, session, exitstatus):
-        """Write the result file ourselves (atomically), whatever pytest-benchmark was asked to save."""
+        """Write the result file ourselves (atomically), whatever pytest-benchmark was asked to save;
+        after Ctrl-C it holds the finished cases and stays marked partial."""
+        if self._write(session.config, partial=exitstatus == pytest.ExitCode.INTERRUPTED):
+            if self.path is not None:
+                self.written.append(self.path)
+            if self.plan.plot:
+                from bench.throughput.report import plot
+
+                self.written.append(plot([self.output], self.plan.plot))
+
+    def _write(self, config, *, partial: bool) -> bool:
+        """pytest-benchmark's JSON of the cases so far, with our sections, written to ``self.path``
+        (when there is one) and kept as ``self.output``; False when there is nothing to write."""
         from bench.io import write_json
 
-        config = session.config
         bs = getattr(config, "_benchmarksession", None)
         if bs is None or bs.disabled or bs.skip or not ([b for b in bs.benchmarks if b] or self.session.errors):
-            return
+            return False
         machine_info = bs.get_machine_info()
         commit_info = config.hook.pytest_benchmark_generate_commit_info(config=config)
         config.hook.pytest_benchmark_update_commit_info(config=config, commit_info=commit_info)
@@ -133,14 +153,12 @@ class ThroughputPlugin:
             commit_info=commit_info,
         )
         config.hook.pytest_benchmark_update_json(config=config, benchmarks=bs.benchmarks, output_json=output)
+        if partial:
+            output["partial"] = output["harness"]["partial"] = True
         self.output = output
-        path = out_path(self.plan.bench_out, self.plan.device)
-        if path is not None:
-            self.written.append(write_json(path, output))
-        if self.plan.plot:
-            from bench.throughput.report import plot
-
-            self.written.append(plot([output], self.plan.plot))
+        if self.path is not None:
+            write_json(self.path, output)
+        return True
 
     def pytest_terminal_summary(self, terminalreporter, config):
         if self.output is not None:

@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from bench.errors import UsageError
 
 KINDS = ("epochs", "steps", "minutes")
+MAX_VALUE = 10**12  # larger budgets are typos, and floats stop telling neighbouring whole numbers apart
+UNTIL_DEADLINE = 10**9  # the epoch bound a minutes budget gives fit: its deadline stops training first
 _BUDGET = re.compile(r"^(?P<kind>epochs|steps|minutes)=(?P<value>\d+(\.\d+)?)$")
 
 
@@ -44,12 +46,17 @@ class Budget:
         kind, value = m["kind"], float(m["value"])
         if kind != "minutes" and not value.is_integer():
             raise UsageError(f"--budget {text!r} is invalid; {kind} must be a whole number")
-        if value <= 0:
-            raise UsageError(f"--budget {text!r} is invalid; it must be positive")
+        if not 0 < value <= MAX_VALUE:
+            raise UsageError(f"--budget {text!r} is invalid; expected a positive number up to {MAX_VALUE:.0e}")
         return cls(kind, value)
 
+    @property
+    def number(self) -> str:
+        """The value as written, every digit kept (``1000001``, ``7.5``): run ids and keys use it."""
+        return str(int(self.value)) if float(self.value).is_integer() else repr(float(self.value))
+
     def __str__(self) -> str:
-        return f"{self.kind}={self.value:g}"
+        return f"{self.kind}={self.number}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +65,8 @@ class BudgetPlan:
 
     ``total_steps`` is what the schedule's fraction is measured against (None for a time budget);
     ``deadline_s`` is the training time a minutes budget allows (None otherwise). ``epochs`` is an
-    upper bound for a time budget (the recipe's full budget): the deadline stops training first.
+    upper bound for a time budget (``UNTIL_DEADLINE`` as ``bench train`` plans it): the deadline
+    stops training first, so the schedule stretches over the whole time.
     """
 
     budget: Budget

@@ -1,6 +1,8 @@
 """The harness's training callback: the learning rate by budget fraction, the budget and NaN stops,
 progress with an ETA, and the per-epoch curve, persisted with the time spent (``State``) so that a
-resumed run carries on where it stopped. Imports Keras: ``bench.training.loop`` imports it only to train.
+resumed run carries on where it stopped; the checkpoint (``Backup``) and the data streams
+(``ResumeData``) that make a resumed run the uninterrupted one. Imports Keras: ``bench.training.loop``
+imports it only to train.
 """
 
 from __future__ import annotations
@@ -10,27 +12,80 @@ from pathlib import Path
 
 import keras
 
+from bench.errors import UsageError, first_line
 from bench.io import read_json, write_json
 from bench.stats import finite
 from bench.training import budget as budget_mod
 
+FRESH = "rerun with --fresh to start over"
+
 
 class State:
-    """What survives a restart besides the weights: the curve so far and the time already spent."""
+    """What survives a restart besides the weights: the curve so far, the time already spent, and
+    the options that change the numbers (``identity``, flag -> value). A resume with other values
+    is refused: its result would be neither run."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, identity: dict | None = None):
         self.path = path
         self.curve: list[dict] = []
         self.elapsed_s = 0.0
         self.processes = 0
+        self.identity = identity
         if path.is_file():
-            doc = read_json(path, what="training state")
-            self.curve = list(doc.get("curve", []))
-            self.elapsed_s = float(doc.get("elapsed_s", 0.0))
-            self.processes = int(doc.get("processes", 0))
+            try:
+                doc = read_json(path, what="training state")
+                self.curve = list(doc.get("curve", []))
+                self.elapsed_s = float(doc.get("elapsed_s", 0.0))
+                self.processes = int(doc.get("processes", 0))
+                saved = doc.get("identity")
+            except (UsageError, AttributeError, TypeError, ValueError) as e:
+                raise UsageError(f"training state {str(path)!r} is unreadable ({e}); {FRESH}") from None
+            for flag, value in (identity or {}).items():
+                if isinstance(saved, dict) and flag in saved and saved[flag] != value:
+                    raise UsageError(
+                        f"the checkpoint in {str(path.parent)!r} was trained with {flag} {saved[flag]}, not {value}; "
+                        f"resume with the same options, or {FRESH}"
+                    )
 
     def save(self) -> None:
-        write_json(self.path, {"curve": self.curve, "elapsed_s": self.elapsed_s, "processes": self.processes})
+        write_json(
+            self.path,
+            {"curve": self.curve, "elapsed_s": self.elapsed_s, "processes": self.processes, "identity": self.identity},
+        )
+
+
+class Backup(keras.callbacks.BackupAndRestore):
+    """Keras's epoch checkpoints, two deep (a torn last one falls back to the one before), whose
+    unreadable checkpoint is one line that suggests ``--fresh`` rather than h5py's traceback."""
+
+    def __init__(self, backup_dir: Path):
+        super().__init__(str(backup_dir), save_freq="epoch", double_checkpoint=True, delete_checkpoint=False)
+
+    def on_train_begin(self, logs=None):
+        try:
+            super().on_train_begin(logs)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise UsageError(
+                f"the checkpoint in {self.backup_dir!r} is unreadable ({first_line(e)}); {FRESH}"
+            ) from None
+
+
+class ResumeData(keras.callbacks.Callback):
+    """At the first epoch this process runs, brings the training pipeline's shuffle order and
+    augmentation stream to that epoch (``bench.training.data.skip_epochs``): without it a resumed
+    epoch would replay epoch 1's data. Fit makes the epoch's iterator after ``on_epoch_begin``."""
+
+    def __init__(self, train):
+        super().__init__()
+        self.train = train
+        self._started = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self._started:
+            self._started = True
+            from bench.training.data import skip_epochs
+
+            skip_epochs(self.train, epoch)
 
 
 class Trainer(keras.callbacks.Callback):

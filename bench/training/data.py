@@ -14,7 +14,9 @@ Datasets, by the name results and baselines are keyed with:
 
 Augmentations are stateless random ops keyed by a per-example seed drawn from a seeded
 ``tf.data.Dataset.random`` stream, so a pipeline is reproducible under op determinism whatever
-its parallelism. Nothing here downloads at import time.
+its parallelism. The shuffle order and that stream move on with each pass over the data (each
+epoch); ``skip_epochs`` brings a new process's pipeline to where a resumed run left it. Nothing
+here downloads at import time.
 """
 
 from __future__ import annotations
@@ -88,6 +90,24 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def check_archive(flag: str, archive: str | os.PathLike, *, sha256: str | None = CIFAR10_JPEG_SHA256) -> Path:
+    """``archive`` if it is the CIFAR-10 JPEG archive (a file with the expected sha256; any file
+    when ``sha256`` is None), else a one-line ``UsageError`` naming ``flag``: checked before any
+    work, since an extracted copy in the cache would otherwise hide a wrong one."""
+    path = Path(archive).expanduser()
+    if not path.is_file():
+        raise UsageError(f"{flag} {str(path)!r} is not a file")
+    if sha256 is None:
+        return path
+    try:
+        actual = sha256_of(path)
+    except OSError as e:
+        raise UsageError(f"{flag} {str(path)!r} cannot be read ({e.strerror or e})") from None
+    if actual != sha256:
+        raise UsageError(f"{flag} {str(path)!r} is corrupt: sha256 {actual[:16]}..., expected {sha256[:16]}...")
+    return path
 
 
 def cifar10_jpeg_dir(
@@ -380,3 +400,12 @@ def pipelines(
     test = test.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     steps = n_train // batch_size if drop_remainder else -(-n_train // batch_size)
     return Pipelines(train, test, steps, n_train, info.splits[info.test_split], info, norm)
+
+
+def skip_epochs(train, epochs: int) -> None:
+    """Advance ``train`` (a ``Pipelines.train``) as ``epochs`` finished passes over it have, without
+    reading a batch: each pass draws its shuffle order and augmentation stream from seed generators
+    when its iterator is made, so making ``epochs`` iterators and dropping them puts the next pass
+    where an uninterrupted run has it. A resumed run then sees the data of the epoch it resumes."""
+    for _ in range(epochs):
+        iter(train)

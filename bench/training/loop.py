@@ -19,7 +19,6 @@ import dataclasses
 import datetime
 import hashlib
 import json
-import math
 import os
 import shutil
 import sys
@@ -27,7 +26,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.io import save_figure, write_json
+from bench.errors import UsageError
+from bench.io import save_figure, writable_dir, write_json
 from bench.stats import finite
 from bench.training import budget as budget_mod
 from bench.training import options
@@ -74,10 +74,20 @@ class Fit:
 
 
 def run_id(recipe: str, dataset: str, budget: budget_mod.Budget, device: str, seed: int, overrides) -> str:
-    rid = f"{recipe}-{dataset}-{budget.kind}{budget.value:g}-{device}-seed{seed}"
+    rid = f"{recipe}-{dataset}-{budget.kind}{budget.number}-{device}-seed{seed}"
     if overrides:
         rid += "-mod" + hashlib.sha256("\n".join(overrides).encode()).hexdigest()[:8]
     return rid
+
+
+def _identity(opts: Options, deterministic: bool) -> dict:
+    """The options outside the run id that change a run's numbers: a resume must keep them."""
+    return {
+        "--deterministic": "on" if deterministic else "off",
+        "--steps-per-execution": opts.steps_per_execution,
+        "--precision": opts.precision,
+        "--cpu-replicas": opts.cpu_replicas or 1,
+    }
 
 
 def train(
@@ -125,7 +135,14 @@ def _resolve(recipe_name: str, opts: Options) -> tuple[recipes_mod.Recipe, budge
     recipe = recipes_mod.get(recipe_name)
     if opts.overrides:
         recipe = recipes_mod.with_overrides(recipe, list(opts.overrides))
-    return recipe, budget_mod.Budget.parse(opts.budget, full=recipe.full())
+    replicas = opts.cpu_replicas or 1
+    if recipe.batch_size % replicas:
+        raise UsageError(
+            f"--cpu-replicas {replicas} does not divide the batch size {recipe.batch_size}; each replica takes an equal share"
+        )
+    budget = budget_mod.Budget.parse(opts.budget, full=recipe.full())
+    writable_dir("--out", opts.out)  # last: a run with a bad option makes no directory
+    return recipe, budget
 
 
 def _setup(recipe_name: str, opts: Options) -> Run:
@@ -150,6 +167,9 @@ def _setup(recipe_name: str, opts: Options) -> Run:
     ckpt_dir = out / ".checkpoints" / rid
     if opts.fresh and ckpt_dir.exists():
         shutil.rmtree(ckpt_dir)
+    from bench.training.callbacks import State
+
+    State(ckpt_dir / "state.json", identity=_identity(opts, deterministic))  # a resume with other numerics: refused
     load_start = time.monotonic()
     pipes = data.pipelines(
         dataset,
@@ -163,7 +183,7 @@ def _setup(recipe_name: str, opts: Options) -> Run:
         cache_dir=opts.cache_dir,
         mock_examples=opts.mock,
     )
-    plan = budget_mod.plan(budget, pipes.steps_per_epoch, max_epochs=_max_epochs(recipe, pipes.steps_per_epoch))
+    plan = budget_mod.plan(budget, pipes.steps_per_epoch, max_epochs=budget_mod.UNTIL_DEADLINE)
     train_ds, val_ds = _fit_datasets(pipes, recipe, plan)
     return Run(
         recipe,
@@ -236,18 +256,14 @@ def _fit(run: Run, model, *, clock: Callable[[], float], log: Callable[[str], No
     callback, TensorBoard when it is installed, and the caller's ``extra_callbacks``."""
     import keras
 
-    from bench.training.callbacks import State, Trainer
+    from bench.training.callbacks import Backup, ResumeData, State, Trainer
     from bench.training.evaluation import KeepRawWeights
 
     opts, plan, label = run.opts, run.plan, run.recipe.name
-    state = State(run.ckpt_dir / "state.json")
+    state = State(run.ckpt_dir / "state.json", identity=_identity(opts, run.deterministic))
     state.processes += 1
     trainer = Trainer(plan, run.recipe.schedule, state, clock=clock, label=label, log=log)
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(run.ckpt_dir / "backup"), save_freq="epoch", delete_checkpoint=False),
-        trainer,
-        *extra_callbacks,
-    ]
+    callbacks = [Backup(run.ckpt_dir / "backup"), ResumeData(run.pipes.train), trainer, *extra_callbacks]
     raw = KeepRawWeights() if run.recipe.ema_momentum else None
     if raw:
         callbacks.append(raw)
@@ -260,7 +276,8 @@ def _fit(run: Run, model, *, clock: Callable[[], float], log: Callable[[str], No
     else:
         log(f"[{label}] TensorBoard logs skipped: the tensorboard package is not installed (pip install tensorboard)")
     log(
-        f"[{label}] {run.dataset}, budget {run.budget} -> {plan.epochs} epoch(s) x {plan.steps_per_epoch} steps"
+        f"[{label}] {run.dataset}, budget {run.budget} -> "
+        f"{'epochs' if plan.deadline_s is not None else f'{plan.epochs} epoch(s)'} x {plan.steps_per_epoch} steps"
         f"{'' if plan.total_steps is None else f' = {plan.total_steps} steps'}"
         f"{'' if plan.deadline_s is None else f', deadline {plan.deadline_s:.0f} s'}, seed {opts.seed}, "
         f"device {opts.device}, {run.policy}, deterministic={run.deterministic}"
@@ -415,16 +432,6 @@ def _config(regularizer) -> dict:
         return dict(regularizer.get_config())
     except NotImplementedError:  # a custom regularizer without a config
         return {"regularizer": type(regularizer).__name__}
-
-
-def _max_epochs(recipe, steps_per_epoch: int) -> int:
-    """An upper bound on epochs for a minutes budget: the recipe's full budget in epochs."""
-    full = recipe.full()
-    if full.kind == "epochs":
-        return int(full.value)
-    if full.kind == "steps":
-        return math.ceil(full.value / steps_per_epoch)
-    return 10_000
 
 
 def _have_tensorboard() -> bool:

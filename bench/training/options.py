@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from pathlib import Path
 
 from bench.backends import BACKENDS, DEFAULT_BACKEND, check_backend
@@ -136,6 +137,8 @@ def check(opts: Options) -> Options:
         raise UsageError(f"--tpu {opts.tpu!r} applies to --device tpu only, not --device {opts.device}")
     _at_least_one("--mock", opts.mock, "a positive number of examples")
     _at_least_one("--steps-per-execution", opts.steps_per_execution, "a positive number of steps")
+    if opts.cpu_replicas is not None and opts.cpu_replicas > (os.cpu_count() or 1):
+        raise UsageError(f"--cpu-replicas {opts.cpu_replicas} is invalid; this machine has {os.cpu_count()} CPU(s)")
     for flag, path in (
         ("--out", opts.out),
         ("--data-dir", opts.data_dir),
@@ -144,6 +147,8 @@ def check(opts: Options) -> Options:
     ):
         if path is not None and Path(path).exists() and not Path(path).is_dir():
             raise UsageError(f"{flag} {str(path)!r} is not a directory")
-    if opts.archive is not None and Path(opts.archive).is_dir():
-        raise UsageError(f"--archive {str(opts.archive)!r} is not a file")
+    if opts.archive is not None:  # mock data reads no archive: only its name is checked then
+        from bench.training.data import CIFAR10_JPEG_SHA256, check_archive
+
+        check_archive("--archive", opts.archive, sha256=None if opts.mock else CIFAR10_JPEG_SHA256)
     return opts

@@ -140,13 +140,29 @@ def with_overrides(recipe: Recipe, assignments: list[str]) -> Recipe:
             node = node[p]
         if not parents and leaf not in data:
             raise UsageError(f"--set {item!r}: recipe has no field {leaf!r}; fields: {', '.join(data)}")
-        node[leaf] = value
+        node[leaf] = _typed(item, node.get(leaf), value)
     if isinstance(data.get("tta"), list):
         data["tta"] = tuple(data["tta"])
     try:
         return validate(Recipe(**data))
     except TypeError as e:
         raise UsageError(f"--set: {e}") from None
+
+
+# the JSON types a --set value may take, by the type of the value it replaces
+_KINDS = {bool: (bool,), int: (int,), float: (int, float), str: (str,), list: (list,), tuple: (list,), dict: (dict,)}
+
+
+def _typed(item: str, old: Any, value: Any) -> Any:
+    """``value`` if it has the type of the recipe's ``old`` value (any type where that is None);
+    ``true`` is no batch size and ``"yes"`` no switch."""
+    kinds = _KINDS.get(type(old))
+    if kinds is None or (isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)):
+        return value
+    raise UsageError(
+        f"--set {item!r}: {json.dumps(value)} is a {type(value).__name__}; the field holds a {type(old).__name__} "
+        f"(now {json.dumps(old)})"
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -151,17 +151,17 @@ def _result(tmp_path, seed, value, **kw):
 def test_update_aggregates_seeds_then_gates(tmp_path, capsys):
     base = tmp_path / "baselines.json"
     base.write_text(json.dumps({"schema": 1, "throughput": {}, "accuracy": {}}))
-    files = [_result(tmp_path, s, v) for s, v in ((101, 74.0), (102, 75.0), (103, 76.0))]
+    files = [_result(tmp_path, s, v) for s, v in ((101, 74.8), (102, 75.0), (103, 75.2))]
     assert main(["baselines", "update", *files, "--baselines", str(base)]) == 0
     assert "+ accuracy/smoke_resnet20_cifar10_jpeg|cifar10_jpeg|epochs=3|cpu@tensorflow" in capsys.readouterr().out
     entry = json.loads(base.read_text())["accuracy"]["smoke_resnet20_cifar10_jpeg|cifar10_jpeg|epochs=3|cpu@tensorflow"]
-    assert entry["mean"] == 75.0 and entry["std"] == 1.0 and entry["n"] == 3 and entry["measured"] is True
-    # t(0.9995, 2) = 31.599 (tables), x std 1 x sqrt(1 + 1/3): a 99.9 % prediction interval of +-36.49
-    assert entry["tolerance"] == "top1:-36.49pt" and entry["samples"] == {"101": 74.0, "102": 75.0, "103": 76.0}
+    assert entry["mean"] == 75.0 and entry["std"] == 0.2 and entry["n"] == 3 and entry["measured"] is True
+    # t(0.9995, 2) = 31.599 (tables), x std 0.2 x sqrt(1 + 1/3): a 99.9 % prediction interval of +-7.30
+    assert entry["tolerance"] == "top1:-7.3pt" and entry["samples"] == {"101": 74.8, "102": 75.0, "103": 75.2}
     assert "prediction interval" in entry["tolerance_method"] and entry["design_seeds"] == list(range(7))
     accuracy.load_entries(base)  # what update writes, the gate reads
-    assert main(["gate", _result(tmp_path, 9, 38.4), "--baselines", str(base)]) == 1
-    assert main(["gate", _result(tmp_path, 9, 38.6), "--baselines", str(base)]) == 0
+    assert main(["gate", _result(tmp_path, 9, 67.6), "--baselines", str(base)]) == 1
+    assert main(["gate", _result(tmp_path, 9, 67.8), "--baselines", str(base)]) == 0
 
 
 def test_update_refuses_the_seeds_a_recipe_was_designed_on(tmp_path):
@@ -290,4 +290,57 @@ def test_the_loss_band_is_gated_beside_top1(tmp_path):
 @pytest.mark.parametrize("top1", [1e9, -0.5, 100.01])
 def test_an_impossible_top1_is_an_error_never_an_improvement(tmp_path, top1):
     (f,) = _with(tmp_path, {"top1": top1}, {})
-    assert f.verdict is Verdict.ERROR and "impossible for a percentage" in f.reason
+    assert f.verdict is Verdict.ERROR and "a top-1 percentage lies in [0, 100]" in f.reason  # bench.results
+
+
+KEY = "smoke_resnet20_cifar10_jpeg|cifar10_jpeg|epochs=3|cpu@tensorflow"
+THROUGHPUT_RUN = Path(__file__).parent / "fixtures" / "throughput" / "run_noise.json"
+
+
+def _baselines_with_seeds(tmp_path, seeds):
+    base = tmp_path / "baselines.json"
+    base.write_text(json.dumps({"schema": 1, "throughput": {}, "accuracy": {}}))
+    files = [_result(tmp_path, s, 75.0 + (s % 3) / 10) for s in seeds]
+    assert main(["baselines", "update", *files, "--baselines", str(base)]) == 0
+    return base
+
+
+def test_update_validates_every_file_before_writing_any_section(tmp_path, capsys):
+    """A good throughput file and a NaN training result: exit 2 and the file unchanged, byte for byte."""
+    base = tmp_path / "baselines.json"
+    base.write_text(json.dumps({"schema": 1, "throughput": {}, "accuracy": {}}))
+    before = base.read_bytes()
+    nan = _result(tmp_path, 101, None, status="failed", error="loss became nan")
+    assert main(["baselines", "update", str(THROUGHPUT_RUN), nan, "--baselines", str(base)]) == 2
+    assert "failed run" in capsys.readouterr().err and base.read_bytes() == before
+
+
+def test_update_adds_seeds_to_an_entry_and_replaces_only_when_asked(tmp_path, capsys):
+    base = _baselines_with_seeds(tmp_path, (101, 102, 103, 104, 105))
+    assert main(["baselines", "update", _result(tmp_path, 106, 75.1), "--baselines", str(base)]) == 0
+    entry = json.loads(base.read_text())["accuracy"][KEY]
+    assert entry["n"] == 6 and sorted(entry["samples"]) == ["101", "102", "103", "104", "105", "106"]
+    assert entry["tolerance_method"]  # from the six seeds' spread, not the recipe's default
+    # the same seed with another value: refused, nothing written
+    before = base.read_bytes()
+    assert main(["baselines", "update", _result(tmp_path, 101, 70.0), "--baselines", str(base)]) == 2
+    assert "--replace" in capsys.readouterr().err and base.read_bytes() == before
+    assert main(["baselines", "update", _result(tmp_path, 101, 70.0), "--baselines", str(base), "--replace"]) == 0
+    entry = json.loads(base.read_text())["accuracy"][KEY]
+    assert entry["n"] == 1 and entry["samples"] == {"101": 70.0}
+
+
+def test_concurrent_updates_all_land_and_the_file_keeps_its_mode(tmp_path, capsys):
+    """Eight updates at once, each adding a seed: every seed is in the entry (the lock serialises
+    the read-modify-writes); the file keeps the mode it had."""
+    import concurrent.futures
+    import os
+
+    base = _baselines_with_seeds(tmp_path, (101, 102, 103))
+    os.chmod(base, 0o644)
+    files = [_result(tmp_path, s, 75.0) for s in range(110, 118)]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda f: main(["baselines", "update", f, "--baselines", str(base)]), files))
+    assert codes == [0] * 8
+    entry = json.loads(base.read_text())["accuracy"][KEY]
+    assert entry["n"] == 11 and os.stat(base).st_mode & 0o777 == 0o644

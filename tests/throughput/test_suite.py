@@ -198,3 +198,30 @@ def test_plain_pytest_builds_the_plugin_from_its_options(tmp_path):
     check_benchmarks(doc, replicas=1)
     bad = subprocess.run([*cmd[:7], "--models", "resnet57"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 4 and "unknown model 'resnet57'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_an_interrupted_sweep_keeps_the_finished_cases_marked_partial_and_exits_130(tmp_path, monkeypatch, capsys):
+    """Ctrl-C during the second case: the first case's result is written, the file says it is
+    partial, and the command exits 130 as ``train`` does (pytest's 2 is our usage error). The file
+    is there, partial, before the second case starts: a process killed outright keeps it too."""
+    from bench.__main__ import main
+    from bench.throughput import workload
+
+    real_build, calls, seen = workload.build, [], []
+    out = tmp_path / "r.json"
+
+    def build(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            seen.append(json.loads(out.read_text()))
+            raise KeyboardInterrupt
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(workload, "build", build)
+    code = main(["throughput", *SMALL_RUN, "--mode", "infer,train", "--bench-out", str(out), "--", "-q"])
+    assert code == 130 and "interrupted" in capsys.readouterr().err
+    doc = json.loads(out.read_text())
+    assert doc["partial"] is True and doc["harness"]["partial"] is True
+    assert [b["param"] for b in doc["benchmarks"]] == ["resnet20-infer-bs8-fp32-xla_off-synthetic-tensorflow"]
+    (before_second,) = seen
+    assert before_second["partial"] is True and len(before_second["benchmarks"]) == 1

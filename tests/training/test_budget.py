@@ -129,3 +129,22 @@ def test_minutes_budget_counts_time_before_a_resume():
 def test_steps_budget_is_done_at_the_step_count():
     prog = b.Progress(b.plan(b.Budget.parse("steps=25"), 10, max_epochs=1))
     assert prog.fraction(5) == pytest.approx(0.2) and not prog.done(24) and prog.done(25)
+
+
+def test_budgets_keep_every_digit_and_have_a_bound():
+    """A million steps and one is not a million and two: the budget's text, and so the run id, result
+    and baseline key, keep every digit; absurd budgets are one-line errors."""
+    from bench.training.loop import run_id
+
+    one, two = b.Budget.parse("steps=1000001"), b.Budget.parse("steps=1000002")
+    assert (str(one), str(two), str(b.Budget.parse("minutes=7.5"))) == ("steps=1000001", "steps=1000002", "minutes=7.5")
+    assert run_id("r", "d", one, "cpu", 0, ()) != run_id("r", "d", two, "cpu", 0, ())
+    assert "steps1000001" in run_id("r", "d", one, "cpu", 0, ())
+    with pytest.raises(UsageError, match="up to"):
+        b.Budget.parse("steps=10000000000000")
+
+
+def test_a_minutes_budget_runs_until_its_deadline_not_the_recipes_epochs():
+    """The schedule's fraction is the time spent; fit's epoch bound must not end the run first."""
+    plan = b.plan(b.Budget.parse("minutes=30"), 390, max_epochs=b.UNTIL_DEADLINE)
+    assert plan.epochs == b.UNTIL_DEADLINE and plan.deadline_s == 1800.0

@@ -120,7 +120,7 @@ RECIPE = "smoke_resnet20_cifar10_jpeg"
 USAGE_ERRORS = [
     ("recipe", [], "recipe 'resnet56_cifar' is unknown; did you mean resnet56_cifar10"),
     ("--budget", ["--budget", "hours=1"], "--budget 'hours=1' is invalid; expected epochs=N"),
-    ("--budget", ["--budget", "epochs=0"], "--budget 'epochs=0' is invalid; it must be positive"),
+    ("--budget", ["--budget", "epochs=0"], "--budget 'epochs=0' is invalid; expected a positive number up to 1e+12"),
     ("--seed", ["--seed", "-1"], "--seed -1 is invalid; expected 0 to 4294967295"),
     ("--backend", ["--backend", "mxnet"], "--backend 'mxnet' is invalid; valid: tensorflow, jax, torch"),
     (

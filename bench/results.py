@@ -1,0 +1,160 @@
+"""Result files, read and checked against their schema in one place.
+
+Two kinds: a training result (``"kind": "bench.train"``, written by ``bench.training.loop``) and a
+throughput result (pytest-benchmark JSON with a ``"harness": {"kind": "throughput"}`` section,
+written by ``bench/throughput/suite``). ``read`` loads a file (``bench.io.read_json``: missing,
+unreadable, non-UTF-8 or invalid JSON) and checks a document of either kind field by field, so
+that ``gate``, ``compare``, ``report`` and ``baselines update`` meet a wrongly typed, wrongly
+shaped or impossible field (a top-1 of 1e9, a string where a number goes) as one ``UsageError``
+naming the file and the field, never as a traceback deep inside. Other JSON is returned as it is,
+for the caller to say what it expected.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+from bench.errors import UsageError
+from bench.io import read_json
+
+TRAIN_KIND = "bench.train"
+STATUSES = ("ok", "failed")
+PERCENT = (0.0, 100.0)
+
+_NUMBER = "a number"
+_TEXT = "a string"
+
+
+def is_training(doc: Any) -> bool:
+    return isinstance(doc, dict) and doc.get("kind") == TRAIN_KIND
+
+
+def is_throughput(doc: Any) -> bool:
+    """pytest-benchmark JSON written by bench/throughput/suite (its ``harness`` section says so)."""
+    return (
+        isinstance(doc, dict)
+        and isinstance(doc.get("benchmarks"), list)
+        and isinstance(doc.get("harness"), dict)
+        and doc["harness"].get("kind") == "throughput"
+    )
+
+
+def read(path: str | os.PathLike, *, what: str = "result file") -> Any:
+    """The JSON in ``path``, checked if it is a result of either kind; any problem is one line."""
+    doc = read_json(path, what=what)
+    if is_training(doc):
+        check_training(doc, f"{what} {str(path)!r}")
+    elif is_throughput(doc):
+        check_throughput(doc, f"{what} {str(path)!r}")
+    return doc
+
+
+# ---------------------------------------------------------------------------------------------
+# The schemas: field -> (what it must be, whether it may be missing or null)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_text(v) -> bool:
+    return isinstance(v, str) and bool(v)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+_CHECKS = {
+    _NUMBER: _is_number,
+    _TEXT: _is_text,
+    "a whole number": _is_int,
+    "an object": lambda v: isinstance(v, dict),
+    "a list": lambda v: isinstance(v, list),
+    "a list of strings": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    "a list of numbers": lambda v: isinstance(v, list) and all(_is_number(x) for x in v),
+    "true or false": lambda v: isinstance(v, bool),
+}
+
+# required fields are never null; optional ones may be missing or null
+TRAINING = {
+    "recipe": (_TEXT, True),
+    "dataset": (_TEXT, True),
+    "budget": (_TEXT, True),
+    "device": (_TEXT, True),
+    "seed": ("a whole number", True),
+    "status": (_TEXT, True),
+    "error": (_TEXT, False),
+    "backend": (_TEXT, False),
+    "device_class": (_TEXT, False),
+    "top1": (_NUMBER, False),
+    "loss": (_NUMBER, False),
+    "top1_no_tta": (_NUMBER, False),
+    "loss_no_tta": (_NUMBER, False),
+    "test_examples": ("a whole number", False),
+    "modified": ("a list of strings", False),
+    "curve": ("a list", False),
+    "wall_time_s": (_NUMBER, False),
+    "config": ("an object", False),
+    "machine_info": ("an object", False),
+    "commit_info": ("an object", False),
+}
+BENCHMARK = {"name": (_TEXT, True), "params": ("an object", False), "extra_info": ("an object", False)}
+EXTRA_INFO = {
+    "images_per_s": ("an object", False),
+    "error": (_TEXT, False),
+    "noisy": ("true or false", False),
+    "cv": (_NUMBER, False),
+    "rounds": ("a whole number", False),
+    "device_class": (_TEXT, False),
+}
+IMAGES_PER_S = {"median": (_NUMBER, False), "samples": ("a list of numbers", False)}
+THROUGHPUT = {
+    "benchmarks": ("a list", True),
+    "harness": ("an object", True),
+    "errors": ("a list", False),
+    "machine_info": ("an object", False),
+    "commit_info": ("an object", False),
+    "datetime": (_TEXT, False),
+}
+ERROR = {"error": (_TEXT, False), "id": (_TEXT, False), "name": (_TEXT, False), "device_class": (_TEXT, False)}
+
+
+def _fields(doc: Any, schema: dict, where: str) -> dict:
+    if not isinstance(doc, dict):
+        raise UsageError(f"{where} must be an object, not {type(doc).__name__}")
+    for field, (kind, required) in schema.items():
+        value = doc.get(field)
+        if value is None and not required:
+            continue
+        if not _CHECKS[kind](value):
+            shown = "missing" if field not in doc else f"{value!r}"[:60]
+            raise UsageError(f"{where}: field {field!r} is {shown}; expected {kind}")
+    return doc
+
+
+def check_training(doc: dict, where: str) -> dict:
+    """A training result's fields: types, the status, and percentages in [0, 100]."""
+    _fields(doc, TRAINING, where)
+    if doc["status"] not in STATUSES:
+        raise UsageError(f"{where}: field 'status' is {doc['status']!r}; expected one of {', '.join(STATUSES)}")
+    for field in ("top1", "top1_no_tta"):
+        value = doc.get(field)
+        if value is not None and math.isfinite(value) and not PERCENT[0] <= value <= PERCENT[1]:
+            raise UsageError(f"{where}: field {field!r} is {value!r}; a top-1 percentage lies in [0, 100]")
+    return doc
+
+
+def check_throughput(doc: dict, where: str) -> dict:
+    """A throughput result's fields: each benchmark, its extra_info and images/s, and each error."""
+    _fields(doc, THROUGHPUT, where)
+    _fields(doc["harness"], {"device_class": (_TEXT, False)}, f"{where} harness")
+    for i, b in enumerate(doc["benchmarks"]):
+        _fields(b, BENCHMARK, f"{where} benchmarks[{i}]")
+        extra = _fields(b.get("extra_info") or {}, EXTRA_INFO, f"{where} benchmarks[{i}].extra_info")
+        _fields(extra.get("images_per_s") or {}, IMAGES_PER_S, f"{where} benchmarks[{i}].extra_info.images_per_s")
+    for i, e in enumerate(doc.get("errors") or []):
+        _fields(e, ERROR, f"{where} errors[{i}]")
+    return doc

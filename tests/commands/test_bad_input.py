@@ -1,0 +1,467 @@
+"""Every command x every flag x {missing, wrong type, out of range, unwritable, corrupt}, as a
+careless or hostile user would type them: one line on stderr that names the bad value, exit 2, no
+traceback, and no file written or changed. The CLI runs in this process (``bench.__main__.main``);
+every case fails before a model is built or data is read.
+
+The one exception is by design: a bad result file handed to ``gate`` is that file's ERROR finding
+(exit 1), so that one bad file in a results directory does not hide the others' verdicts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import COMMANDS, main
+
+REPO = Path(__file__).resolve().parents[2]
+TRAIN_RESULT = REPO / "tests/regression/fixtures/accuracy/results/result_pass.json"
+THROUGHPUT_RESULT = REPO / "tests/regression/fixtures/throughput/run_noise.json"
+RECIPE = "smoke_resnet20_cifar10_jpeg"
+# train runs that slipped through would still be small and quick
+TRAIN = ["train", RECIPE, "--mock", "4", "--budget", "steps=1", "--eager", "--out", "{tmp}/out"]
+BIG = "99999999999"
+
+
+def _train_doc(**changes) -> str:
+    return json.dumps({**json.loads(TRAIN_RESULT.read_text()), **changes})
+
+
+def _throughput_doc(change) -> str:
+    doc = json.loads(THROUGHPUT_RESULT.read_text())
+    change(doc)
+    return json.dumps(doc)
+
+
+def _median(doc, value):
+    doc["benchmarks"][0]["extra_info"]["images_per_s"]["median"] = value
+
+
+# files every case may name, made fresh in its own directory: name -> content (None: a directory)
+FILES = {
+    "dir": None,
+    "file": "",
+    "baselines.json": (REPO / "tests/regression/fixtures/accuracy/baselines_ok.json").read_text(),
+    "corrupt.json": '{"kind": "bench.train", ',
+    "latin1.json": b'{"recipe": "caf\xe9"}',
+    "list.json": "[1, 2]",
+    "train.json": TRAIN_RESULT.read_text(),
+    "top1_huge.json": _train_doc(top1=1e9),
+    "top1_text.json": _train_doc(top1="75.1"),
+    "seed_text.json": _train_doc(seed="three"),
+    "status_odd.json": _train_doc(status="maybe"),
+    "modified_text.json": _train_doc(modified="schedule.base=1"),
+    "nan_train.json": _train_doc(status="failed", error="loss became nan", top1=None),
+    "throughput.json": THROUGHPUT_RESULT.read_text(),
+    "median_text.json": _throughput_doc(lambda d: _median(d, "fast")),
+    "benchmarks_text.json": _throughput_doc(lambda d: d.update(benchmarks=[3])),
+    "samples_text.json": _throughput_doc(
+        lambda d: d["benchmarks"][0]["extra_info"]["images_per_s"].update(samples=["a"])
+    ),
+    "baselines_latin1.json": b'{"schema": 1, "accuracy": {"caf\xe9": 1}}',
+    "baselines_loose.json": json.dumps(
+        {
+            "schema": 1,
+            "throughput": {},
+            "accuracy": {
+                k: {**v, "tolerance": "top1:-1000pt"}
+                for k, v in json.loads((REPO / "tests/regression/fixtures/accuracy/baselines_ok.json").read_text())[
+                    "accuracy"
+                ].items()
+            },
+        }
+    ),
+    "archive.tar.gz": b"not a tarball",
+}
+
+
+def update(*args: str) -> list[str]:
+    """``baselines update ARGS --baselines <the case's copy>`` (the flag last: argparse takes no
+    positional after an option once ``results`` has been given none)."""
+    return ["baselines", "update", *args, "--baselines", "{tmp}/baselines.json"]
+
+
+# (command, flag, kind, argv, what the line must name); argv's {tmp} is the case's directory
+CASES: list[tuple[str, str, str, list[str], str]] = [
+    # -- models
+    ("models", "patterns", "missing", ["models", "resnet_nope"], "resnet_nope"),
+    ("models", "patterns", "out of range", ["models", "zz*"], "zz*"),
+    ("models", "--format", "wrong type", ["models", "--format", "yaml"], "yaml"),
+    ("models", "--format", "missing", ["models", "--format"], "--format"),
+    # -- train
+    ("train", "recipe", "missing", ["train"], "recipe"),
+    ("train", "recipe", "wrong type", [*TRAIN[:1], "resnet56_cifar", *TRAIN[2:]], "resnet56_cifar"),
+    ("train", "--budget", "wrong type", [*TRAIN, "--budget", "hours=1"], "hours=1"),
+    ("train", "--budget", "out of range", [*TRAIN, "--budget", "steps=0"], "steps=0"),
+    ("train", "--budget", "out of range", [*TRAIN, "--budget", "steps=10000000000000"], "steps=10000000000000"),
+    ("train", "--budget", "missing", [*TRAIN, "--budget"], "--budget"),
+    ("train", "--seed", "out of range", [*TRAIN, "--seed", "-1"], "-1"),
+    ("train", "--seed", "out of range", [*TRAIN, "--seed", BIG], BIG),
+    ("train", "--seed", "wrong type", [*TRAIN, "--seed", "x"], "'x'"),
+    ("train", "--seed", "missing", [*TRAIN, "--seed"], "--seed"),
+    ("train", "--backend", "wrong type", [*TRAIN, "--backend", "mxnet"], "mxnet"),
+    ("train", "--backend", "missing", [*TRAIN, "--backend", ""], "--backend"),
+    ("train", "--device", "wrong type", [*TRAIN, "--device", "quantum"], "quantum"),
+    ("train", "--tpu", "out of range", [*TRAIN, "--tpu", "v4"], "v4"),
+    ("train", "--cpu-replicas", "out of range", [*TRAIN, "--cpu-replicas", "0"], "0"),
+    ("train", "--cpu-replicas", "out of range", [*TRAIN, "--cpu-replicas", "1000000"], "1000000"),
+    ("train", "--cpu-replicas", "out of range", [*TRAIN, "--cpu-replicas", "2", "--set", "batch_size=3"], "2"),
+    ("train", "--cpu-replicas", "wrong type", [*TRAIN, "--cpu-replicas", "two"], "two"),
+    ("train", "--precision", "wrong type", [*TRAIN, "--precision", "fp64"], "fp64"),
+    ("train", "--deterministic", "wrong type", [*TRAIN, "--deterministic", "maybe"], "maybe"),
+    ("train", "--out", "unwritable", [*TRAIN, "--out", "/proc/cnn-bench"], "/proc/cnn-bench"),
+    ("train", "--out", "unwritable", [*TRAIN, "--out", "{tmp}/file"], "file"),
+    ("train", "--out", "unwritable", [*TRAIN, "--out", "{tmp}/file/below"], "below"),
+    ("train", "--data-dir", "wrong type", [*TRAIN, "--data-dir", "{tmp}/file"], "file"),
+    ("train", "--manual-dir", "wrong type", [*TRAIN, "--manual-dir", "{tmp}/file"], "file"),
+    ("train", "--archive", "wrong type", [*TRAIN, "--archive", "{tmp}/dir"], "dir"),
+    ("train", "--archive", "missing", [*TRAIN, "--archive", "{tmp}/nope.tar.gz"], "nope.tar.gz"),
+    ("train", "--archive", "corrupt", [*TRAIN[:2], "--archive", "{tmp}/archive.tar.gz"], "archive.tar.gz"),
+    ("train", "--cache-dir", "wrong type", [*TRAIN, "--cache-dir", "{tmp}/file"], "file"),
+    ("train", "--mock", "out of range", [*TRAIN, "--mock", "0"], "0"),
+    ("train", "--mock", "wrong type", [*TRAIN, "--mock", "1.5"], "1.5"),
+    ("train", "--set", "wrong type", [*TRAIN, "--set", "batch_size=true"], "true"),
+    ("train", "--set", "wrong type", [*TRAIN, "--set", 'deterministic="yes"'], "yes"),
+    ("train", "--set", "wrong type", [*TRAIN, "--set", "schedule.base=fast"], "fast"),
+    ("train", "--set", "out of range", [*TRAIN, "--set", "nope=1"], "nope"),
+    ("train", "--set", "out of range", [*TRAIN, "--set", "batch_size=0"], "batch_size"),
+    ("train", "--set", "missing", [*TRAIN, "--set", "batch_size"], "batch_size"),
+    ("train", "--steps-per-execution", "out of range", [*TRAIN, "--steps-per-execution", "0"], "0"),
+    ("train", "--steps-per-execution", "wrong type", [*TRAIN, "--steps-per-execution", "x"], "'x'"),
+    ("train", "--eager", "wrong type", [*TRAIN, "--eager=yes"], "yes"),
+    ("train", "--fresh", "wrong type", [*TRAIN, "--fresh=1"], "1"),
+    ("train", "--plot", "wrong type", [*TRAIN, "--plot=no"], "no"),
+    # -- throughput (the plan is resolved, and every output path checked, before pytest starts)
+    ("throughput", "--backend", "wrong type", ["throughput", "--backend", "mxnet"], "mxnet"),
+    ("throughput", "--device", "wrong type", ["throughput", "--device", "quantum"], "quantum"),
+    ("throughput", "--tpu", "out of range", ["throughput", "--tpu", "v4"], "v4"),
+    ("throughput", "--models", "wrong type", ["throughput", "--models", "resnet_nope"], "resnet_nope"),
+    ("throughput", "--models", "missing", ["throughput", "--models", ","], "--models"),
+    ("throughput", "--mode", "wrong type", ["throughput", "--mode", "both"], "both"),
+    ("throughput", "--batch-size", "out of range", ["throughput", "--batch-size", "0"], "0"),
+    ("throughput", "--batch-size", "wrong type", ["throughput", "--batch-size", "big"], "big"),
+    ("throughput", "--batch-size", "out of range", ["throughput", "--batch-size", "3", "--cpu-replicas", "2"], "3"),
+    ("throughput", "--precision", "wrong type", ["throughput", "--precision", "fp64"], "fp64"),
+    ("throughput", "--xla", "wrong type", ["throughput", "--xla", "maybe"], "maybe"),
+    ("throughput", "--compile", "out of range", ["throughput", "--compile", "on"], "--compile"),
+    ("throughput", "--data", "wrong type", ["throughput", "--data", "fake"], "fake"),
+    ("throughput", "--rounds", "out of range", ["throughput", "--rounds", "1"], "1"),
+    ("throughput", "--rounds", "wrong type", ["throughput", "--rounds", "x"], "'x'"),
+    ("throughput", "--warmup-rounds", "out of range", ["throughput", "--warmup-rounds", "-1"], "-1"),
+    ("throughput", "--max-rounds", "out of range", ["throughput", "--max-rounds", "3"], "3"),
+    ("throughput", "--max-cv", "out of range", ["throughput", "--max-cv", "0"], "0"),
+    ("throughput", "--max-cv", "out of range", ["throughput", "--max-cv", "nan"], "nan"),
+    ("throughput", "--round-seconds", "out of range", ["throughput", "--round-seconds", "inf"], "inf"),
+    ("throughput", "--round-seconds", "out of range", ["throughput", "--round-seconds", "-1"], "-1"),
+    ("throughput", "--round-seconds", "wrong type", ["throughput", "--round-seconds", "x"], "'x'"),
+    ("throughput", "--steps", "out of range", ["throughput", "--steps", "0"], "0"),
+    ("throughput", "--cpu-replicas", "out of range", ["throughput", "--cpu-replicas", "0"], "0"),
+    ("throughput", "--cpu-replicas", "out of range", ["throughput", "--cpu-replicas", "1000000"], "1000000"),
+    ("throughput", "--seed", "out of range", ["throughput", "--seed", "-1"], "-1"),
+    ("throughput", "--seed", "out of range", ["throughput", "--seed", BIG], BIG),
+    (
+        "throughput",
+        "--data-archive",
+        "corrupt",
+        ["throughput", "--data", "real", "--data-archive", "{tmp}/archive.tar.gz"],
+        "archive.tar.gz",
+    ),
+    (
+        "throughput",
+        "--data-archive",
+        "missing",
+        ["throughput", "--data", "real", "--data-archive", "{tmp}/nope.tgz"],
+        "nope.tgz",
+    ),
+    (
+        "throughput",
+        "--bench-out",
+        "unwritable",
+        ["throughput", "--bench-out", "/proc/cnn-bench.json"],
+        "/proc/cnn-bench.json",
+    ),
+    ("throughput", "--bench-out", "unwritable", ["throughput", "--bench-out", "{tmp}/dir"], "dir"),
+    ("throughput", "--bench-out", "unwritable", ["throughput", "--bench-out", "{tmp}/file/r.json"], "r.json"),
+    ("throughput", "--bench-out", "wrong type", ["throughput", "--bench-out", "{tmp}/{when}.json"], "{when}"),
+    ("throughput", "--plot", "unwritable", ["throughput", "--plot", "{tmp}/file/p.png"], "p.png"),
+    ("throughput", "--pytest-table", "wrong type", ["throughput", "--pytest-table=1"], "1"),
+    ("throughput", "pytest_args", "wrong type", ["throughput", "--no-such-flag"], "--no-such-flag"),
+    # -- compare
+    ("compare", "results", "missing", ["compare"], "results"),
+    ("compare", "results", "missing", ["compare", "{tmp}/nope.json"], "nope.json"),
+    ("compare", "results", "corrupt", ["compare", "{tmp}/corrupt.json"], "corrupt.json"),
+    ("compare", "results", "corrupt", ["compare", "{tmp}/latin1.json"], "UTF-8"),
+    ("compare", "results", "wrong type", ["compare", "{tmp}/list.json"], "list.json"),
+    ("compare", "results", "wrong type", ["compare", "{tmp}/train.json"], "train.json"),
+    ("compare", "results", "wrong type", ["compare", "{tmp}/median_text.json"], "median"),
+    ("compare", "results", "wrong type", ["compare", "{tmp}/benchmarks_text.json"], "benchmarks[0]"),
+    ("compare", "results", "wrong type", ["compare", "{tmp}/samples_text.json"], "samples"),
+    ("compare", "results", "wrong type", ["compare", "{tmp}/dir"], "dir"),
+    (
+        "compare",
+        "--baselines",
+        "missing",
+        ["compare", "{tmp}/throughput.json", "--baselines", "{tmp}/nope.json"],
+        "nope.json",
+    ),
+    (
+        "compare",
+        "--baselines",
+        "corrupt",
+        ["compare", "{tmp}/throughput.json", "--baselines", "{tmp}/corrupt.json"],
+        "corrupt.json",
+    ),
+    (
+        "compare",
+        "--baselines",
+        "corrupt",
+        ["compare", "{tmp}/throughput.json", "--baselines", "{tmp}/baselines_latin1.json"],
+        "UTF-8",
+    ),
+    ("compare", "--tolerance", "wrong type", ["compare", "{tmp}/throughput.json", "--tolerance", "five"], "five"),
+    (
+        "compare",
+        "--tolerance",
+        "out of range",
+        ["compare", "{tmp}/throughput.json", "--tolerance", "throughput:-80%"],
+        "80",
+    ),
+    ("compare", "--alpha", "out of range", ["compare", "{tmp}/throughput.json", "--alpha", "2"], "2"),
+    ("compare", "--alpha", "wrong type", ["compare", "{tmp}/throughput.json", "--alpha", "x"], "'x'"),
+    ("compare", "--device-class", "missing", ["compare", "{tmp}/throughput.json", "--device-class"], "--device-class"),
+    # -- gate
+    ("gate", "results", "missing", ["gate"], "results"),
+    ("gate", "results", "missing", ["gate", "{tmp}/nope.json"], "nope.json"),
+    ("gate", "--baselines", "missing", ["gate", "{tmp}/train.json", "--baselines", "{tmp}/nope.json"], "nope.json"),
+    (
+        "gate",
+        "--baselines",
+        "corrupt",
+        ["gate", "{tmp}/train.json", "--baselines", "{tmp}/corrupt.json"],
+        "corrupt.json",
+    ),
+    (
+        "gate",
+        "--baselines",
+        "corrupt",
+        ["gate", "{tmp}/train.json", "--baselines", "{tmp}/baselines_latin1.json"],
+        "UTF-8",
+    ),
+    (
+        "gate",
+        "--baselines",
+        "out of range",
+        ["gate", "{tmp}/train.json", "--baselines", "{tmp}/baselines_loose.json"],
+        "1000pt",
+    ),
+    (
+        "gate",
+        "--json",
+        "unwritable",
+        ["gate", "{tmp}/train.json", "--json", "/proc/cnn-bench.json"],
+        "/proc/cnn-bench.json",
+    ),
+    ("gate", "--json", "unwritable", ["gate", "{tmp}/train.json", "--json", "{tmp}/dir"], "dir"),
+    ("gate", "--json", "unwritable", ["gate", "{tmp}/train.json", "--json", "{tmp}/file/g.json"], "g.json"),
+    ("gate", "--json", "missing", ["gate", "{tmp}/train.json", "--json"], "--json"),
+    # -- report
+    ("report", "results", "missing", ["report"], "results"),
+    ("report", "results", "missing", ["report", "{tmp}/nope.json", "--out", "{tmp}/r.png"], "nope.json"),
+    ("report", "results", "corrupt", ["report", "{tmp}/corrupt.json", "--out", "{tmp}/r.png"], "corrupt.json"),
+    ("report", "results", "corrupt", ["report", "{tmp}/latin1.json", "--out", "{tmp}/r.png"], "UTF-8"),
+    ("report", "results", "wrong type", ["report", "{tmp}/median_text.json", "--out", "{tmp}/r.png"], "median"),
+    ("report", "results", "wrong type", ["report", "{tmp}/train.json", "--out", "{tmp}/r.png"], "train.json"),
+    ("report", "--by", "wrong type", ["report", "{tmp}/throughput.json", "--by", "color"], "color"),
+    (
+        "report",
+        "--out",
+        "unwritable",
+        ["report", "{tmp}/throughput.json", "--out", "/proc/cnn-bench.png"],
+        "/proc/cnn-bench.png",
+    ),
+    ("report", "--out", "unwritable", ["report", "{tmp}/throughput.json", "--out", "{tmp}/dir"], "dir"),
+    ("report", "--out", "unwritable", ["report", "{tmp}/throughput.json", "--out", "{tmp}/file/r.png"], "r.png"),
+    # -- baselines
+    ("baselines", "action", "wrong type", ["baselines", "delete"], "delete"),
+    ("baselines", "action", "missing", ["baselines"], "action"),
+    ("baselines", "results", "missing", update(), "result file"),
+    ("baselines", "results", "missing", update("{tmp}/nope.json"), "nope.json"),
+    ("baselines", "results", "corrupt", update("{tmp}/corrupt.json"), "corrupt.json"),
+    ("baselines", "results", "corrupt", update("{tmp}/latin1.json"), "UTF-8"),
+    ("baselines", "results", "wrong type", update("{tmp}/list.json"), "list.json"),
+    ("baselines", "results", "wrong type", update("{tmp}/top1_text.json"), "top1"),
+    ("baselines", "results", "wrong type", update("{tmp}/seed_text.json"), "seed"),
+    ("baselines", "results", "wrong type", update("{tmp}/status_odd.json"), "maybe"),
+    ("baselines", "results", "wrong type", update("{tmp}/modified_text.json"), "modified"),
+    ("baselines", "results", "wrong type", update("{tmp}/median_text.json"), "median"),
+    ("baselines", "results", "out of range", update("{tmp}/top1_huge.json"), "1000000000"),
+    ("baselines", "results", "corrupt", update("{tmp}/throughput.json", "{tmp}/nan_train.json"), "nan_train.json"),
+    ("baselines", "--baselines", "corrupt", ["baselines", "show", "--baselines", "{tmp}/corrupt.json"], "corrupt.json"),
+    (
+        "baselines",
+        "--baselines",
+        "corrupt",
+        ["baselines", "show", "--baselines", "{tmp}/baselines_latin1.json"],
+        "UTF-8",
+    ),
+    (
+        "baselines",
+        "--baselines",
+        "out of range",
+        ["baselines", "show", "--baselines", "{tmp}/baselines_loose.json"],
+        "1000pt",
+    ),
+    (
+        "baselines",
+        "--baselines",
+        "unwritable",
+        ["baselines", "update", "{tmp}/train.json", "--baselines", "/proc/cnn-bench/b.json"],
+        "b.json",
+    ),
+    (
+        "baselines",
+        "--baselines",
+        "unwritable",
+        ["baselines", "update", "{tmp}/train.json", "--baselines", "{tmp}/file/b.json"],
+        "b.json",
+    ),
+    (
+        "baselines",
+        "--tolerance",
+        "out of range",
+        update("{tmp}/train.json", "--tolerance", "top1:-1000pt"),
+        "1000pt",
+    ),
+    ("baselines", "--tolerance", "wrong type", update("{tmp}/train.json", "--tolerance", "5"), "'5'"),
+    ("baselines", "--provenance", "missing", update("{tmp}/train.json", "--provenance"), "--provenance"),
+    ("baselines", "--dry-run", "wrong type", update("{tmp}/train.json", "--dry-run=1"), "1"),
+    ("baselines", "--replace", "wrong type", update("{tmp}/train.json", "--replace=yes"), "yes"),
+    ("baselines", "--reported", "wrong type", update("--reported=yes"), "yes"),
+]
+
+# -- fingerprint: it takes train's options (each of train's cases, asked of fingerprint) and its own
+CASES += [
+    ("fingerprint", flag, kind, ["fingerprint", *argv[1:]], named)
+    for c, flag, kind, argv, named in list(CASES)
+    if c == "train"
+]
+FINGERPRINT = ["fingerprint", RECIPE, "--mock", "4", "--budget", "steps=1"]
+CASES += [
+    ("fingerprint", "--check", "wrong type", [*FINGERPRINT, "--check=yes"], "--check"),
+    ("fingerprint", "--record", "out of range", [*FINGERPRINT, "--check", "--record"], "--record"),
+    ("fingerprint", "--baselines", "missing", [*FINGERPRINT, "--check", "--baselines", "{tmp}/nope.json"], "nope.json"),
+    (
+        "fingerprint",
+        "--baselines",
+        "corrupt",
+        [*FINGERPRINT, "--check", "--baselines", "{tmp}/corrupt.json"],
+        "corrupt.json",
+    ),
+    ("fingerprint", "--json", "unwritable", [*FINGERPRINT, "--json", "/proc/cnn-bench.json"], "/proc/cnn-bench.json"),
+    ("fingerprint", "--json", "unwritable", [*FINGERPRINT, "--json", "{tmp}/dir"], "dir"),
+    ("fingerprint", "--json", "missing", [*FINGERPRINT, "--json"], "--json"),
+    (
+        "gate",
+        "--allow-improvement",
+        "wrong type",
+        ["gate", "{tmp}/train.json", "--allow-improvement=yes"],
+        "--allow-improvement",
+    ),
+]
+
+# a bad result file given to gate: that file's ERROR finding (exit 1), the other files still judged
+# (a directory's other JSON, such as throughput results, is skipped; a file named is judged)
+GATE_FILES = [
+    ("corrupt", "corrupt.json", "not valid JSON", False),
+    ("corrupt", "latin1.json", "UTF-8", False),
+    ("wrong type", "list.json", "not a training result", True),
+    ("wrong type", "top1_text.json", "'top1'", False),
+    ("wrong type", "seed_text.json", "'seed'", False),
+    ("wrong type", "status_odd.json", "maybe", False),
+    ("wrong type", "throughput.json", "not a training result", True),
+    ("out of range", "top1_huge.json", "1000000000", False),
+]
+
+
+def _files(tmp: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(tmp)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        for p in sorted(tmp.rglob("*"))
+    }
+
+
+@pytest.fixture
+def case_dir(tmp_path, monkeypatch):
+    """The case's files, and the working directory (default outputs such as results/ land here)."""
+    for name, content in FILES.items():
+        path = tmp_path / name
+        if content is None:
+            path.mkdir()
+        elif isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    return tmp_path
+
+
+def _run(argv: list[str], tmp: Path, capsys) -> tuple[int, str, str]:
+    argv = [a.replace("{tmp}", str(tmp)) for a in argv]
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    "command,flag,kind,argv,token", CASES, ids=[f"{c}:{f}:{k}:{' '.join(a[1:])}" for c, f, k, a, _ in CASES]
+)
+def test_a_bad_input_is_one_line_and_exit_2(command, flag, kind, argv, token, case_dir, capsys):
+    before = _files(case_dir)
+    code, out, err = _run(argv, case_dir, capsys)
+    lines = err.strip().splitlines()
+    assert code == 2, (out + err)[-2000:]
+    assert len(lines) == 1 and "Traceback" not in err, err[-2000:]
+    assert token in lines[0], lines[0]
+    assert _files(case_dir) == before  # nothing written, nothing changed
+
+
+@pytest.mark.parametrize("kind,name,reason,named", GATE_FILES, ids=[f"{k}:{n}" for k, n, *_ in GATE_FILES])
+def test_a_bad_result_file_is_its_own_gate_error(kind, name, reason, named, case_dir, capsys):
+    results = case_dir / "results"
+    results.mkdir()
+    shutil.copy(case_dir / name, results / name)
+    shutil.copy(case_dir / "train.json", results / "good.json")
+    given = [str(results / name), str(results / "good.json")] if named else [str(results)]
+    code, out, err = _run(["gate", *given, "--baselines", "{tmp}/baselines.json"], case_dir, capsys)
+    assert code == 1 and not err.strip() and "Traceback" not in out
+    (bad,) = [line for line in out.splitlines() if line.startswith(name)]
+    assert "ERROR" in bad and reason in bad
+    assert any(line.startswith("smoke_resnet20") and "PASS" in line for line in out.splitlines())
+
+
+def _flags(command: str) -> set[str]:
+    parser = argparse.ArgumentParser()
+    importlib.import_module(f"bench.commands.{command}").add_arguments(parser)
+    return {a.option_strings[0] if a.option_strings else a.dest for a in parser._actions if a.dest != "help"}
+
+
+def test_the_table_walks_every_flag_of_every_command():
+    tried = {(c, f) for c, f, *_ in CASES} | {("gate", "results")}
+    for command in COMMANDS:
+        missing = {f for f in _flags(command) if (command, f) not in tried}
+        assert not missing, f"{command}: no bad-input case for {sorted(missing)}"
+
+
+def test_case_count():
+    """The closing note's figure: the cases the tables try."""
+    assert len(CASES) + len(GATE_FILES) >= 150
