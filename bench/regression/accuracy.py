@@ -156,6 +156,8 @@ def judge_result(doc: dict, entries: dict, *, source: str = "", allow_improvemen
             notes.append(fp_note)
         if differences:
             return [changed(key, METRIC, differences, note="; ".join(notes))]
+        if not fp_note:
+            notes.append(_reproduction_note(entry, doc))
         notes.append(_band_note(entry))
         if not entry["measured"]:
             notes.append("reported baseline: " + entry["provenance"][:60])
@@ -164,7 +166,7 @@ def judge_result(doc: dict, entries: dict, *, source: str = "", allow_improvemen
     two_sided = not (allow_improvement or (entry or {}).get("allow_improvement", False))
     current = doc.get(METRIC)
     rule = Rule.parse(entry["tolerance"]) if entry else Rule.parse(f"{METRIC}:-0pt")
-    note = "; ".join(notes)
+    note = "; ".join(n for n in notes if n)
     findings = [
         judge(key, rule, finite(current), entry["mean"] if entry else None, error=error, two_sided=two_sided, note=note)
     ]
@@ -203,6 +205,22 @@ def _fingerprint_check(entry: dict, doc: dict) -> tuple[dict[str, list[str]], st
     found = fingerprint.differences(base, current)
     env = found.pop("environment", None)
     return found, f"versions differ ({', '.join(env)}): judged by the band" if env else ""
+
+
+def _reproduction_note(entry: dict, doc: dict) -> str:
+    """Under op determinism the same code, versions and seed give the same number: a result of one
+    of the baseline's own seeds, with the same fingerprint and versions, either reproduces its sample
+    (the run is what the baseline measured) or says that something the fingerprint cannot see moved
+    the numbers (data or evaluation code, op order): a fresh draw, which the band judges."""
+    sample = (entry.get("samples") or {}).get(str(doc.get("seed")))
+    if sample is None or finite(doc.get(METRIC)) is None or not (doc.get("config") or {}).get("deterministic"):
+        return ""
+    if round(float(doc[METRIC]), 4) == sample:
+        return f"reproduces the baseline's seed {doc['seed']} exactly"
+    return (
+        f"numerics changed: seed {doc['seed']} gave {sample} in the baseline, with the same fingerprint and "
+        "versions (data or evaluation code, op order)"
+    )
 
 
 def _band_note(entry: dict) -> str:

@@ -344,3 +344,21 @@ def test_concurrent_updates_all_land_and_the_file_keeps_its_mode(tmp_path, capsy
     assert codes == [0] * 8
     entry = json.loads(base.read_text())["accuracy"][KEY]
     assert entry["n"] == 11 and os.stat(base).st_mode & 0o777 == 0o644
+
+
+def test_a_baseline_seed_rerun_says_whether_it_reproduces_its_sample(tmp_path):
+    """Same fingerprint and versions, op determinism, one of the baseline's seeds: the exact sample
+    back, or a note that the numbers moved (a fresh draw: the band still decides)."""
+    entry = {"samples": {"11": 74.6}}
+    (same,) = _with(tmp_path, {"config": {"deterministic": True}}, entry)
+    assert same.verdict is Verdict.PASS and "reproduces the baseline's seed 11 exactly" in same.reason
+    (moved,) = _with(tmp_path, {"config": {"deterministic": True}, "top1": 74.2}, entry)
+    assert moved.verdict is Verdict.PASS and "numerics changed: seed 11 gave 74.6 in the baseline" in moved.reason
+    (other,) = _with(tmp_path, {"config": {"deterministic": False}, "top1": 74.2}, entry)
+    assert "numerics" not in other.reason and "reproduces" not in other.reason
+    (new_versions,) = _with(
+        tmp_path,
+        {"config": {"deterministic": True}, "top1": 74.2, "fingerprint": _fp(environment__keras="3.16.0")},
+        entry,
+    )
+    assert "numerics" not in new_versions.reason and "versions differ" in new_versions.reason
