@@ -101,7 +101,9 @@ def bench(session: nox.Session) -> None:
 def ab(session: nox.Session) -> None:
     """A/B throughput of two sides in alternating processes: `-- git:origin/main [HEAD] [--models ...]`."""
     _install(session, test=True)  # pytest-benchmark: the processes of the current side run the suite here
-    session.run("python", "-m", "bench", "ab", *(session.posargs or ("git:origin/main",)), env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+    session.run(
+        "python", "-m", "bench", "ab", *(session.posargs or ("git:origin/main",)), env={"TF_CPP_MIN_LOG_LEVEL": "2"}
+    )
 
 
 @nox.session(python=PYTHON, default=False)

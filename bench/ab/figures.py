@@ -32,7 +32,7 @@ from pathlib import Path
 from bench.environment import REPO_ROOT
 
 MATMUL_N = 256
-PATCH = '''
+PATCH = """
 
 # --- injected by bench.ab.figures: an extra cost in the compiled step, about {fraction:.0%} of its time ---
 _EXTRA_MATMULS = {chains!r}
@@ -57,27 +57,34 @@ def resident_step(mode, model, placement, x, y):
         return tf.nest.map_structure(lambda t: t + tf.cast(extra, t.dtype), out)
 
     return slowed, sync
-'''
+"""
 
 SIZE = """
 import json, statistics, time
+import tensorflow as tf
 from bench import devices
 from bench.backends import tensorflow as tfb
 from bench.throughput import workload
 placement = tfb.open("cpu")
 devices.set_precision("fp32")
-def per_call(call, sync, n=12):
-    sync(call()); sync(call())
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter(); sync(call()); times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+a = tf.Variable(tf.random.normal((%(n)d, %(n)d), seed=1) / %(n)d ** 0.5)
+@tf.function
+def chain():
+    c = a
+    for _ in range(20):
+        c = tf.matmul(c, a)
+    return tf.reduce_sum(c)
+def once(call, sync):
+    t0 = time.perf_counter(); sync(call()); return time.perf_counter() - t0
 out = {}
-call, sync = tfb.matmul(placement, "float32", %(n)d, 20)
-out["matmul_s"] = per_call(call, sync) / 20
 for mode in ("train", "infer"):
     w = workload.build(workload.Case("resnet20", mode, 128), placement, jit_compile=tfb.jit_compile("off"))
-    out[mode + "_step_s"] = per_call(w.step, w.sync)
+    for _ in range(2):
+        once(w.step, w.sync); once(chain, float)
+    steps, chains = [], []
+    for _ in range(15):  # interleaved, so that both see the same load
+        steps.append(once(w.step, w.sync)); chains.append(once(chain, float))
+    out[mode] = {"step_s": statistics.median(steps), "matmul_s": statistics.median(chains) / 20}
     workload.release(w)
 print(json.dumps(out))
 """
@@ -104,7 +111,7 @@ def chains(fraction: float) -> tuple[dict[str, int], dict]:
         [sys.executable, "-c", SIZE % {"n": MATMUL_N}], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     )
     timing = json.loads(out.stdout.strip().splitlines()[-1])
-    return {m: max(1, round(fraction * timing[f"{m}_step_s"] / timing["matmul_s"])) for m in ("train", "infer")}, timing
+    return {m: max(1, round(fraction * t["step_s"] / t["matmul_s"])) for m, t in timing.items()}, timing
 
 
 def inject(repo: Path, fraction: float, counts: dict[str, int]) -> str:
@@ -120,7 +127,7 @@ def load(on: bool):
     if not on:
         yield
         return
-    loop = "while true; do {} -m bench throughput --rounds 3 --bench-out '' >/dev/null 2>&1; done".format(sys.executable)
+    loop = f"while true; do {sys.executable} -m bench throughput --rounds 3 --bench-out '' >/dev/null 2>&1; done"
     proc = subprocess.Popen(["bash", "-c", loop], cwd=REPO_ROOT, start_new_session=True)
     try:
         yield
@@ -145,9 +152,19 @@ def trials(repo: Path, base: str, head: str, args, ab_args: list[str], work: Pat
         with load(args.load and i % 2 == 1):
             r = ab(repo, base, head, work / f"trial{i:02d}", ab_args)
         doc = r["doc"]
-        cases = {k: {f: v.get(f) for f in ("ratio", "lo", "hi", "verdict", "confirmed")} for k, v in doc.get("cases", {}).items()}
+        cases = {
+            k: {f: v.get(f) for f in ("ratio", "lo", "hi", "verdict", "confirmed")}
+            for k, v in doc.get("cases", {}).items()
+        }
         loads = [p[x]["loadavg_before"][0] for p in doc.get("pairs", []) for x in ("BASE", "HEAD")]
-        row = {"trial": i, "status": r["status"], "wall_s": r["wall_s"], "cases": cases, "loadavg": loads, "load": args.load and i % 2 == 1}
+        row = {
+            "trial": i,
+            "status": r["status"],
+            "wall_s": r["wall_s"],
+            "cases": cases,
+            "loadavg": loads,
+            "load": args.load and i % 2 == 1,
+        }
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
@@ -157,7 +174,14 @@ def table_row(name: str, rows: list[dict], *, expect_regression: bool) -> str:
     confirmed = sum(r["status"] == 1 for r in rows)
     errors = sum(r["status"] not in (0, 1) for r in rows)
     loads = [v for r in rows for v in r["loadavg"]] or [float("nan")]
-    ratios = {k: statistics.median(r["cases"][k]["ratio"] for r in rows if r["cases"].get(k, {}).get("ratio")) for k in rows[0]["cases"]} if rows else {}
+    ratios = (
+        {
+            k: statistics.median(r["cases"][k]["ratio"] for r in rows if r["cases"].get(k, {}).get("ratio"))
+            for k in rows[0]["cases"]
+        }
+        if rows
+        else {}
+    )
     measured = ", ".join(f"{k.split('-bs')[0]} {v:.3f}" for k, v in ratios.items())
     goal = "caught" if expect_regression else "false alarms"
     return (
@@ -170,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ab.figures", description=__doc__.splitlines()[0])
     parser.add_argument("figure", choices=("aa", "power", "bisect"))
     parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--slowdown", type=float, default=0.05, help="power and bisect: the injected fraction of the step")
+    parser.add_argument(
+        "--slowdown", type=float, default=0.05, help="power and bisect: the injected fraction of the step"
+    )
     parser.add_argument("--commits", type=int, default=16, help="bisect: commits in the throw-away history")
     parser.add_argument("--bad-at", type=int, default=11, help="bisect: the commit (1-based) that injects the slowdown")
     parser.add_argument("--load", action="store_true", help="a second throughput loop during every other trial")
@@ -188,7 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.figure == "power":
             counts, timing = chains(args.slowdown)
             result.update(matmuls=counts, timing=timing)
-            print(f"injecting {args.slowdown:.0%}: {counts} matmuls of {MATMUL_N}x{MATMUL_N} per step ({timing})", flush=True)
+            print(
+                f"injecting {args.slowdown:.0%}: {counts} matmuls of {MATMUL_N}x{MATMUL_N} per step ({timing})",
+                flush=True,
+            )
             slow = inject(repo, args.slowdown, counts)
             rows = trials(repo, f"git:{base}", f"git:{slow}", args, args.ab_args, work)
             result["row"] = table_row(f"{args.slowdown:.0%} slower", rows, expect_regression=True)
@@ -208,7 +237,12 @@ def main(argv: list[str] | None = None) -> int:
             status = subprocess.run([*argv, "--out", str(out), *args.ab_args], cwd=REPO_ROOT).returncode
             found = json.loads((out / "bisect.json").read_text()) if (out / "bisect.json").exists() else {}
             right = found.get("first_bad") == history[args.bad_at - 1]
-            result.update(status=status, found=found.get("first_bad"), expected=history[args.bad_at - 1], steps=len(found.get("steps", [])))
+            result.update(
+                status=status,
+                found=found.get("first_bad"),
+                expected=history[args.bad_at - 1],
+                steps=len(found.get("steps", [])),
+            )
             result["row"] = (
                 f"| bisect, {args.commits} commits, {args.slowdown:.0%} at #{args.bad_at} | {'found' if right else 'NOT found'} "
                 f"in {result['steps']} A/B steps | {time.perf_counter() - t0:.0f} s |"

@@ -17,13 +17,27 @@ def test_ab_between_two_commits_of_a_temporary_repository(tmp_path, capsys):
     (repo / "README.md").write_text((repo / "README.md").read_text() + "\nA line that changes nothing timed.\n")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "a change that costs nothing")
     out = tmp_path / "ab"
-    argv = ["ab", "git:HEAD~1", "git:HEAD", "--repo", str(repo), "--out", str(out), "--baselines", str(tmp_path / "b.json")]
+    argv = [
+        "ab",
+        "git:HEAD~1",
+        "git:HEAD",
+        "--repo",
+        str(repo),
+        "--out",
+        str(out),
+        "--baselines",
+        str(tmp_path / "b.json"),
+    ]
     argv += ["--mode", "infer", "--pairs", "2", "--confirm-pairs", "2", "--rounds", "3", "--round-seconds", "0.2"]
     assert main(argv) == 0
     doc = json.loads((out / "ab.json").read_text())
     assert [len(p["order"]) for p in doc["pairs"]] == [2, 2]
     (case,) = doc["cases"]
-    assert case.startswith("resnet20-infer-bs128") and doc["cases"][case]["verdict"] in ("no change", "faster", "slower")
+    assert case.startswith("resnet20-infer-bs128") and doc["cases"][case]["verdict"] in (
+        "no change",
+        "faster",
+        "slower",
+    )
     for p in doc["pairs"]:
         for label in ("BASE", "HEAD"):
             assert len(p[label]["cases"][case]["samples"]) == 3 and len(p[label]["loadavg_before"]) == 3
