@@ -201,8 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bad-at", type=int, default=11, help="bisect: the commit (1-based) that injects the slowdown")
     parser.add_argument("--load", action="store_true", help="a second throughput loop during every other trial")
     parser.add_argument("--out", default=None, help="also write the rows as JSON here")
-    parser.add_argument("ab_args", nargs="*", help="after --: options for every `python -m bench ab`")
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    split = argv.index("--") if "--" in argv else len(argv)  # after --: options for every `python -m bench ab`
+    args = parser.parse_args(argv[:split])
+    args.ab_args = argv[split + 1 :]
     with tempfile.TemporaryDirectory(prefix="cnn-bench-figures-") as tmp:
         work = Path(tmp)
         repo = clone(work)
