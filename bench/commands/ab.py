@@ -90,7 +90,6 @@ def throughput_args(args: argparse.Namespace) -> list[str]:
 def settings(args: argparse.Namespace):
     from bench.ab.experiment import Settings
     from bench.environment import REPO_ROOT
-    from bench.regression.throughput import _rule
 
     if args.pairs < 2 or args.confirm_pairs < 0:
         raise UsageError(
@@ -98,7 +97,7 @@ def settings(args: argparse.Namespace):
         )
     if args.rounds < 2:
         raise UsageError(f"--rounds {args.rounds} is invalid; expected >= 2")
-    rule = _rule(args.tolerance)
+    rule = rules.Rule.parse_for(args.tolerance, metric="throughput", unit="%")
     repo = Path(args.repo).resolve() if args.repo else REPO_ROOT
     if not (repo / ".git").exists():
         raise UsageError(f"--repo {str(repo)!r} is not a git repository")

@@ -10,6 +10,7 @@ bad candidate was found, 1 when the bad end does not regress here, 2 on bad inpu
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.commands.ab import add_measure_arguments, calibration_lookup, out_dir, settings, write
@@ -28,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_measure_arguments(parser, out="results/bisect/{time}")
 
 
-def candidates(args: argparse.Namespace, repo: Path) -> tuple[list[str], callable]:
+def candidates(args: argparse.Namespace, repo: Path) -> tuple[list[str], Callable[[str], str]]:
     """The candidates, good end first, and the side spec of each."""
     from bench.ab import bisect, sides
 

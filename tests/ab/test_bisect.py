@@ -57,3 +57,49 @@ def test_first_parent_commits_of_a_history(tmp_path):
         bisect.commits(tmp_path, shas[3], shas[1])
     with pytest.raises(UsageError, match="'nope' is not a commit"):
         bisect.commits(tmp_path, "nope", "HEAD")
+
+
+def test_the_command_finds_the_commit_that_made_it_slower(tmp_path, monkeypatch, capsys):
+    """``python -m bench bisect`` on a throw-away history of 8 commits, the slowdown (a file the fake
+    processes read) added at the 5th; each side's tree is a real temporary worktree."""
+    import json
+
+    import numpy as np
+
+    from bench.__main__ import main
+    from bench.ab import runner
+    from tests.ab.fakes import CASES
+
+    rng = np.random.default_rng(0)
+
+    def measure(prepared, throughput_args, out, *, cases=None, drop_backend=False):
+        factor = 0.85 if (prepared.tree / "SLOW").exists() else 1.0
+        medians = {
+            k: v * factor * float(np.exp(rng.normal(0, 0.01))) for k, v in CASES.items() if not cases or k in cases
+        }
+        return {
+            "cases": {k: {"median": m, "samples": [m], "error": None} for k, m in medians.items()},
+            "loadavg_before": [1.0, 1.0, 1.0],
+            "device_class": "cpu:fake x2",
+        }
+
+    monkeypatch.setattr(runner, "measure", measure)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    run = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+    run("init", "-q")
+    shas = []
+    for i in range(9):
+        (repo / ("SLOW" if i == 5 else "f")).write_text(str(i))
+        run("add", ".")
+        run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", f"c{i}")
+        shas.append(run("rev-parse", "HEAD"))
+    out = tmp_path / "out"
+    argv = ["bisect", "--good", shas[0], "--bad", shas[-1], "--repo", str(repo), "--out", str(out)]
+    assert main([*argv, "--baselines", str(tmp_path / "b.json"), "--pairs", "3", "--confirm-pairs", "3"]) == 0
+    found = json.loads((out / "bisect.json").read_text())
+    assert found["first_bad"] == shas[5] and found["last_good"] == shas[4]
+    assert len(found["steps"]) == 3  # log2(8)
+    text = capsys.readouterr().out
+    assert f"first bad: {shas[5]}" in text and "monotonic" in text
+    assert run("worktree", "list").count("\n") == 0

@@ -22,7 +22,11 @@ def slowdown(monkeypatch):
         chosen = {k: v for k, v in CASES.items() if cases is None or k in cases}
         return {
             "cases": {
-                k: {"median": v * factor * float(np.exp(state["rng"].normal(0, 0.01))), "samples": [v] * 3, "error": None}
+                k: {
+                    "median": v * factor * float(np.exp(state["rng"].normal(0, 0.01))),
+                    "samples": [v] * 3,
+                    "error": None,
+                }
                 for k, v in chosen.items()
             },
             "loadavg_before": [2.0, 2.0, 2.0],
@@ -37,7 +41,9 @@ def slowdown(monkeypatch):
 
 def ab(tmp_path, *extra):
     out = tmp_path / "out"
-    code = main(["ab", ".", ".", "--out", str(out), "--baselines", str(tmp_path / "b.json"), "--order-seed", "1", *extra])
+    code = main(
+        ["ab", ".", ".", "--out", str(out), "--baselines", str(tmp_path / "b.json"), "--order-seed", "1", *extra]
+    )
     return code, out
 
 
