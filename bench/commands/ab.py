@@ -41,6 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--calibrate", action="store_true", help="run an A/A and record its threshold for this device class"
     )
+    parser.add_argument("--recipe", default=None, help="accuracy A/B instead: train this recipe on both sides")
+    parser.add_argument(
+        "--seeds", type=int, default=3, help="with --recipe: seeds 0..N-1 on each side (default: %(default)s)"
+    )
+    parser.add_argument("--budget", default=None, help="with --recipe: the training budget (default: the recipe's)")
     add_measure_arguments(parser)
 
 
@@ -149,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give BASE (e.g. git:origin/main), or --calibrate for an A/A run")
     base = sides.parse(args.base or ".")
     head = sides.parse(args.head)
+    if args.recipe:
+        return run_accuracy(args, base, head)
     if args.calibrate and base != head:
         raise UsageError(f"--calibrate runs an A/A: BASE {base.text!r} and HEAD {head.text!r} must be the same side")
     opts = settings(args)
@@ -170,6 +177,35 @@ def run(args: argparse.Namespace) -> int:
     for path in write(doc, out):
         print(f"cnn-bench ab: wrote {path}")
     return 1 if doc["regressions"] and not args.calibrate else 0
+
+
+def run_accuracy(args: argparse.Namespace, base, head) -> int:
+    """``--recipe``: the paired top-1 A/B (``bench.ab.accuracy``); exit 1 when HEAD is lower (or a run failed)."""
+    from bench.ab import accuracy, runner
+    from bench.environment import REPO_ROOT
+    from bench.io import write_json
+    from bench.training.recipes import RECIPES
+
+    if args.recipe not in RECIPES:
+        raise UsageError(f"--recipe {args.recipe!r} is not a recipe; valid: {', '.join(sorted(RECIPES))}")
+    if args.seeds < 2:
+        raise UsageError(f"--seeds {args.seeds} is invalid; a paired test needs >= 2")
+    repo = Path(args.repo).resolve() if args.repo else REPO_ROOT
+    out = out_dir(args)
+    train_args = ["--budget", args.budget] if args.budget else []
+    with runner.prepared_sides(base, head, repo) as prepared:
+        doc = accuracy.run(prepared, args.recipe, args.seeds, train_args, out / "runs")
+        doc["sides"] = {p.label: p.environment for p in prepared}
+    print(f"\n{args.recipe}, seeds 0..{args.seeds - 1}: BASE {base.text} vs HEAD {head.text}")
+    if doc["verdict"] == accuracy.ERROR:
+        print(f"error: {doc['error']}")
+    else:
+        print(f"top-1 HEAD - BASE per seed: {', '.join(f'{d:+.2f}' for d in doc['diffs'])} points")
+        print(
+            f"mean {doc['mean']:+.2f} points, paired t-test p={doc['p']:.3g}: {doc['verdict']} (tolerance {doc['tolerance_pt']} points)"
+        )
+    print(f"cnn-bench ab: wrote {write_json(out / 'ab-accuracy.json', doc)}")
+    return 1 if doc["verdict"] in (accuracy.LOWER, accuracy.ERROR) else 0
 
 
 def calibration_entry(doc: dict, threshold: float) -> dict:

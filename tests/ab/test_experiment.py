@@ -88,3 +88,22 @@ def test_calibration_is_recorded_and_then_raises_the_threshold(tmp_path, slowdow
 def test_calibrate_refuses_two_different_sides(tmp_path, capsys):
     assert main(["ab", "git:HEAD", ".", "--calibrate"]) == 2
     assert "must be the same side" in capsys.readouterr().err
+
+
+def test_accuracy_ab_trains_both_sides_on_the_same_seeds(tmp_path, monkeypatch, capsys):
+    from bench.ab import accuracy
+
+    seen = []
+
+    def train(prepared, recipe, seed, train_args, out):
+        seen.append((prepared.label, seed, list(train_args)))
+        return {"seed": seed, "top1": 70.0 + seed - (0.4 if prepared.label == "HEAD" else 0.0)}
+
+    monkeypatch.setattr(accuracy, "train_one", train)
+    argv = ["ab", ".", ".", "--recipe", "smoke_resnet20_cifar10_jpeg", "--seeds", "3", "--budget", "steps=5"]
+    assert main([*argv, "--out", str(tmp_path)]) == 1
+    assert sorted(seen) == sorted((label, s, ["--budget", "steps=5"]) for label in ("BASE", "HEAD") for s in range(3))
+    assert [label for label, s, _ in seen[:4]] == ["BASE", "HEAD", "HEAD", "BASE"]
+    assert "mean -0.40 points" in capsys.readouterr().out
+    assert json.loads((tmp_path / "ab-accuracy.json").read_text())["verdict"] == "lower"
+    assert main(["ab", ".", "--recipe", "nope"]) == 2

@@ -80,3 +80,14 @@ def test_calibration_is_the_furthest_reach_of_the_aa_intervals():
 def test_interval_needs_two_pairs():
     with pytest.raises(ValueError, match="at least 2"):
         verdict.interval([1.0])
+
+
+def test_paired_accuracy_deterministic_and_noisy_pairs():
+    from bench.ab import accuracy
+
+    exact = accuracy.paired([70.0, 71.0, 69.5], [69.6, 70.6, 69.1], tolerance=0.3, alpha=0.05)
+    assert exact["verdict"] == accuracy.LOWER and exact["mean"] == pytest.approx(-0.4)
+    same = accuracy.paired([70.0, 71.0, 69.5], [70.0, 71.0, 69.5], tolerance=0.3, alpha=0.05)
+    assert same["verdict"] == accuracy.SAME and same["p"] == 1.0
+    noisy = accuracy.paired([70.0, 71.0, 69.5], [69.0, 71.8, 69.1], tolerance=0.3, alpha=0.05)
+    assert noisy["verdict"] == accuracy.SAME
