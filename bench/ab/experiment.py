@@ -127,6 +127,11 @@ def summary(doc: dict) -> str:
         parts.append(f"no result for {', '.join(errors)}")
     if unconfirmed:
         parts.append(f"slower but not confirmed by a second set of pairs: {', '.join(unconfirmed)}")
+    unsure = [k for k, r in cases.items() if r["verdict"] == verdict.INCONCLUSIVE]
+    if unsure:
+        parts.append(
+            f"inconclusive (interval wider than the threshold: more --pairs or a quieter machine): {', '.join(unsure)}"
+        )
     if doc["threshold"]["calibration"] is None:
         parts.append(f"no A/A calibration for {doc['device_class']}: run `python -m bench ab --calibrate`")
     verdict_word = "FAIL" if failed else "OK"

@@ -6,8 +6,9 @@ not rounds, are the independent draws: rounds of one process share its luck). A 
 **slower** when the interval lies below 1 and the estimate is below ``1 - threshold``, where the
 threshold is the larger of the rule's tolerance and this machine's A/A calibration (the furthest an
 A/A run's interval reached from 1: the smallest change these pairs can tell from none); **faster**
-likewise above. A flagged slower case is confirmed only when a second, independent set of pairs
-flags it again.
+likewise above; **no change** when the whole interval lies within the threshold of 1; else
+**inconclusive** (the pairs are too noisy to tell: more pairs, or a quieter machine). A flagged
+slower case is confirmed only when a second, independent set of pairs flags it again.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 
 CONFIDENCE = 0.95
 MIN_PAIRS = 2
-SLOWER, FASTER, SAME, ERROR = "slower", "faster", "no change", "error"
+SLOWER, FASTER, SAME, INCONCLUSIVE, ERROR = "slower", "faster", "no change", "inconclusive", "error"
 
 
 def ratios(pairs: Sequence[dict], key: str) -> tuple[list[float], str | None]:
@@ -62,8 +63,10 @@ def judge(values: Sequence[float], threshold: float) -> dict:
         verdict = SLOWER
     elif ci["lo"] > 1.0 and ci["ratio"] > 1.0 + threshold:
         verdict = FASTER
-    else:
+    elif 1.0 - threshold <= ci["lo"] and ci["hi"] <= 1.0 + threshold:
         verdict = SAME
+    else:
+        verdict = INCONCLUSIVE
     return {**ci, "verdict": verdict, "threshold": threshold}
 
 

@@ -25,7 +25,7 @@ def test_five_percent_slowdown_is_flagged_slower():
 @pytest.mark.parametrize("seed", range(20))
 def test_identical_distributions_are_not_flagged(seed):
     rows = verdict.evaluate(pairs(seed=seed, cv=0.03), threshold=0.05)
-    assert all(r["verdict"] == verdict.SAME for r in rows.values())
+    assert all(r["verdict"] in (verdict.SAME, verdict.INCONCLUSIVE) for r in rows.values())
 
 
 def test_drift_that_slows_both_sides_cancels():
@@ -35,6 +35,12 @@ def test_drift_that_slows_both_sides_cancels():
     rows = verdict.evaluate(pairs(n=8, drift=drift, cv=0.01), threshold=0.02)
     assert all(r["verdict"] == verdict.SAME for r in rows.values())
     assert rows[INFER]["ratio"] == pytest.approx(1.0, abs=0.02)
+
+
+def test_too_noisy_to_tell_is_inconclusive_not_no_change():
+    rows = verdict.evaluate(pairs(n=3, cv=0.3), threshold=0.05)
+    assert all(r["verdict"] == verdict.INCONCLUSIVE and r["lo"] < 0.95 for r in rows.values())
+    assert verdict.regressed(verdict.confirm(rows, {})) == []
 
 
 def test_faster_is_reported_and_not_a_regression():
