@@ -6,6 +6,9 @@
     Power: ``ab`` of HEAD against HEAD plus a commit that adds a chain of 256x256 matmuls to the
     compiled step (inside the step's tf.function, after the model's own work), sized to
     ``--slowdown`` of each mode's step time as measured on this machine first.
+``python -m bench.ab.figures compare RESULT.json ...`` (unchanged code: the A/A processes' own results)
+    ``compare``'s false alarms: against a baseline from the first run alone (the rank test over
+    rounds) and from the first three runs (their between-run spread), each later run compared.
 ``python -m bench.ab.figures bisect --commits 16 --bad-at 11 -- [ab options]``
     ``bisect`` over a throw-away history of ``--commits`` commits after HEAD, the slowdown
     injected at commit ``--bad-at``: the first bad commit found, and in how many A/B steps.
@@ -190,9 +193,26 @@ def table_row(name: str, rows: list[dict], *, expect_regression: bool) -> str:
     )
 
 
+def compare_false_alarms(paths: list[str]) -> dict:
+    """Failing benchmarks when unchanged runs are compared with a baseline of one run, and of three."""
+    from bench.io import read_json
+    from bench.regression import rules
+    from bench.regression import throughput as gate
+
+    docs = [(p, read_json(p, what="result file")) for p in paths]
+    args = argparse.Namespace(tolerance=None, provenance=None)
+    out = {}
+    for label, n_base in (("one run (rounds)", 1), ("three runs (between-run spread)", 3)):
+        base = gate.baseline_entries(docs[:n_base], args)
+        findings = [f for _, d in docs[n_base:] for f in gate.judge_all(gate.results(d), base)]
+        out[label] = {"failing": sum(f.verdict in rules.FAILING for f in findings), "compared": len(findings)}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ab.figures", description=__doc__.splitlines()[0])
-    parser.add_argument("figure", choices=("aa", "power", "bisect"))
+    parser.add_argument("figure", choices=("aa", "power", "bisect", "compare"))
+    parser.add_argument("results", nargs="*", help="compare: unchanged runs' result files, in the order they ran")
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument(
         "--slowdown", type=float, default=0.05, help="power and bisect: the injected fraction of the step"
@@ -205,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     split = argv.index("--") if "--" in argv else len(argv)  # after --: options for every `python -m bench ab`
     args = parser.parse_args(argv[:split])
     args.ab_args = argv[split + 1 :]
+    if args.figure == "compare":
+        for label, r in compare_false_alarms(args.results).items():
+            print(f"| compare, baseline from {label} | {r['failing']}/{r['compared']} false alarms |")
+        return 0
     with tempfile.TemporaryDirectory(prefix="cnn-bench-figures-") as tmp:
         work = Path(tmp)
         repo = clone(work)
