@@ -1,5 +1,5 @@
 """Sessions: `nox -s unit` (tests), `nox -s lint`, `nox -s bench -- --device cpu|gpu|tpu` (throughput),
-`nox -s train`, `nox -s gate`, `nox -s smoke` (CI's accuracy gate), `nox -s nightly` and `nox -s pythons`."""
+`nox -s ab -- BASE [HEAD]`, `nox -s train`, `nox -s gate`, `nox -s smoke` (CI's accuracy gate), `nox -s nightly` and `nox -s pythons`."""
 
 from __future__ import annotations
 
@@ -95,6 +95,15 @@ def bench(session: nox.Session) -> None:
     posargs = session.posargs
     _install(session, _option(posargs, "--device", "cpu"), backends=_option(posargs, "--backend", "tensorflow"))
     session.run("python", "-m", "bench", "throughput", *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+@nox.session(python=PYTHON, default=False)
+def ab(session: nox.Session) -> None:
+    """A/B throughput of two sides in alternating processes: `-- git:origin/main [HEAD] [--models ...]`."""
+    _install(session, test=True)  # pytest-benchmark: the processes of the current side run the suite here
+    session.run(
+        "python", "-m", "bench", "ab", *(session.posargs or ("git:origin/main",)), env={"TF_CPP_MIN_LOG_LEVEL": "2"}
+    )
 
 
 @nox.session(python=PYTHON, default=False)

@@ -22,6 +22,8 @@ COMMANDS = {
     "fingerprint": "what a training run would be produced by (recipe, model, data, versions); --check it against its baseline",
     "report": "images/s per model and precision (or --by backend) from saved throughput results: table and PNG",
     "baselines": "show or update baselines.json from result files",
+    "ab": "A/B throughput of two sides (git refs, package versions, backends) in alternating processes; exit 1 on a confirmed regression",
+    "bisect": "find the first commit (or package version) that made throughput regress, by A/B against the good end",
 }
 
 

@@ -33,11 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if not 0 < args.alpha < 1:
         raise UsageError(f"--alpha {args.alpha} is invalid; expected 0 < alpha < 1")
-    base = validate_entries(baselines.section(args.baselines, "throughput"), args.baselines)
+    data = baselines.load(args.baselines)
+    base = validate_entries(data["throughput"], args.baselines)
+    calibration = {dc: e.get("threshold") for dc, e in data["ab_calibration"].items()}
     current = []
     for path in args.results:
         current += results(load_result(path), device_class=args.device_class)
-    findings = judge_all(current, base, rule_override=args.tolerance, alpha=args.alpha)
+    findings = judge_all(current, base, rule_override=args.tolerance, alpha=args.alpha, calibration=calibration)
     print(rules.format_table(findings))
     code = rules.exit_code(findings)
     failed = sum(f.failed for f in findings)

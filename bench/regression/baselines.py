@@ -1,10 +1,11 @@
 """baselines.json: the recorded numbers every gate compares against.
 
-Top level: ``{"schema": 1, "throughput": {...}, "accuracy": {...}}``. Each section maps a key to
-an entry; the section's owner (``bench.regression.throughput`` for throughput, ``bench.regression.accuracy`` for
-accuracy) validates its entries. Baselines change only through ``python -m bench baselines
-update``; nothing else writes this file; an update holds a lock from its read to its one atomic
-write, so concurrent updates never lose one another's entries.
+Top level: ``{"schema": 1, "throughput": {...}, "accuracy": {...}, "ab_calibration": {...}}``. Each
+section maps a key to an entry; the section's owner (``bench.regression.throughput`` for throughput,
+``bench.regression.accuracy`` for accuracy, ``python -m bench ab --calibrate`` for the A/A
+thresholds keyed by device class) validates its entries. Baselines change only through ``python -m
+bench baselines update`` and ``ab --calibrate``; an update holds a lock from its read to its one
+atomic write, so concurrent updates never lose one another's entries.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from bench.errors import BaselinesError, UsageError
 from bench.io import read_json, write_json
 
 SCHEMA = 1
-SECTIONS = ("throughput", "accuracy")
+SECTIONS = ("throughput", "accuracy", "ab_calibration")
 DEFAULT_PATH = REPO_ROOT / "baselines.json"
 
 

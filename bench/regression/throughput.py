@@ -4,9 +4,14 @@ Baselines' throughput section is keyed ``<device class>/<benchmark id>``, e.g.
 ``cpu:AMD EPYC x2/resnet20-train-bs128-fp32-xla_off-synthetic-tensorflow``; each entry holds the median
 images/s, the per-round samples behind it, and its rule (``throughput:-5%`` unless updated with
 ``--tolerance``). A benchmark regresses only when its median drops by more than the tolerance AND
-a one-sided Mann-Whitney U test on the per-round images/s of both runs finds the drop significant
-(p < ``--alpha``); the bootstrap interval of the ratio of medians is shown beside the verdict.
-Improvements need the same significance. Missing baselines, errored (out-of-memory) results and
+the drop is significant. Rounds of one process share its luck, so significance is judged against
+the spread *between* runs where one is known: an entry recorded from >= 3 runs (``baselines update
+A.json B.json C.json``) keeps their medians, and the drop is significant when the current median
+falls outside their one-sided Student-t prediction interval at ``--alpha``; else the A/A threshold
+of the device class (``python -m bench ab --calibrate``) is the drop that counts. Only with neither
+is it today's one-sided Mann-Whitney U test over the per-round images/s of both runs, and the
+verdict says it saw rounds only. The bootstrap interval of the ratio of medians is shown beside the
+verdict. Improvements need the same significance. Missing baselines, errored (out-of-memory) results and
 corrupt files fail. Exit 1 on any failure, 0 otherwise; a table of verdicts is printed.
 """
 
@@ -106,13 +111,46 @@ def validate_entries(entries: dict, path="baselines.json") -> dict:
             _rule(entry.get("rule"))
         except UsageError as e:
             raise BaselinesError(f"{where}: {e}") from None
+        between = entry.get("between_run")
+        if between is not None and (not isinstance(between, dict) or _samples(between.get("medians")) is None):
+            raise BaselinesError(f"{where}: between_run.medians must be a list of positive numbers")
     return entries
 
 
+MIN_RUNS = 3  # between-run medians needed for a prediction interval
+
+
+def between_run_significance(current: float, entry: dict, *, alpha: float, calibration: float | None) -> dict:
+    """Whether ``current`` (a run's median) is beyond the baseline's between-run spread:
+    ``{"significant": bool | None, "note": str}``. From the entry's run medians (>= ``MIN_RUNS``):
+    outside the one-sided prediction interval at ``alpha``; else from the A/A ``calibration``
+    (a fraction): a change larger than it; else None (no between-run spread known)."""
+    medians = (entry.get("between_run") or {}).get("medians") or []
+    if len(medians) >= MIN_RUNS:
+        pi = stats.prediction_halfwidth(medians, false_alarm=2 * alpha)  # two-sided at 2 alpha = one-sided at alpha
+        centre = sum(medians) / len(medians)
+        return {
+            "significant": abs(current - centre) > pi["halfwidth"],
+            "note": f"between {len(medians)} runs: ±{pi['halfwidth'] / centre:.1%} at alpha {alpha:g}",
+        }
+    if calibration is not None:
+        change = abs(current / entry["images_per_s"] - 1.0)
+        return {"significant": change > calibration, "note": f"A/A calibration ±{calibration:.1%}"}
+    return {
+        "significant": None,
+        "note": "rounds of one run only: record >= 3 runs or `ab --calibrate` for the between-run spread",
+    }
+
+
 def judge_all(
-    current: list[dict], base: dict, *, rule_override: str | None = None, alpha: float = rules.ALPHA
+    current: list[dict],
+    base: dict,
+    *,
+    rule_override: str | None = None,
+    alpha: float = rules.ALPHA,
+    calibration: dict | None = None,
 ) -> list[rules.Finding]:
-    """One finding per current result."""
+    """One finding per current result; ``calibration`` maps a device class to its A/A threshold."""
     override = _rule(rule_override) if rule_override else None
     findings = []
     for r in current:
@@ -125,8 +163,13 @@ def judge_all(
             findings.append(rules.judge(r["key"], rule, r["median"], None))
             continue
         sig = stats.significance(r["samples"], entry["samples"], alpha=alpha)
-        notes = []
-        if sig["p"] is not None:
+        between = between_run_significance(
+            r["median"], entry, alpha=alpha, calibration=(calibration or {}).get(r["key"].split("/", 1)[0])
+        )
+        notes = [between["note"]]
+        if between["significant"] is not None:
+            sig["significant"] = between["significant"]
+        elif sig["p"] is not None:
             notes.append(f"p={sig['p']:.2g}")
         if sig["ci"] is not None:
             lo, hi = sig["ci"]
@@ -154,40 +197,43 @@ def baseline_entries(docs: list[tuple[str, dict]], args, *, existing: dict | Non
     from bench.environment import machine_line
 
     rule = str(_rule(getattr(args, "tolerance", None)))
-    entries: dict[str, dict] = {}
-    sources: dict[str, str] = {}
+    runs: dict[str, list[tuple[str, dict, dict, dict]]] = {}
     for path, doc in docs:
-        commit = doc.get("commit_info") or {}
         for r, b in zip(results(doc), [*doc.get("benchmarks", []), *doc.get("errors", [])]):
             if r["error"]:
                 print(f"skipping {r['key']} from {path}: {r['error']}", file=sys.stderr)
                 continue
-            if r["key"] in entries:
-                raise UsageError(
-                    f"{r['key']} appears in both {sources[r['key']]!r} and {path!r}; update from one of them"
-                )
             if r["noisy"]:
                 print(
                     f"warning: {r['key']} from {path} is noisy (CV {r['cv']:.1%}); a quieter run makes a tighter baseline",
                     file=sys.stderr,
                 )
-            extra = b.get("extra_info") or {}
-            entries[r["key"]] = {
-                "images_per_s": r["median"],
-                "samples": r["samples"],
-                "rule": rule,
-                "cv": r["cv"],
-                "noisy": r["noisy"],
-                "rounds": r["rounds"],
-                "utilization": extra.get("utilization"),
-                "loadavg": extra.get("loadavg_start"),
-                "recorded": doc.get("datetime"),
-                "commit": commit.get("id"),
-                "dirty": commit.get("dirty"),
-                "machine": machine_line(doc.get("machine_info") or {}),
-                "provenance": getattr(args, "provenance", None) or str(path),
-            }
-            sources[r["key"]] = path
+            runs.setdefault(r["key"], []).append((path, doc, r, b))
+    entries: dict[str, dict] = {}
+    for key, found in runs.items():
+        # several runs of one benchmark: the entry is the median run, and keeps every run's median
+        found.sort(key=lambda run: run[2]["median"])
+        path, doc, r, b = found[(len(found) - 1) // 2]
+        commit = doc.get("commit_info") or {}
+        extra = b.get("extra_info") or {}
+        entries[key] = {
+            "images_per_s": r["median"],
+            "samples": r["samples"],
+            "rule": rule,
+            "cv": r["cv"],
+            "noisy": r["noisy"],
+            "rounds": r["rounds"],
+            "utilization": extra.get("utilization"),
+            "loadavg": extra.get("loadavg_start"),
+            "recorded": doc.get("datetime"),
+            "commit": commit.get("id"),
+            "dirty": commit.get("dirty"),
+            "machine": machine_line(doc.get("machine_info") or {}),
+            "provenance": getattr(args, "provenance", None) or str(path),
+        }
+        if len(found) > 1:
+            medians = [run[2]["median"] for run in found]
+            entries[key]["between_run"] = {"medians": medians, "n": len(medians), "sources": [run[0] for run in found]}
     if not entries:
         raise UsageError("no successful throughput benchmark to record")
     return entries

@@ -13,7 +13,7 @@ def write(path, data):
 
 def test_the_repository_file_is_valid():
     data = baselines.load()
-    assert set(data) == {"schema", "throughput", "accuracy"}
+    assert set(data) == {"schema", "throughput", "accuracy", "ab_calibration"}
 
 
 @pytest.mark.parametrize(

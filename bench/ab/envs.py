@@ -1,0 +1,113 @@
+"""Environments for ``pkg:`` sides: a uv virtual environment per spec, cached by the spec's hash.
+
+The environment holds the project's own pins (pyproject's dependencies, the side's extras and the
+test group, which has pytest-benchmark) with the side's packages overriding them (``uv pip install
+--override``), and not the project itself: each side runs its own tree's code from that tree. It
+lives in ``~/.cache/cnn-bench/ab-envs/<hash>/`` (``$CNN_BENCH_CACHE`` moves the root); a file
+``cnn-bench-env.json`` written last marks it complete and records what was installed, so a second
+run reuses it at once and a half-built one is rebuilt. A version that does not resolve is a
+one-line ``UsageError``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.ab.sides import Side, spec_hash
+from bench.environment import REPO_ROOT
+from bench.errors import UsageError
+from bench.io import read_json, write_json
+
+MARKER = "cnn-bench-env.json"
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("CNN_BENCH_CACHE") or Path.home() / ".cache" / "cnn-bench") / "ab-envs"
+
+
+def project_requirements(extras: list[str], pyproject: Path = REPO_ROOT / "pyproject.toml") -> list[str]:
+    """The project's pinned requirements with ``extras`` and the test group."""
+    project = tomllib.loads(pyproject.read_text())
+    optional = project["project"].get("optional-dependencies", {})
+    reqs = list(project["project"]["dependencies"])
+    for extra in extras:
+        reqs += optional.get(extra, [])
+    reqs += project.get("dependency-groups", {}).get("test", [])
+    return reqs
+
+
+def spec(side: Side, python: str = sys.executable) -> dict:
+    """Everything the environment depends on: the pins, the overrides and the interpreter."""
+    version = subprocess.run(
+        [python, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True, text=True
+    )
+    return {
+        "python": version.stdout.strip(),
+        "requirements": project_requirements(side.extras),
+        "overrides": list(side.packages),
+    }
+
+
+def ensure(side: Side, *, run: Callable = subprocess.run, root: Path | None = None, log=print) -> dict:
+    """The side's environment, built if needed: ``{"python": path, "hash", "cached": bool, "packages": {...}}``."""
+    env_spec = spec(side)
+    key = spec_hash(env_spec)
+    path = (root or cache_root()) / key
+    marker = path / MARKER
+    if marker.exists():
+        record = read_json(marker, what="environment record")
+        return {**record, "cached": True}
+    if path.exists():
+        shutil.rmtree(path)  # a build that did not finish
+    path.mkdir(parents=True)
+    log(f"cnn-bench ab: building the environment for {side.text!r} in {path} (uv; cached for next time)")
+    (path / "requirements.txt").write_text("\n".join(env_spec["requirements"]) + "\n")
+    (path / "overrides.txt").write_text("\n".join(env_spec["overrides"]) + "\n")
+    venv = path / "venv"
+    python = venv / "bin" / "python"
+    _uv(run, side, "venv", "--quiet", "--python", sys.executable, str(venv))
+    _uv(
+        run,
+        side,
+        "pip",
+        "install",
+        "--quiet",
+        "--python",
+        str(python),
+        "-r",
+        str(path / "requirements.txt"),
+        "--override",
+        str(path / "overrides.txt"),
+    )
+    frozen = _uv(run, side, "pip", "freeze", "--python", str(python))
+    packages = dict(line.split("==", 1) for line in frozen.splitlines() if "==" in line)
+    record = {"python": str(python), "hash": key, "spec": env_spec, "packages": packages}
+    write_json(marker, record)
+    return {**record, "cached": False}
+
+
+def _uv(run: Callable, side: Side, *args: str) -> str:
+    uv = shutil.which("uv")
+    if uv is None:
+        raise UsageError(
+            f"side {side.text!r} needs uv to build its environment; install it (https://docs.astral.sh/uv/)"
+        )
+    out = run([uv, *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise UsageError(
+            f"side {side.text!r}: uv {args[0]} {args[1] if len(args) > 1 else ''} failed: {_reason(out.stderr)}"
+        )
+    return out.stdout
+
+
+def _reason(stderr: str) -> str:
+    """uv's reason on one line: its 'Because ...' sentence where there is one."""
+    lines = [ln.strip(" ×╰─▶│") for ln in stderr.splitlines() if ln.strip(" ×╰─▶│")]
+    because = [ln for ln in lines if ln.lower().startswith(("because", "no solution", "error"))]
+    return " ".join((because or lines or ["no output"])[:2])[:300]

@@ -1,0 +1,138 @@
+"""One A/B run from start to verdict: sides prepared, pairs run, a second set of pairs for any case
+flagged slower, and the result document (what ``python -m bench ab`` writes and ``bisect`` reads)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from bench.ab import runner, verdict
+from bench.ab.sides import Side, parse
+from bench.environment import REPO_ROOT, machine_line
+
+SCHEMA = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """How an A/B run measures and judges: the throughput options each process gets, the pairs, the rule."""
+
+    throughput_args: tuple[str, ...] = ()
+    pairs: int = 4
+    confirm_pairs: int = 4
+    tolerance: float = 5.0  # percent, from the rule
+    rule: str = "throughput:-5%"
+    seed: int = 0
+    repo: Path = REPO_ROOT
+
+
+def run(
+    base: Side | str,
+    head: Side | str,
+    settings: Settings,
+    *,
+    calibration: Callable[[str | None], float | None] = lambda device_class: None,
+    workdir: Path | None = None,
+    measure: Callable | None = None,
+    log=print,
+) -> dict:
+    """A/B of ``head`` against ``base``: the result document (``cases``, ``pairs``, ``sides``, ...).
+    ``calibration(device_class)`` is the A/A threshold recorded for the machine (a fraction) or None.
+    ``measure(prepared, throughput_args, out, cases=...)`` defaults to ``runner.measure``."""
+    base = parse(base) if isinstance(base, str) else base
+    head = parse(head) if isinstance(head, str) else head
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(settings.seed)
+    drop_backend = base.backend != head.backend
+    measure = measure or runner.measure
+    with (
+        tempfile.TemporaryDirectory(prefix="cnn-bench-ab-") as tmp,
+        runner.prepared_sides(base, head, settings.repo, log=log) as sides,
+    ):
+        logs = Path(workdir or tmp)
+        logs.mkdir(parents=True, exist_ok=True)
+
+        def one(cases):
+            return lambda prepared, i: measure(
+                prepared,
+                list(settings.throughput_args),
+                logs / f"{i:03d}-{prepared.label}.json",
+                cases=cases,
+                drop_backend=drop_backend,
+            )
+
+        pairs = runner.run_pairs(sides, settings.pairs, one(None), rng=rng, log=log)
+        device_class = next(
+            (p[x].get("device_class") for p in pairs for x in runner.LABELS if p[x].get("device_class")), None
+        )
+        cal = calibration(device_class)
+        threshold = max(settings.tolerance / 100.0, cal or 0.0)
+        cases = verdict.evaluate(pairs, threshold)
+        flagged = [k for k, r in cases.items() if r["verdict"] == verdict.SLOWER]
+        second = []
+        if flagged and settings.confirm_pairs:
+            log(
+                f"cnn-bench ab: {len(flagged)} case(s) flagged slower; confirming with {settings.confirm_pairs} new pair(s)"
+            )
+            ids = None if drop_backend else flagged  # -k by id; ids differ between backends
+            second = runner.run_pairs(sides, settings.confirm_pairs, one(ids), rng=rng, start=len(pairs), log=log)
+        cases = verdict.confirm(cases, verdict.evaluate(second, threshold) if second else {})
+        environments = {s.label: {**s.environment, "versions": _versions(pairs, s.label)} for s in sides}
+    machine = next((p[x].get("machine_info") for p in pairs for x in runner.LABELS if p[x].get("machine_info")), {})
+    doc = {
+        "kind": "ab",
+        "schema": SCHEMA,
+        "datetime": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "device_class": device_class,
+        "produced_by": machine_line(machine or {}),
+        "settings": {**dataclasses.asdict(settings), "repo": str(settings.repo)},
+        "threshold": {"value": threshold, "rule": settings.rule, "calibration": cal},
+        "sides": environments,
+        "cases": cases,
+        "pairs": pairs,
+        "confirmation_pairs": second,
+        "wall_s": time.perf_counter() - t0,
+    }
+    doc["regressions"] = verdict.regressed(cases)
+    doc["summary"] = summary(doc)
+    return doc
+
+
+def _versions(pairs: list[dict], label: str) -> dict | None:
+    """Keras, its backend and the backend's versions as the side's first process reported them."""
+    info = next((p[label]["machine_info"] for p in pairs if p[label].get("machine_info")), None)
+    if not info:
+        return None
+    keys = ("python_version", "keras", "backend", "tensorflow", "jax", "jaxlib", "torch")
+    return {k: info[k] for k in keys if info.get(k) is not None}
+
+
+def summary(doc: dict) -> str:
+    """One sentence: the verdict and why."""
+    cases = doc["cases"]
+    failed = doc["regressions"]
+    errors = [k for k in failed if cases[k]["verdict"] == verdict.ERROR]
+    confirmed = [k for k in failed if k not in errors]
+    unconfirmed = [k for k, r in cases.items() if r.get("confirmed") is False]
+    parts = []
+    if confirmed:
+        parts.append(f"confirmed regression in {', '.join(confirmed)}")
+    if errors:
+        parts.append(f"no result for {', '.join(errors)}")
+    if unconfirmed:
+        parts.append(f"slower but not confirmed by a second set of pairs: {', '.join(unconfirmed)}")
+    unsure = [k for k, r in cases.items() if r["verdict"] == verdict.INCONCLUSIVE]
+    if unsure:
+        parts.append(
+            f"inconclusive (interval wider than the threshold: more --pairs or a quieter machine): {', '.join(unsure)}"
+        )
+    if doc["threshold"]["calibration"] is None:
+        parts.append(f"no A/A calibration for {doc['device_class']}: run `python -m bench ab --calibrate`")
+    verdict_word = "FAIL" if failed else "OK"
+    return f"{verdict_word}: " + ("; ".join(parts) if parts else "no confirmed regression")

@@ -1,0 +1,287 @@
+"""The A/B figures (issue #8), run by hand: benchmark figures, not timed tests.
+
+``python -m bench.ab.figures aa --trials 20 -- [ab options]``
+    A/A false alarms: ``ab git:HEAD git:HEAD`` (two worktrees of one commit) ``--trials`` times.
+``python -m bench.ab.figures power --slowdown 0.05 --trials 20 -- [ab options]``
+    Power: ``ab`` of HEAD against HEAD plus a commit that adds a chain of 256x256 matmuls to the
+    compiled step (inside the step's tf.function, after the model's own work), sized to
+    ``--slowdown`` of each mode's step time as measured on this machine first.
+``python -m bench.ab.figures compare RESULT.json ...`` (unchanged code: the A/A processes' own results)
+    ``compare``'s false alarms: against a baseline from the first run alone (the rank test over
+    rounds) and from the first three runs (their between-run spread), each later run compared.
+``python -m bench.ab.figures bisect --commits 16 --bad-at 11 -- [ab options]``
+    ``bisect`` over a throw-away history of ``--commits`` commits after HEAD, the slowdown
+    injected at commit ``--bad-at``: the first bad commit found, and in how many A/B steps.
+
+Every figure works in a throw-away clone of this repository (HEAD; uncommitted changes are not in
+it) and prints one markdown table row: confirmed regressions n/N, the median time to a verdict,
+the load average seen. ``--load`` runs a second ``python -m bench throughput`` in a loop during
+every other trial (the issue's busy machine); without it the machine's own load is what there is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.environment import REPO_ROOT
+
+MATMUL_N = 256
+PATCH = """
+
+# --- injected by bench.ab.figures: an extra cost in the compiled step, about {fraction:.0%} of its time ---
+_EXTRA_MATMULS = {chains!r}
+_plain_resident_step = resident_step
+
+
+def resident_step(mode, model, placement, x, y):
+    import tensorflow as tf
+
+    step, sync = _plain_resident_step(mode, model, placement, x, y)
+    chain = _EXTRA_MATMULS[mode]
+    a = tf.Variable(tf.random.normal(({n}, {n}), seed=1) / {n} ** 0.5)
+
+    @tf.function
+    def slowed():
+        out = step()
+        first = tf.nest.flatten(out)[0]
+        c = a + 0.0 * tf.cast(tf.reduce_sum(first), a.dtype)  # after the model's own work, not beside it
+        for _ in range(chain):
+            c = tf.matmul(c, a)
+        extra = 0.0 * tf.reduce_sum(c)
+        return tf.nest.map_structure(lambda t: t + tf.cast(extra, t.dtype), out)
+
+    return slowed, sync
+"""
+
+SIZE = """
+import json, statistics, time
+import tensorflow as tf
+from bench import devices
+from bench.backends import tensorflow as tfb
+from bench.throughput import workload
+placement = tfb.open("cpu")
+devices.set_precision("fp32")
+a = tf.Variable(tf.random.normal((%(n)d, %(n)d), seed=1) / %(n)d ** 0.5)
+@tf.function
+def chain():
+    c = a
+    for _ in range(20):
+        c = tf.matmul(c, a)
+    return tf.reduce_sum(c)
+def once(call, sync):
+    t0 = time.perf_counter(); sync(call()); return time.perf_counter() - t0
+out = {}
+for mode in ("train", "infer"):
+    w = workload.build(workload.Case("resnet20", mode, 128), placement, jit_compile=tfb.jit_compile("off"))
+    for _ in range(2):
+        once(w.step, w.sync); once(chain, float)
+    steps, chains = [], []
+    for _ in range(15):  # interleaved, so that both see the same load
+        steps.append(once(w.step, w.sync)); chains.append(once(chain, float))
+    out[mode] = {"step_s": statistics.median(steps), "matmul_s": statistics.median(chains) / 20}
+    workload.release(w)
+print(json.dumps(out))
+"""
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def commit(repo: Path, message: str) -> str:
+    git(repo, "-c", "user.name=figures", "-c", "user.email=figures@cnn-bench", "commit", "-qam", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+def clone(tmp: Path) -> Path:
+    repo = tmp / "repo"
+    subprocess.run(["git", "clone", "--quiet", "--shared", str(REPO_ROOT), str(repo)], check=True)
+    return repo
+
+
+def chains(fraction: float) -> tuple[dict[str, int], dict]:
+    """Matmuls per step that cost ``fraction`` of each mode's step time here (timed in a child process)."""
+    out = subprocess.run(
+        [sys.executable, "-c", SIZE % {"n": MATMUL_N}], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    timing = json.loads(out.stdout.strip().splitlines()[-1])
+    return {m: max(1, round(fraction * t["step_s"] / t["matmul_s"])) for m, t in timing.items()}, timing
+
+
+def inject(repo: Path, fraction: float, counts: dict[str, int]) -> str:
+    """Commit the slowdown into ``repo``'s tensorflow backend; returns the commit."""
+    path = repo / "bench" / "backends" / "tensorflow.py"
+    path.write_text(path.read_text() + PATCH.format(fraction=fraction, chains=counts, n=MATMUL_N))
+    return commit(repo, f"inject a {fraction:.0%} slowdown")
+
+
+@contextlib.contextmanager
+def load(on: bool):
+    """A second throughput run in a loop while the block runs (when ``on``)."""
+    if not on:
+        yield
+        return
+    loop = f"while true; do {sys.executable} -m bench throughput --rounds 3 --bench-out '' >/dev/null 2>&1; done"
+    proc = subprocess.Popen(["bash", "-c", loop], cwd=REPO_ROOT, start_new_session=True)
+    try:
+        yield
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait()
+
+
+def ab(repo: Path, base: str, head: str, out: Path, ab_args: list[str]) -> dict:
+    """One ``python -m bench ab`` in a child process; its document and exit status."""
+    argv = [sys.executable, "-m", "bench", "ab", base, head, "--repo", str(repo), "--out", str(out)]
+    argv += ["--baselines", str(REPO_ROOT / "baselines.json"), *ab_args]
+    t0 = time.perf_counter()
+    status = subprocess.run(argv, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+    doc = json.loads((out / "ab.json").read_text()) if (out / "ab.json").exists() else {}
+    return {"status": status, "wall_s": time.perf_counter() - t0, "doc": doc}
+
+
+def trials(repo: Path, base: str, head: str, args, ab_args: list[str], work: Path) -> list[dict]:
+    rows = []
+    for i in range(args.trials):
+        with load(args.load and i % 2 == 1):
+            r = ab(repo, base, head, work / f"trial{i:02d}", ab_args)
+        doc = r["doc"]
+        cases = {
+            k: {f: v.get(f) for f in ("ratio", "lo", "hi", "verdict", "confirmed")}
+            for k, v in doc.get("cases", {}).items()
+        }
+        loads = [p[x]["loadavg_before"][0] for p in doc.get("pairs", []) for x in ("BASE", "HEAD")]
+        row = {
+            "trial": i,
+            "status": r["status"],
+            "wall_s": r["wall_s"],
+            "cases": cases,
+            "loadavg": loads,
+            "load": args.load and i % 2 == 1,
+        }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def table_row(name: str, rows: list[dict], *, expect_regression: bool) -> str:
+    confirmed = sum(r["status"] == 1 for r in rows)
+    errors = sum(r["status"] not in (0, 1) for r in rows)
+    loads = [v for r in rows for v in r["loadavg"]] or [float("nan")]
+    ratios = (
+        {
+            k: statistics.median(r["cases"][k]["ratio"] for r in rows if r["cases"].get(k, {}).get("ratio"))
+            for k in rows[0]["cases"]
+        }
+        if rows
+        else {}
+    )
+    measured = ", ".join(f"{k.split('-bs')[0]} {v:.3f}" for k, v in ratios.items())
+    goal = "caught" if expect_regression else "false alarms"
+    return (
+        f"| {name} | {confirmed}/{len(rows)} {goal} | {errors} errored | median {statistics.median(r['wall_s'] for r in rows):.0f} s to a verdict"
+        f" | median HEAD/BASE: {measured} | load avg {min(loads):.1f}-{max(loads):.1f} |"
+    )
+
+
+def compare_false_alarms(paths: list[str]) -> dict:
+    """Failing benchmarks when unchanged runs are compared with a baseline of one run, and of three."""
+    from bench.io import read_json
+    from bench.regression import rules
+    from bench.regression import throughput as gate
+
+    docs = [(p, read_json(p, what="result file")) for p in paths]
+    args = argparse.Namespace(tolerance=None, provenance=None)
+    out = {}
+    for label, n_base in (("one run (rounds)", 1), ("three runs (between-run spread)", 3)):
+        base = gate.baseline_entries(docs[:n_base], args)
+        findings = [f for _, d in docs[n_base:] for f in gate.judge_all(gate.results(d), base)]
+        out[label] = {"failing": sum(f.verdict in rules.FAILING for f in findings), "compared": len(findings)}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ab.figures", description=__doc__.splitlines()[0])
+    parser.add_argument("figure", choices=("aa", "power", "bisect", "compare"))
+    parser.add_argument("results", nargs="*", help="compare: unchanged runs' result files, in the order they ran")
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument(
+        "--slowdown", type=float, default=0.05, help="power and bisect: the injected fraction of the step"
+    )
+    parser.add_argument("--commits", type=int, default=16, help="bisect: commits in the throw-away history")
+    parser.add_argument("--bad-at", type=int, default=11, help="bisect: the commit (1-based) that injects the slowdown")
+    parser.add_argument("--load", action="store_true", help="a second throughput loop during every other trial")
+    parser.add_argument("--out", default=None, help="also write the rows as JSON here")
+    argv = sys.argv[1:] if argv is None else argv
+    split = argv.index("--") if "--" in argv else len(argv)  # after --: options for every `python -m bench ab`
+    args = parser.parse_args(argv[:split])
+    args.ab_args = argv[split + 1 :]
+    if args.figure == "compare":
+        for label, r in compare_false_alarms(args.results).items():
+            print(f"| compare, baseline from {label} | {r['failing']}/{r['compared']} false alarms |")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="cnn-bench-figures-") as tmp:
+        work = Path(tmp)
+        repo = clone(work)
+        base = git(repo, "rev-parse", "HEAD")
+        result: dict = {"figure": args.figure, "argv": sys.argv, "base": base}
+        if args.figure == "aa":
+            rows = trials(repo, f"git:{base}", f"git:{base}", args, args.ab_args, work)
+            result["row"] = table_row("A/A", rows, expect_regression=False)
+        elif args.figure == "power":
+            counts, timing = chains(args.slowdown)
+            result.update(matmuls=counts, timing=timing)
+            print(
+                f"injecting {args.slowdown:.0%}: {counts} matmuls of {MATMUL_N}x{MATMUL_N} per step ({timing})",
+                flush=True,
+            )
+            slow = inject(repo, args.slowdown, counts)
+            rows = trials(repo, f"git:{base}", f"git:{slow}", args, args.ab_args, work)
+            result["row"] = table_row(f"{args.slowdown:.0%} slower", rows, expect_regression=True)
+        else:
+            counts, timing = chains(args.slowdown)
+            history = []
+            for i in range(1, args.commits + 1):
+                if i == args.bad_at:
+                    history.append(inject(repo, args.slowdown, counts))
+                    continue
+                (repo / "CHANGES.figures").write_text(f"commit {i}\n")
+                git(repo, "add", "CHANGES.figures")
+                history.append(commit(repo, f"commit {i}: nothing timed"))
+            out = work / "bisect"
+            argv = [sys.executable, "-m", "bench", "bisect", "--good", base, "--bad", history[-1], "--repo", str(repo)]
+            t0 = time.perf_counter()
+            status = subprocess.run([*argv, "--out", str(out), *args.ab_args], cwd=REPO_ROOT).returncode
+            found = json.loads((out / "bisect.json").read_text()) if (out / "bisect.json").exists() else {}
+            right = found.get("first_bad") == history[args.bad_at - 1]
+            result.update(
+                status=status,
+                found=found.get("first_bad"),
+                expected=history[args.bad_at - 1],
+                steps=len(found.get("steps", [])),
+            )
+            result["row"] = (
+                f"| bisect, {args.commits} commits, {args.slowdown:.0%} at #{args.bad_at} | {'found' if right else 'NOT found'} "
+                f"in {result['steps']} A/B steps | {time.perf_counter() - t0:.0f} s |"
+            )
+            rows = []
+        result["rows"] = rows
+    print(result["row"])
+    if args.out:
+        from bench.io import write_json
+
+        write_json(args.out, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

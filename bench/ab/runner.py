@@ -1,0 +1,164 @@
+"""The two sides prepared (trees, environments) and timed in alternating processes.
+
+Each process is the side's own ``python -m bench throughput`` in the side's tree and environment,
+on the selected cases for a few short rounds (compile time excluded, as in the suite), writing its
+result JSON; only the median images/s of each case (and the samples behind it) is kept. Pairs come
+in counterbalanced blocks of two (ABBA or BAAB, the block's first order drawn at random), so that a
+machine that drifts during the run slows both sides alike and the ratio within each pair cancels it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from bench.ab import envs, worktree
+from bench.ab.sides import Side, git, resolve
+from bench.errors import UsageError
+from bench.io import read_json
+
+LABELS = ("BASE", "HEAD")
+
+
+@dataclasses.dataclass
+class Prepared:
+    """A side ready to run: its tree, interpreter, environment variables, and what they are."""
+
+    label: str
+    side: Side
+    tree: Path
+    python: str
+    env: dict[str, str]
+    environment: dict  # the record written to the A/B JSON
+
+
+def prepare(label: str, side: Side, repo: Path, stack: contextlib.ExitStack, *, log=print) -> Prepared:
+    """Resolve ``side`` (a bad ref or an unresolvable version is a ``UsageError``), check out its
+    tree into a worktree that ``stack`` removes, and build or reuse its environment."""
+    import sys
+
+    side = resolve(side, repo)
+    tree = repo if side.ref is None else stack.enter_context(worktree.checkout(repo, side.commit))
+    python, packages, env_record = sys.executable, None, {"python": sys.executable, "cached": None}
+    if side.packages:
+        env_record = envs.ensure(side, log=log)
+        python, packages = env_record["python"], env_record["packages"]
+    env = {"PYTHONPATH": str(tree), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    if side.backend:
+        env["KERAS_BACKEND"] = side.backend
+    commit = side.commit or git(repo, "rev-parse", "HEAD", check=False) or None
+    dirty = None if side.ref else bool(git(repo, "status", "--porcelain", "--untracked-files=no", check=False))
+    environment = {
+        "side": side.to_dict(),
+        "tree": "working tree" if side.ref is None else f"worktree of {side.commit}",
+        "commit": commit,
+        "dirty": dirty,
+        "python": python,
+        "environment_hash": env_record.get("hash"),
+        "environment_cached": env_record.get("cached"),
+        "packages": packages,
+    }
+    log(f"cnn-bench ab: {label} = {side.text} ({environment['tree']}, python {python})")
+    return Prepared(label, side, tree, python, env, environment)
+
+
+def child_argv(prepared: Prepared, throughput_args: list[str], out: Path, cases: list[str] | None) -> list[str]:
+    """The command one process runs: the side's own throughput command on the chosen cases."""
+    argv = [prepared.python, "-m", "bench", "throughput", *throughput_args, "--bench-out", str(out)]
+    if prepared.side.backend:
+        argv += ["--backend", prepared.side.backend]
+    pytest_args = ["-q", "-p", "no:cacheprovider"]
+    if cases:
+        pytest_args += ["-k", " or ".join(cases)]
+    return [*argv, "--", *pytest_args]
+
+
+def case_key(case_id: str, *, drop_backend: bool) -> str:
+    """A case's name common to both sides: its id, without the backend and compilation labels when
+    the sides run different backends (each backend has its own default compilation)."""
+    if not drop_backend:
+        return case_id
+    return re.sub(r"-(?:xla|compile)_\w+?(-(?:synthetic|real))-\w+$", r"\1", case_id)
+
+
+def measure(prepared: Prepared, throughput_args: list[str], out: Path, *, cases=None, drop_backend=False) -> dict:
+    """Run one process of ``prepared``; its per-case medians and samples (``{"cases": {key: {...}}}``),
+    the load average before it, its wall time and exit status. Its output goes to ``out``'s ``.log``."""
+    from bench.regression.throughput import results
+
+    argv = child_argv(prepared, throughput_args, out, cases)
+    load = list(os.getloadavg())
+    t0 = time.perf_counter()
+    with open(out.with_suffix(".log"), "w") as log:
+        status = subprocess.run(
+            argv, cwd=prepared.tree, env={**os.environ, **prepared.env}, stdout=log, stderr=subprocess.STDOUT
+        ).returncode
+    record = {"loadavg_before": load, "wall_s": time.perf_counter() - t0, "returncode": status, "cases": {}}
+    if not out.exists():
+        tail = out.with_suffix(".log").read_text().strip().splitlines()[-1:] or ["no output"]
+        why = tail[0].removeprefix("error: ")[:200]
+        record["error"] = f"{prepared.label} ({prepared.side.text}) exited {status} without a result: {why}"
+        return record
+    doc = read_json(out, what="result file")
+    harness = doc.get("harness") or {}
+    record.update(device_class=harness.get("device_class"), loadavg_end=harness.get("loadavg_end"))
+    record["machine_info"] = doc.get("machine_info")
+    for r in results(doc):
+        key = case_key(r["key"].split("/", 1)[1], drop_backend=drop_backend)
+        record["cases"][key] = {"median": r["median"], "samples": r["samples"], "error": r["error"]}
+    return record
+
+
+def run_pairs(
+    sides: tuple[Prepared, Prepared],
+    n_pairs: int,
+    measure_one: Callable[[Prepared, int], dict],
+    *,
+    rng: np.random.Generator,
+    start: int = 0,
+    log=print,
+) -> list[dict]:
+    """``n_pairs`` pairs of processes, each ``{"pair", "order", "BASE": record, "HEAD": record}``;
+    ``measure_one(prepared, process_index)`` runs one process and returns its record."""
+    pairs = []
+    first = None
+    for i in range(n_pairs):
+        if i % 2 == 0:
+            first = LABELS[int(rng.integers(2))]
+        else:
+            first = LABELS[1 - LABELS.index(first)]  # the block's second pair in the other order
+        order = [first, LABELS[1 - LABELS.index(first)]]
+        pair = {"pair": start + i, "order": order}
+        for j, label in enumerate(order):
+            prepared = sides[LABELS.index(label)]
+            record = measure_one(prepared, 2 * (start + i) + j)
+            if record.get("error") and not any(p[label].get("cases") for p in pairs):
+                raise UsageError(record["error"])  # the side cannot run at all: say why at once
+            pair[label] = record
+        pairs.append(pair)
+        log(f"cnn-bench ab: pair {start + i + 1} ({''.join(x[0] for x in order)}): " + _pair_line(pair))
+    return pairs
+
+
+def _pair_line(pair: dict) -> str:
+    base, head = pair["BASE"]["cases"], pair["HEAD"]["cases"]
+    parts = []
+    for key in base:
+        b, h = base[key].get("median"), (head.get(key) or {}).get("median")
+        parts.append(f"{key.split('-bs')[0]} {h / b:.3f}" if b and h else f"{key.split('-bs')[0]} error")
+    return ", ".join(parts)
+
+
+@contextlib.contextmanager
+def prepared_sides(base: Side, head: Side, repo: Path, *, log=print):
+    """Both sides prepared; their worktrees removed at the end."""
+    with contextlib.ExitStack() as stack:
+        yield (prepare("BASE", base, repo, stack, log=log), prepare("HEAD", head, repo, stack, log=log))

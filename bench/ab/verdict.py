@@ -1,0 +1,125 @@
+"""The A/B verdict from pairs: per case, the ratio HEAD/BASE within each pair of processes.
+
+Each pair gives one ratio of median images/s (HEAD over BASE: below 1 is slower). The estimate is
+their geometric mean and the interval a Student-t interval on the log ratios over pairs (pairs,
+not rounds, are the independent draws: rounds of one process share its luck). A case is flagged
+**slower** when the interval lies below 1 and the estimate is below ``1 - threshold``, where the
+threshold is the larger of the rule's tolerance and this machine's A/A calibration (the furthest an
+A/A run's interval reached from 1: the smallest change these pairs can tell from none); **faster**
+likewise above; **no change** when the whole interval lies within the threshold of 1; else
+**inconclusive** (the pairs are too noisy to tell: more pairs, or a quieter machine). A flagged
+slower case is confirmed only when a second, independent set of pairs flags it again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+CONFIDENCE = 0.95
+MIN_PAIRS = 2
+SLOWER, FASTER, SAME, INCONCLUSIVE, ERROR = "slower", "faster", "no change", "inconclusive", "error"
+
+
+def ratios(pairs: Sequence[dict], key: str) -> tuple[list[float], str | None]:
+    """HEAD/BASE median ratios of ``key`` over ``pairs``, and the first error that spoiled one (if any)."""
+    out = []
+    for p in pairs:
+        b, h = ((p[label].get("cases") or {}).get(key) or {} for label in ("BASE", "HEAD"))
+        for label, r in (("BASE", b), ("HEAD", h)):
+            if not r or r.get("error") or not r.get("median"):
+                why = (r or {}).get("error") or p[label].get("error") or "no result"
+                return out, f"{label} pair {p['pair'] + 1}: {why}"
+        out.append(h["median"] / b["median"])
+    return out, None
+
+
+def interval(values: Sequence[float], *, confidence: float = CONFIDENCE) -> dict:
+    """Geometric mean of positive ``values`` and its Student-t interval on the log scale."""
+    from scipy import stats as st
+
+    logs = np.log(np.asarray(values, dtype=float))
+    n = int(logs.size)
+    if n < MIN_PAIRS:
+        raise ValueError(f"an interval needs at least {MIN_PAIRS} pairs, not {n}")
+    mean, sd = float(logs.mean()), float(logs.std(ddof=1))
+    half = float(st.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+    return {
+        "ratio": math.exp(mean),
+        "lo": math.exp(mean - half),
+        "hi": math.exp(mean + half),
+        "sd_log": sd,
+        "n": n,
+        "confidence": confidence,
+    }
+
+
+def judge(values: Sequence[float], threshold: float) -> dict:
+    """``interval(values)`` plus its verdict against ``threshold`` (a fraction, e.g. 0.05)."""
+    ci = interval(values)
+    if ci["hi"] < 1.0 and ci["ratio"] < 1.0 - threshold:
+        verdict = SLOWER
+    elif ci["lo"] > 1.0 and ci["ratio"] > 1.0 + threshold:
+        verdict = FASTER
+    elif 1.0 - threshold <= ci["lo"] and ci["hi"] <= 1.0 + threshold:
+        verdict = SAME
+    else:
+        verdict = INCONCLUSIVE
+    return {**ci, "verdict": verdict, "threshold": threshold}
+
+
+def case_keys(pairs: Sequence[dict]) -> list[str]:
+    """Every case either side reported, in first-seen order."""
+    keys: dict[str, None] = {}
+    for p in pairs:
+        for label in ("BASE", "HEAD"):
+            keys.update(dict.fromkeys(p[label].get("cases") or {}))
+    return list(keys)
+
+
+def medians(pairs: Sequence[dict], key: str, label: str) -> float | None:
+    """The median over pairs of one side's per-process median images/s."""
+    values = [((p[label].get("cases") or {}).get(key) or {}).get("median") for p in pairs]
+    values = [v for v in values if v]
+    return float(np.median(values)) if values else None
+
+
+def evaluate(pairs: Sequence[dict], threshold: float) -> dict[str, dict]:
+    """Per case: BASE and HEAD medians, the pair ratios, and ``judge``'s verdict (or an error)."""
+    out = {}
+    for key in case_keys(pairs):
+        values, error = ratios(pairs, key)
+        row = {"base": medians(pairs, key, "BASE"), "head": medians(pairs, key, "HEAD"), "ratios": values}
+        if error or len(values) < MIN_PAIRS:
+            out[key] = {**row, "verdict": ERROR, "error": error or f"fewer than {MIN_PAIRS} pairs"}
+        else:
+            out[key] = {**row, **judge(values, threshold)}
+    return out
+
+
+def confirm(first: dict[str, dict], second: dict[str, dict]) -> dict[str, dict]:
+    """``first`` with each slower case's confirmation from the independent ``second`` set:
+    ``confirmed`` True (slower again), False (not), None (not flagged, nothing to confirm)."""
+    out = {}
+    for key, row in first.items():
+        if row["verdict"] != SLOWER:
+            out[key] = {**row, "confirmed": None}
+            continue
+        again = second.get(key) or {"verdict": ERROR}
+        out[key] = {**row, "confirmed": again["verdict"] == SLOWER, "confirmation": again}
+    return out
+
+
+def regressed(rows: dict[str, dict]) -> list[str]:
+    """Cases that fail: a confirmed slowdown, or an error (missing or errored results fail)."""
+    return [k for k, r in rows.items() if r.get("confirmed") or r["verdict"] == ERROR]
+
+
+def calibration(rows: dict[str, dict]) -> float:
+    """From an A/A run's rows: the furthest any case's interval reached from 1 (a fraction)."""
+    reach = [max(1.0 - r["lo"], r["hi"] - 1.0) for r in rows.values() if r["verdict"] != ERROR]
+    if not reach:
+        raise ValueError("no case of the A/A run has an interval")
+    return max(reach)

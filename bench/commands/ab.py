@@ -1,0 +1,222 @@
+"""``python -m bench ab BASE [HEAD]``: is HEAD slower than BASE on this machine? Alternating processes, judged from pairs.
+
+Sides (``bench.ab.sides``): ``.`` (the working tree, the default HEAD), ``git:REF``, ``pkg:NAME==V[,...]``,
+``backend:NAME``, combined with ``+``. Writes ``ab.json`` (every pair's raw samples, both
+environments, the load), ``ab.md`` and ``ab.png`` under ``--out``. Exit 1 on a confirmed regression
+(or a case with no result), 0 otherwise, 2 on bad input. ``--calibrate`` runs an A/A (default
+``. .``) and records its threshold for this device class in baselines.json's ``ab_calibration``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from bench.errors import UsageError
+from bench.regression import baselines, rules
+
+# throughput options passed on to every process when given; the three timing ones always, with A/B defaults
+PASSED = (
+    "--device",
+    "--backend",
+    "--models",
+    "--mode",
+    "--batch-size",
+    "--precision",
+    "--xla",
+    "--compile",
+    "--data",
+    "--steps",
+)
+TIMING = {"--rounds": 5, "--warmup-rounds": 1, "--round-seconds": 0.5}
+DEFAULT_OUT = "results/ab/{time}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "base", nargs="?", default=None, help="the side to compare against (required unless --calibrate)"
+    )
+    parser.add_argument("head", nargs="?", default=".", help="the side under test (default: '.', the working tree)")
+    parser.add_argument(
+        "--calibrate", action="store_true", help="run an A/A and record its threshold for this device class"
+    )
+    parser.add_argument("--recipe", default=None, help="accuracy A/B instead: train this recipe on both sides")
+    parser.add_argument(
+        "--seeds", type=int, default=3, help="with --recipe: seeds 0..N-1 on each side (default: %(default)s)"
+    )
+    parser.add_argument("--budget", default=None, help="with --recipe: the training budget (default: the recipe's)")
+    add_measure_arguments(parser)
+
+
+def add_measure_arguments(parser: argparse.ArgumentParser, *, out: str = DEFAULT_OUT) -> None:
+    """How each A/B measures and judges (shared with ``bisect``): pairs, rule, outputs, throughput options."""
+    from bench.throughput.plan import OPTIONS
+
+    parser.add_argument("--pairs", type=int, default=4, help="pairs of processes (default: %(default)s)")
+    parser.add_argument(
+        "--confirm-pairs",
+        type=int,
+        default=4,
+        help="pairs in the confirming set; 0: no confirmation (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--tolerance", default=rules.THROUGHPUT_RULE, help="the rule, e.g. 'throughput:-3%%' (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--baselines", default=str(baselines.DEFAULT_PATH), help="baselines file (default: %(default)s)"
+    )
+    parser.add_argument("--out", default=out, help="output directory (default: %(default)s)")
+    parser.add_argument(
+        "--order-seed", type=int, default=None, help="seed of the pair orders (default: from the clock)"
+    )
+    parser.add_argument("--repo", default=None, help="the git repository git: sides name (default: this tree's)")
+    for flag in PASSED:
+        kwargs = {k: v for k, v in OPTIONS[flag].items() if k != "default"}
+        parser.add_argument(flag, default=None, **kwargs)
+    for flag, default in TIMING.items():
+        parser.add_argument(flag, type=type(default), default=default, help=f"per process (default: {default})")
+
+
+def throughput_args(args: argparse.Namespace) -> list[str]:
+    """The throughput command line every process gets (fixed rounds: no adaptive extension)."""
+    from bench.throughput.plan import dest
+
+    out = []
+    for flag in PASSED:
+        value = getattr(args, dest(flag))
+        if value is not None:
+            out += [flag, str(value)]
+    for flag in TIMING:
+        out += [flag, str(getattr(args, dest(flag)))]
+    return out + ["--max-rounds", str(args.rounds)]
+
+
+def settings(args: argparse.Namespace):
+    from bench.ab.experiment import Settings
+    from bench.environment import REPO_ROOT
+
+    if args.pairs < 2 or args.confirm_pairs < 0:
+        raise UsageError(
+            f"--pairs {args.pairs} / --confirm-pairs {args.confirm_pairs}: need --pairs >= 2 and --confirm-pairs >= 0"
+        )
+    if args.rounds < 2:
+        raise UsageError(f"--rounds {args.rounds} is invalid; expected >= 2")
+    rule = rules.Rule.parse_for(args.tolerance, metric="throughput", unit="%")
+    repo = Path(args.repo).resolve() if args.repo else REPO_ROOT
+    if not (repo / ".git").exists():
+        raise UsageError(f"--repo {str(repo)!r} is not a git repository")
+    seed = args.order_seed if args.order_seed is not None else time.time_ns() % 2**32
+    return Settings(
+        throughput_args=tuple(throughput_args(args)),
+        pairs=args.pairs,
+        confirm_pairs=0 if getattr(args, "calibrate", False) else args.confirm_pairs,
+        tolerance=rule.tolerance,
+        rule=str(rule),
+        seed=seed,
+        repo=repo,
+    )
+
+
+def calibration_lookup(path: str):
+    """``device_class -> threshold`` from baselines.json's ``ab_calibration`` (None where none)."""
+
+    def lookup(device_class: str | None) -> float | None:
+        if device_class is None or not Path(path).exists():
+            return None
+        entry = baselines.section(path, "ab_calibration").get(device_class) or {}
+        return entry.get("threshold")
+
+    return lookup
+
+
+def out_dir(args: argparse.Namespace) -> Path:
+    return Path(args.out.format(time=time.strftime("%Y%m%dT%H%M%S")))
+
+
+def write(doc: dict, out: Path, name: str = "ab") -> list[Path]:
+    """``name``.json, .md (and .png for an A/B) under ``out``."""
+    from bench.ab import report
+    from bench.io import atomic_path, write_json
+
+    out.mkdir(parents=True, exist_ok=True)
+    md = out / f"{name}.md"
+    with atomic_path(md, suffix=".md") as tmp:
+        tmp.write_text(report.markdown(doc) if doc["kind"] == "ab" else report.bisect_markdown(doc))
+    paths = [write_json(out / f"{name}.json", doc), md]
+    return paths + ([report.plot(doc, out / f"{name}.png")] if doc["kind"] == "ab" else [])
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.ab import experiment, report, sides, verdict
+
+    if args.base is None and not args.calibrate:
+        raise UsageError("give BASE (e.g. git:origin/main), or --calibrate for an A/A run")
+    base = sides.parse(args.base or ".")
+    head = sides.parse(args.head)
+    if args.recipe:
+        return run_accuracy(args, base, head)
+    if args.calibrate and base != head:
+        raise UsageError(f"--calibrate runs an A/A: BASE {base.text!r} and HEAD {head.text!r} must be the same side")
+    opts = settings(args)
+    out = out_dir(args)
+    lookup = (lambda _dc: None) if args.calibrate else calibration_lookup(args.baselines)
+    doc = experiment.run(base, head, opts, calibration=lookup, workdir=out / "processes")
+    print()
+    print("\n".join(report.header(doc)))
+    print()
+    print(report.table(doc["cases"]))
+    if args.calibrate:
+        entry = calibration_entry(doc, verdict.calibration(doc["cases"]))
+        baselines.update(args.baselines, "ab_calibration", {doc["device_class"]: entry})
+        print(
+            f"\ncnn-bench ab: A/A threshold {entry['threshold']:.1%} for {doc['device_class']} recorded in {args.baselines}"
+        )
+    else:
+        print(f"\n{doc['summary']}")
+    for path in write(doc, out):
+        print(f"cnn-bench ab: wrote {path}")
+    return 1 if doc["regressions"] and not args.calibrate else 0
+
+
+def run_accuracy(args: argparse.Namespace, base, head) -> int:
+    """``--recipe``: the paired top-1 A/B (``bench.ab.accuracy``); exit 1 when HEAD is lower (or a run failed)."""
+    from bench.ab import accuracy, runner
+    from bench.environment import REPO_ROOT
+    from bench.io import write_json
+    from bench.training.recipes import RECIPES
+
+    if args.recipe not in RECIPES:
+        raise UsageError(f"--recipe {args.recipe!r} is not a recipe; valid: {', '.join(sorted(RECIPES))}")
+    if args.seeds < 2:
+        raise UsageError(f"--seeds {args.seeds} is invalid; a paired test needs >= 2")
+    repo = Path(args.repo).resolve() if args.repo else REPO_ROOT
+    out = out_dir(args)
+    train_args = ["--budget", args.budget] if args.budget else []
+    with runner.prepared_sides(base, head, repo) as prepared:
+        doc = accuracy.run(prepared, args.recipe, args.seeds, train_args, out / "runs")
+        doc["sides"] = {p.label: p.environment for p in prepared}
+    print(f"\n{args.recipe}, seeds 0..{args.seeds - 1}: BASE {base.text} vs HEAD {head.text}")
+    if doc["verdict"] == accuracy.ERROR:
+        print(f"error: {doc['error']}")
+    else:
+        print(f"top-1 HEAD - BASE per seed: {', '.join(f'{d:+.2f}' for d in doc['diffs'])} points")
+        print(
+            f"mean {doc['mean']:+.2f} points, paired t-test p={doc['p']:.3g}: {doc['verdict']} (tolerance {doc['tolerance_pt']} points)"
+        )
+    print(f"cnn-bench ab: wrote {write_json(out / 'ab-accuracy.json', doc)}")
+    return 1 if doc["verdict"] in (accuracy.LOWER, accuracy.ERROR) else 0
+
+
+def calibration_entry(doc: dict, threshold: float) -> dict:
+    """baselines.json's record of one A/A run: the threshold and the intervals behind it."""
+    loads = [p[x]["loadavg_before"][0] for p in doc["pairs"] for x in ("BASE", "HEAD")]
+    return {
+        "threshold": threshold,
+        "pairs": doc["settings"]["pairs"],
+        "throughput_args": list(doc["settings"]["throughput_args"]),
+        "cases": {k: {f: r.get(f) for f in ("ratio", "lo", "hi", "sd_log")} for k, r in doc["cases"].items()},
+        "loadavg": [min(loads), max(loads)],
+        "recorded": doc["datetime"],
+        "commit": doc["sides"]["BASE"]["commit"],
+    }

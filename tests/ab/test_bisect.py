@@ -1,0 +1,105 @@
+"""Bisection on a fake history with a fake A/B, and over a real throw-away git history."""
+
+import math
+import subprocess
+
+import pytest
+
+from bench.ab import bisect
+from bench.errors import UsageError
+
+
+def fake_judge(first_bad: int, calls: list):
+    def judge(candidate):
+        calls.append(candidate)
+        bad = int(candidate[1:]) >= first_bad
+        return bad, {"summary": f"{candidate} {'slower' if bad else 'same'}"}
+
+    return judge
+
+
+@pytest.mark.parametrize("first_bad", [1, 2, 7, 8, 9, 15, 16])
+def test_finds_the_first_bad_of_16_commits_in_at_most_log2_steps(first_bad):
+    history = [f"c{i}" for i in range(17)]  # c0 good, c16 bad
+    calls = []
+    found = bisect.search(history, fake_judge(first_bad, calls), log=lambda *a: None)
+    assert found["first_bad"] == f"c{first_bad}"
+    assert found["last_good"] == f"c{first_bad - 1}"
+    assert found["evidence"]["summary"] == f"c{first_bad} slower"
+    assert len(calls) <= math.ceil(math.log2(16)) + 1  # +1: the bad end judged once for its evidence
+    if first_bad != 16:
+        assert len(calls) == 4
+
+
+def test_a_bad_end_that_is_not_bad_is_said():
+    found = bisect.search(["c0", "c1", "c2"], lambda c: (False, {}), log=lambda *a: None)
+    assert found["first_bad"] is None and found["steps"][-1]["end"]
+
+
+def test_needs_two_ends():
+    with pytest.raises(UsageError):
+        bisect.search(["c0"], lambda c: (True, {}))
+
+
+def test_first_parent_commits_of_a_history(tmp_path):
+    run = lambda *a: subprocess.run(
+        ["git", *a], cwd=tmp_path, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    run("init", "-q")
+    shas = []
+    for i in range(5):
+        (tmp_path / "f").write_text(str(i))
+        run("add", "f")
+        run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", f"c{i}")
+        shas.append(run("rev-parse", "HEAD"))
+    assert bisect.commits(tmp_path, shas[1], "HEAD") == shas[1:]
+    with pytest.raises(UsageError, match="not an ancestor"):
+        bisect.commits(tmp_path, shas[3], shas[1])
+    with pytest.raises(UsageError, match="'nope' is not a commit"):
+        bisect.commits(tmp_path, "nope", "HEAD")
+
+
+def test_the_command_finds_the_commit_that_made_it_slower(tmp_path, monkeypatch, capsys):
+    """``python -m bench bisect`` on a throw-away history of 8 commits, the slowdown (a file the fake
+    processes read) added at the 5th; each side's tree is a real temporary worktree."""
+    import json
+
+    import numpy as np
+
+    from bench.__main__ import main
+    from bench.ab import runner
+    from tests.ab.fakes import CASES
+
+    rng = np.random.default_rng(0)
+
+    def measure(prepared, throughput_args, out, *, cases=None, drop_backend=False):
+        factor = 0.85 if (prepared.tree / "SLOW").exists() else 1.0
+        medians = {
+            k: v * factor * float(np.exp(rng.normal(0, 0.01))) for k, v in CASES.items() if not cases or k in cases
+        }
+        return {
+            "cases": {k: {"median": m, "samples": [m], "error": None} for k, m in medians.items()},
+            "loadavg_before": [1.0, 1.0, 1.0],
+            "device_class": "cpu:fake x2",
+        }
+
+    monkeypatch.setattr(runner, "measure", measure)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    run = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+    run("init", "-q")
+    shas = []
+    for i in range(9):
+        (repo / ("SLOW" if i == 5 else "f")).write_text(str(i))
+        run("add", ".")
+        run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", f"c{i}")
+        shas.append(run("rev-parse", "HEAD"))
+    out = tmp_path / "out"
+    argv = ["bisect", "--good", shas[0], "--bad", shas[-1], "--repo", str(repo), "--out", str(out)]
+    assert main([*argv, "--baselines", str(tmp_path / "b.json"), "--pairs", "3", "--confirm-pairs", "3"]) == 0
+    found = json.loads((out / "bisect.json").read_text())
+    assert found["first_bad"] == shas[5] and found["last_good"] == shas[4]
+    assert len(found["steps"]) == 3  # log2(8)
+    text = capsys.readouterr().out
+    assert f"first bad: {shas[5]}" in text and "monotonic" in text
+    assert run("worktree", "list").count("\n") == 0

@@ -1,0 +1,60 @@
+"""The pkg: environment cache, with uv stubbed out: built once per spec, reused, rebuilt if half-built,
+and an unresolvable version reported on one line."""
+
+import subprocess
+
+import pytest
+
+from bench.ab import envs, sides
+from bench.errors import UsageError
+
+
+class FakeUv:
+    """Records uv's calls; ``pip install`` fails with uv's message when ``fail`` is set."""
+
+    def __init__(self, fail: str | None = None):
+        self.calls, self.fail = [], fail
+
+    def __call__(self, argv, **kwargs):
+        self.calls.append(argv[1:3])
+        if argv[1:3] == ["pip", "install"] and self.fail:
+            return subprocess.CompletedProcess(argv, 1, "", self.fail)
+        out = "keras==3.14.0\ntensorflow-cpu==2.21.0\n" if argv[1:3] == ["pip", "freeze"] else ""
+        return subprocess.CompletedProcess(argv, 0, out, "")
+
+
+def test_built_once_then_reused(tmp_path):
+    side = sides.parse("pkg:keras==3.14.0")
+    uv = FakeUv()
+    first = envs.ensure(side, run=uv, root=tmp_path, log=lambda *a: None)
+    assert not first["cached"] and first["packages"]["keras"] == "3.14.0"
+    assert ["pip", "install"] in uv.calls
+    requirements = (tmp_path / first["hash"] / "requirements.txt").read_text()
+    assert "keras==3.15.1" in requirements and "pytest-benchmark" in requirements  # the project's pins ...
+    assert (tmp_path / first["hash"] / "overrides.txt").read_text() == "keras==3.14.0\n"  # ... overridden
+    uv.calls.clear()
+    again = envs.ensure(side, run=uv, root=tmp_path, log=lambda *a: None)
+    assert again["cached"] and again["hash"] == first["hash"] and uv.calls == []
+    other = envs.ensure(sides.parse("pkg:keras==3.13.0"), run=uv, root=tmp_path, log=lambda *a: None)
+    assert other["hash"] != first["hash"]
+
+
+def test_a_half_built_environment_is_rebuilt(tmp_path):
+    side = sides.parse("pkg:keras==3.14.0")
+    key = sides.spec_hash(envs.spec(side))
+    (tmp_path / key / "venv").mkdir(parents=True)  # no marker: the last build was interrupted
+    uv = FakeUv()
+    assert not envs.ensure(side, run=uv, root=tmp_path, log=lambda *a: None)["cached"]
+    assert ["venv", "--quiet"] in uv.calls
+
+
+def test_unresolvable_version_is_one_line(tmp_path):
+    message = (
+        "  × No solution found when resolving dependencies:\n"
+        "  ╰─▶ Because there is no version of keras==9.9.9 and you require keras==9.9.9, we can conclude that your requirements are unsatisfiable.\n"
+    )
+    with pytest.raises(UsageError) as e:
+        envs.ensure(sides.parse("pkg:keras==9.9.9"), run=FakeUv(fail=message), root=tmp_path, log=lambda *a: None)
+    assert "\n" not in str(e.value)
+    assert "Because there is no version of keras==9.9.9" in str(e.value)
+    assert not (tmp_path / sides.spec_hash(envs.spec(sides.parse("pkg:keras==9.9.9"))) / envs.MARKER).exists()

@@ -1,0 +1,109 @@
+"""``python -m bench ab`` from arguments to exit status, with the processes replaced by synthetic ones:
+confirmation, the calibration's round trip through baselines.json, the outputs."""
+
+import json
+
+import numpy as np
+import pytest
+
+from bench.__main__ import main
+from bench.ab import runner
+from tests.ab.fakes import CASES
+
+
+@pytest.fixture
+def slowdown(monkeypatch):
+    """Set ``slowdown["HEAD"]`` to make HEAD's processes slower; records each process's ``-k`` cases."""
+    state = {"HEAD": 0.0, "calls": [], "rng": np.random.default_rng(0)}
+
+    def measure(prepared, throughput_args, out, *, cases=None, drop_backend=False):
+        state["calls"].append((prepared.label, cases, list(throughput_args)))
+        factor = 1.0 - (state["HEAD"] if prepared.label == "HEAD" else 0.0)
+        chosen = {k: v for k, v in CASES.items() if cases is None or k in cases}
+        return {
+            "cases": {
+                k: {
+                    "median": v * factor * float(np.exp(state["rng"].normal(0, 0.01))),
+                    "samples": [v] * 3,
+                    "error": None,
+                }
+                for k, v in chosen.items()
+            },
+            "loadavg_before": [2.0, 2.0, 2.0],
+            "wall_s": 1.0,
+            "device_class": "cpu:fake x2",
+            "machine_info": {"keras": "3.15.1", "backend": "tensorflow", "tensorflow": "2.21.0"},
+        }
+
+    monkeypatch.setattr(runner, "measure", measure)
+    return state
+
+
+def ab(tmp_path, *extra):
+    out = tmp_path / "out"
+    code = main(
+        ["ab", ".", ".", "--out", str(out), "--baselines", str(tmp_path / "b.json"), "--order-seed", "1", *extra]
+    )
+    return code, out
+
+
+def test_a_confirmed_regression_exits_1_with_its_evidence(tmp_path, slowdown, capsys):
+    slowdown["HEAD"] = 0.10
+    code, out = ab(tmp_path, "--pairs", "4", "--confirm-pairs", "3", "--mode", "infer")
+    assert code == 1
+    doc = json.loads((out / "ab.json").read_text())
+    assert len(doc["pairs"]) == 4 and len(doc["confirmation_pairs"]) == 3
+    assert all(r["verdict"] == "slower" and r["confirmed"] for r in doc["cases"].values())
+    confirming = slowdown["calls"][8:]
+    assert all(sorted(cases) == sorted(CASES) for _, cases, _ in confirming)  # -k: the flagged cases only
+    assert ["--mode", "infer"] == slowdown["calls"][0][2][:2]
+    text = capsys.readouterr().out
+    assert "confirmed" in text and "FAIL: confirmed regression" in text
+    assert "| verdict | confirmed |" in (out / "ab.md").read_text()
+
+
+def test_no_change_exits_0_without_confirmation(tmp_path, slowdown):
+    code, out = ab(tmp_path)
+    assert code == 0
+    doc = json.loads((out / "ab.json").read_text())
+    assert doc["confirmation_pairs"] == [] and doc["threshold"]["calibration"] is None
+    assert doc["sides"]["BASE"]["versions"]["keras"] == "3.15.1"
+
+
+def test_calibration_is_recorded_and_then_raises_the_threshold(tmp_path, slowdown, capsys):
+    assert ab(tmp_path, "--calibrate", "--pairs", "3")[0] == 0
+    stored = json.loads((tmp_path / "b.json").read_text())["ab_calibration"]["cpu:fake x2"]
+    assert 0 < stored["threshold"] < 0.2 and stored["pairs"] == 3 and set(stored["cases"]) == set(CASES)
+    assert "A/A threshold" in capsys.readouterr().out
+    # a threshold of 50 % lets a 10 % slowdown through
+    data = json.loads((tmp_path / "b.json").read_text())
+    data["ab_calibration"]["cpu:fake x2"]["threshold"] = 0.5
+    (tmp_path / "b.json").write_text(json.dumps(data))
+    slowdown["HEAD"] = 0.10
+    code, out = ab(tmp_path)
+    doc = json.loads((out / "ab.json").read_text())
+    assert code == 0 and doc["threshold"] == {"value": 0.5, "rule": "throughput:-5%", "calibration": 0.5}
+
+
+def test_calibrate_refuses_two_different_sides(tmp_path, capsys):
+    assert main(["ab", "git:HEAD", ".", "--calibrate"]) == 2
+    assert "must be the same side" in capsys.readouterr().err
+
+
+def test_accuracy_ab_trains_both_sides_on_the_same_seeds(tmp_path, monkeypatch, capsys):
+    from bench.ab import accuracy
+
+    seen = []
+
+    def train(prepared, recipe, seed, train_args, out):
+        seen.append((prepared.label, seed, list(train_args)))
+        return {"seed": seed, "top1": 70.0 + seed - (0.4 if prepared.label == "HEAD" else 0.0)}
+
+    monkeypatch.setattr(accuracy, "train_one", train)
+    argv = ["ab", ".", ".", "--recipe", "smoke_resnet20_cifar10_jpeg", "--seeds", "3", "--budget", "steps=5"]
+    assert main([*argv, "--out", str(tmp_path)]) == 1
+    assert sorted(seen) == sorted((label, s, ["--budget", "steps=5"]) for label in ("BASE", "HEAD") for s in range(3))
+    assert [label for label, s, _ in seen[:4]] == ["BASE", "HEAD", "HEAD", "BASE"]
+    assert "mean -0.40 points" in capsys.readouterr().out
+    assert json.loads((tmp_path / "ab-accuracy.json").read_text())["verdict"] == "lower"
+    assert main(["ab", ".", "--recipe", "nope"]) == 2

@@ -1,0 +1,99 @@
+"""Pair statistics on synthetic processes: no TensorFlow, fast."""
+
+import numpy as np
+import pytest
+
+from bench.ab import runner, verdict
+from tests.ab.fakes import CASES, SIDES, fake_measure
+
+TRAIN, INFER = list(CASES)
+
+
+def pairs(n=8, seed=0, **kwargs):
+    return runner.run_pairs(
+        SIDES, n, fake_measure(seed=seed, **kwargs), rng=np.random.default_rng(seed), log=lambda *a: None
+    )
+
+
+def test_five_percent_slowdown_is_flagged_slower():
+    rows = verdict.evaluate(pairs(slowdown=0.05), threshold=0.02)
+    assert {r["verdict"] for r in rows.values()} == {verdict.SLOWER}
+    assert rows[TRAIN]["ratio"] == pytest.approx(0.95, abs=0.01)
+    assert rows[TRAIN]["lo"] < rows[TRAIN]["ratio"] < rows[TRAIN]["hi"] < 1
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_identical_distributions_are_not_flagged(seed):
+    rows = verdict.evaluate(pairs(seed=seed, cv=0.03), threshold=0.05)
+    assert all(r["verdict"] in (verdict.SAME, verdict.INCONCLUSIVE) for r in rows.values())
+
+
+def test_drift_that_slows_both_sides_cancels():
+    # the machine halves its speed half-way through (another job starts): rounds of one run against
+    # rounds of another would call that a regression; pairs do not
+    drift = lambda i: 1.0 if i < 8 else 0.5
+    rows = verdict.evaluate(pairs(n=8, drift=drift, cv=0.01), threshold=0.02)
+    assert all(r["verdict"] == verdict.SAME for r in rows.values())
+    assert rows[INFER]["ratio"] == pytest.approx(1.0, abs=0.02)
+
+
+def test_too_noisy_to_tell_is_inconclusive_not_no_change():
+    rows = verdict.evaluate(pairs(n=3, cv=0.3), threshold=0.05)
+    assert all(r["verdict"] == verdict.INCONCLUSIVE and r["lo"] < 0.95 for r in rows.values())
+    assert verdict.regressed(verdict.confirm(rows, {})) == []
+
+
+def test_faster_is_reported_and_not_a_regression():
+    rows = verdict.evaluate(pairs(slowdown=-0.10), threshold=0.05)
+    assert {r["verdict"] for r in rows.values()} == {verdict.FASTER}
+    assert verdict.regressed(verdict.confirm(rows, {})) == []
+
+
+def test_pairs_come_in_counterbalanced_blocks():
+    orders = ["".join(x[0] for x in p["order"]) for p in pairs(n=8, seed=3)]
+    assert all({orders[i], orders[i + 1]} == {"BH", "HB"} for i in range(0, 8, 2))
+
+
+def test_slowdown_within_the_threshold_is_no_change():
+    rows = verdict.evaluate(pairs(slowdown=0.02, cv=0.002), threshold=0.05)
+    assert all(r["verdict"] == verdict.SAME and r["hi"] < 1 for r in rows.values())
+
+
+def test_confirmation_needs_the_second_set_to_agree():
+    first = verdict.evaluate(pairs(slowdown=0.10, seed=1), threshold=0.05)
+    again = verdict.evaluate(pairs(slowdown=0.10, seed=2), threshold=0.05)
+    gone = verdict.evaluate(pairs(seed=3), threshold=0.05)
+    assert all(r["confirmed"] for r in verdict.confirm(first, again).values())
+    assert not any(r["confirmed"] for r in verdict.confirm(first, gone).values())
+    assert verdict.regressed(verdict.confirm(first, gone)) == []
+    assert set(verdict.regressed(verdict.confirm(first, again))) == set(CASES)
+
+
+def test_an_errored_case_fails_and_the_others_are_judged():
+    rows = verdict.evaluate(pairs(errors=(TRAIN,)), threshold=0.05)
+    assert rows[TRAIN]["verdict"] == verdict.ERROR and "oom" in rows[TRAIN]["error"]
+    assert rows[INFER]["verdict"] == verdict.SAME
+    assert verdict.regressed(verdict.confirm(rows, {})) == [TRAIN]
+
+
+def test_calibration_is_the_furthest_reach_of_the_aa_intervals():
+    rows = verdict.evaluate(pairs(cv=0.03), threshold=0.0)
+    cal = verdict.calibration(rows)
+    assert cal == pytest.approx(max(max(1 - r["lo"], r["hi"] - 1) for r in rows.values()))
+    assert 0 < cal < 0.1
+
+
+def test_interval_needs_two_pairs():
+    with pytest.raises(ValueError, match="at least 2"):
+        verdict.interval([1.0])
+
+
+def test_paired_accuracy_deterministic_and_noisy_pairs():
+    from bench.ab import accuracy
+
+    exact = accuracy.paired([70.0, 71.0, 69.5], [69.6, 70.6, 69.1], tolerance=0.3, alpha=0.05)
+    assert exact["verdict"] == accuracy.LOWER and exact["mean"] == pytest.approx(-0.4)
+    same = accuracy.paired([70.0, 71.0, 69.5], [70.0, 71.0, 69.5], tolerance=0.3, alpha=0.05)
+    assert same["verdict"] == accuracy.SAME and same["p"] == 1.0
+    noisy = accuracy.paired([70.0, 71.0, 69.5], [69.0, 71.8, 69.1], tolerance=0.3, alpha=0.05)
+    assert noisy["verdict"] == accuracy.SAME

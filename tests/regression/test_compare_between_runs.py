@@ -1,0 +1,52 @@
+"""compare judged against the spread between runs (or the A/A calibration), not the rounds of one run:
+drift between days on a shared machine is not a regression."""
+
+import argparse
+
+import pytest
+
+from bench.regression import rules
+from bench.regression import throughput as compare
+from tests.throughput.documents import DC, bench, case, doc
+
+KEY = f"{DC}/resnet20-train-bs128-fp32-xla_off-synthetic-tensorflow"
+ARGS = argparse.Namespace(tolerance=None, provenance=None)
+
+
+def entries(*medians):
+    docs = [(f"run{i}.json", doc([bench(case(), m)])) for i, m in enumerate(medians)]
+    return compare.baseline_entries(docs, ARGS)
+
+
+def verdict(median, base, **kwargs):
+    current = compare.results(doc([bench(case(), median)]))
+    (finding,) = compare.judge_all(current, base, **kwargs)
+    return finding
+
+
+def test_several_runs_make_one_entry_with_their_medians():
+    base = entries(500.0, 400.0, 460.0)
+    assert base[KEY]["images_per_s"] == 460.0  # the median run
+    assert base[KEY]["between_run"]["medians"] == [400.0, 460.0, 500.0]
+    assert compare.validate_entries(base) is base
+
+
+def test_a_drop_within_the_between_run_spread_passes():
+    # rounds of each run are tight (±2 %), so the rank test alone calls a 15 % drop significant ...
+    one_run = verdict(391.0, entries(460.0), alpha=0.1)  # 3 rounds a side: p >= 0.05 at best
+    assert one_run.verdict == rules.Verdict.REGRESSION and "rounds of one run only" in one_run.reason
+    # ... but runs on other days spread that far: not a regression
+    found = verdict(391.0, entries(500.0, 400.0, 460.0), alpha=0.1)
+    assert found.verdict == rules.Verdict.PASS and "between 3 runs" in found.reason
+
+
+def test_a_drop_beyond_a_tight_between_run_spread_is_a_regression():
+    found = verdict(400.0, entries(500.0, 498.0, 503.0))
+    assert found.verdict == rules.Verdict.REGRESSION
+
+
+@pytest.mark.parametrize("median, expected", [(432.0, rules.Verdict.PASS), (380.0, rules.Verdict.REGRESSION)])
+def test_the_aa_calibration_stands_in_for_runs(median, expected):
+    # one recorded run; the machine's A/A threshold is 10 %: a 6 % drop passes, a 17 % drop does not
+    found = verdict(median, entries(460.0), calibration={DC: 0.10})
+    assert found.verdict == expected and "A/A calibration" in found.reason
