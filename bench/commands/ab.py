@@ -92,6 +92,30 @@ def throughput_args(args: argparse.Namespace) -> list[str]:
     return out + ["--max-rounds", str(args.rounds)]
 
 
+def check_throughput_options(args: argparse.Namespace) -> None:
+    """Every throughput option the processes will get, checked here by the plan that checks them in
+    ``bench throughput`` (one line, exit 2), before any environment is built or process started."""
+    from bench.throughput import plan
+
+    opts = {plan.dest(flag): spec.get("default") for flag, spec in plan.OPTIONS.items()}
+    for flag in (*PASSED, *TIMING):
+        value = getattr(args, plan.dest(flag))
+        if value is not None:
+            opts[plan.dest(flag)] = value
+    opts["max_rounds"] = max(opts.get("max_rounds") or 0, opts["rounds"])
+    plan.resolve(opts)
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """The output directory can be written and the baselines file (read for the calibration, written
+    by ``--calibrate``) is valid: one line, exit 2, before any work."""
+    from bench.io import writable_dir
+
+    writable_dir("--out", out_dir(args))
+    if Path(args.baselines).exists():
+        baselines.load(args.baselines)
+
+
 def settings(args: argparse.Namespace):
     from bench.ab.experiment import Settings
     from bench.environment import REPO_ROOT
@@ -100,8 +124,10 @@ def settings(args: argparse.Namespace):
         raise UsageError(
             f"--pairs {args.pairs} / --confirm-pairs {args.confirm_pairs}: need --pairs >= 2 and --confirm-pairs >= 0"
         )
-    if args.rounds < 2:
-        raise UsageError(f"--rounds {args.rounds} is invalid; expected >= 2")
+    check_throughput_options(args)
+    check_outputs(args)
+    if args.order_seed is not None and not 0 <= args.order_seed < 2**32:
+        raise UsageError(f"--order-seed {args.order_seed} is invalid; expected 0 to {2**32 - 1}")
     rule = rules.Rule.parse_for(args.tolerance, metric="throughput", unit="%")
     repo = Path(args.repo).resolve() if args.repo else REPO_ROOT
     if not (repo / ".git").exists():
@@ -190,6 +216,11 @@ def run_accuracy(args: argparse.Namespace, base, head) -> int:
         raise UsageError(f"--recipe {args.recipe!r} is not a recipe; valid: {', '.join(sorted(RECIPES))}")
     if args.seeds < 2:
         raise UsageError(f"--seeds {args.seeds} is invalid; a paired test needs >= 2")
+    if args.budget:
+        from bench.training.budget import Budget
+
+        Budget.parse(args.budget, full=RECIPES[args.recipe].full())
+    check_outputs(args)
     repo = Path(args.repo).resolve() if args.repo else REPO_ROOT
     out = out_dir(args)
     train_args = ["--budget", args.budget] if args.budget else []

@@ -375,6 +375,59 @@ CASES += [
     ),
 ]
 
+# -- ab and bisect: every measuring option is checked before an environment is built or a process started
+AB = ["ab", ".", ".", "--out", "{tmp}/ab"]
+BISECT = ["bisect", "--good", "HEAD~1", "--bad", "HEAD", "--out", "{tmp}/bisect"]
+MEASURE = [
+    ("--pairs", "out of range", ["--pairs", "1"], "--pairs 1"),
+    ("--confirm-pairs", "out of range", ["--confirm-pairs", "-1"], "--confirm-pairs -1"),
+    ("--tolerance", "out of range", ["--tolerance", "throughput:-80%"], "80"),
+    ("--baselines", "corrupt", ["--baselines", "{tmp}/corrupt.json"], "corrupt.json"),
+    ("--out", "unwritable", ["--out", "/proc/cnn-bench"], "/proc/cnn-bench"),
+    ("--order-seed", "out of range", ["--order-seed", "-1"], "-1"),
+    ("--repo", "wrong type", ["--repo", "{tmp}/dir"], "dir"),
+    ("--device", "wrong type", ["--device", "quantum"], "quantum"),
+    ("--backend", "wrong type", ["--backend", "mxnet"], "mxnet"),
+    ("--models", "wrong type", ["--models", "resnet_nope"], "resnet_nope"),
+    ("--mode", "wrong type", ["--mode", "fly"], "fly"),
+    ("--batch-size", "out of range", ["--batch-size", "0"], "0"),
+    ("--precision", "wrong type", ["--precision", "fp64"], "fp64"),
+    ("--xla", "wrong type", ["--xla", "maybe"], "maybe"),
+    ("--compile", "wrong type", ["--compile", "maybe"], "maybe"),
+    ("--data", "wrong type", ["--data", "fake"], "fake"),
+    ("--steps", "out of range", ["--steps", "0"], "--steps 0"),
+    ("--rounds", "out of range", ["--rounds", "1"], "--rounds 1"),
+    ("--warmup-rounds", "out of range", ["--warmup-rounds", "-1"], "-1"),
+    ("--round-seconds", "out of range", ["--round-seconds", "inf"], "inf"),
+]
+CASES += [("ab", flag, kind, [*AB, *extra], named) for flag, kind, extra, named in MEASURE]
+CASES += [("bisect", flag, kind, [*BISECT, *extra], named) for flag, kind, extra, named in MEASURE]
+CASES += [
+    ("ab", "base", "wrong type", ["ab", "svn:trunk", "--out", "{tmp}/ab"], "svn:trunk"),
+    ("ab", "head", "wrong type", ["ab", ".", "hg:tip", "--out", "{tmp}/ab"], "hg:tip"),
+    ("ab", "--calibrate", "out of range", ["ab", "git:HEAD", ".", "--calibrate", "--out", "{tmp}/ab"], "--calibrate"),
+    ("ab", "--recipe", "wrong type", [*AB, "--recipe", "nope_recipe"], "nope_recipe"),
+    ("ab", "--seeds", "out of range", [*AB, "--recipe", RECIPE, "--seeds", "1"], "--seeds 1"),
+    ("ab", "--budget", "wrong type", [*AB, "--recipe", RECIPE, "--budget", "hours=1"], "hours=1"),
+    (
+        "bisect",
+        "--good",
+        "wrong type",
+        ["bisect", "--good", "no-such-ref", "--bad", "HEAD", "--out", "{tmp}/b"],
+        "no-such-ref",
+    ),
+    ("bisect", "--bad", "missing", ["bisect", "--good", "HEAD~1", "--out", "{tmp}/b"], "--bad"),
+    ("bisect", "--package", "missing", ["bisect", "--versions", "3.14.0,3.15.1", "--out", "{tmp}/b"], "--package"),
+    (
+        "bisect",
+        "--versions",
+        "out of range",
+        ["bisect", "--package", "keras", "--versions", "3.15.1", "--out", "{tmp}/b"],
+        "--versions",
+    ),
+]
+
+
 # a bad result file given to gate: that file's ERROR finding (exit 1), the other files still judged
 # (a directory's other JSON, such as throughput results, is skipped; a file named is judged)
 GATE_FILES = [
