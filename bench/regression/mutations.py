@@ -139,7 +139,9 @@ MUTATIONS = (
 
 
 def copy_tree(dest: Path) -> Path:
-    """This repository's files (tracked, and untracked but not ignored), as they are in the working tree, under ``dest``."""
+    """This repository at HEAD as a detached git worktree under ``dest`` (tests that read git history
+    need one), with the working tree's files (tracked, and untracked but not ignored) copied over it."""
+    subprocess.run(["git", "worktree", "add", "--quiet", "--detach", str(dest), "HEAD"], cwd=REPO_ROOT, check=True)
     files = (
         subprocess.run(
             ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
@@ -156,6 +158,10 @@ def copy_tree(dest: Path) -> Path:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
     return dest
+
+
+def remove_tree(tree: Path) -> None:
+    subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO_ROOT, capture_output=True)
 
 
 def apply(tree: Path, mutation: Mutation) -> None:
@@ -193,7 +199,13 @@ def _last_line(out: str, prefix: str) -> str:
 
 def judge(mutation: Mutation, *, seed: int, unit: bool, train: bool, work: Path, baselines: Path) -> dict:
     tree = copy_tree(work / mutation.name / "tree")
-    logs = work / mutation.name
+    try:
+        return _judge(mutation, tree, seed=seed, unit=unit, train=train, logs=work / mutation.name, baselines=baselines)
+    finally:
+        remove_tree(tree)
+
+
+def _judge(mutation: Mutation, tree: Path, *, seed: int, unit: bool, train: bool, logs: Path, baselines: Path) -> dict:
     row = {"name": mutation.name, "kind": mutation.kind, "what": mutation.what}
     try:
         apply(tree, mutation)
@@ -228,7 +240,9 @@ def judge(mutation: Mutation, *, seed: int, unit: bool, train: bool, work: Path,
         )
         findings = json.loads((logs / "gate.json").read_text())["findings"] if (logs / "gate.json").exists() else []
         row["gate"] = " + ".join(sorted({f["verdict"] for f in findings})) or f"error {code}"
-        row["gate_detail"] = "; ".join(f"{f['metric']} {f['current']}: {f['reason'].split(';')[0]}" for f in findings)
+        row["gate_detail"] = "; ".join(
+            f"{f['metric']} {f['current']:.4g}: {f['reason'].split(';')[0]}" for f in findings
+        )
     else:
         row["gate"] = "not trained (fingerprint caught it)" if differs else "not trained"
     if unit:
