@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"fingerprint: no baseline entry for {key}: FAIL")
         return 1
     if args.record:
-        return _record(args.baselines, matched, entry, fp)
+        return _record(args.baselines, matched, fp)
     if not entry.get("fingerprint"):
         print(f"fingerprint: the baseline {matched} has no fingerprint (record it with --record): FAIL")
         return 1
@@ -68,18 +68,29 @@ def run(args: argparse.Namespace) -> int:
     return 1 if found else 0
 
 
-def _record(path: str, key: str, entry: dict, fp: dict) -> int:
-    old = entry.get("fingerprint")
-    if old and old.get("digest") == fp["digest"]:
+def _record(path: str, key: str, fp: dict) -> int:
+    """Store ``fp`` in entry ``key`` under the baselines lock (read, check, write once), so a
+    concurrent update is never overwritten by an entry read before it."""
+    unchanged = []
+
+    def make(data: dict) -> dict:
+        entry = data[accuracy.SECTION][key]
+        old = entry.get("fingerprint")
+        if old and old.get("digest") == fp["digest"]:
+            unchanged.append(key)
+            return {}
+        if old:
+            raise UsageError(
+                f"baseline {key} already has fingerprint {old.get('digest')}, not {fp['digest']}: "
+                "re-measure the baseline (bench baselines update) instead of recording over it"
+            )
+        return {accuracy.SECTION: {key: {**entry, "fingerprint": fp}}}
+
+    baselines.update_sections(path, make)
+    if unchanged:
         print(f"fingerprint: {key} already has this fingerprint; nothing written")
-        return 0
-    if old:
-        raise UsageError(
-            f"baseline {key} already has fingerprint {old.get('digest')}, not {fp['digest']}: "
-            "re-measure the baseline (bench baselines update) instead of recording over it"
-        )
-    diff = baselines.update(path, accuracy.SECTION, {key: {**entry, "fingerprint": fp}})
-    print(f"fingerprint: recorded {fp['digest']} in {key} ({len(diff) // 2} entry changed)")
+    else:
+        print(f"fingerprint: recorded {fp['digest']} in {key}")
     return 0
 
 

@@ -1,0 +1,46 @@
+"""``python -m bench fingerprint``: record a baseline's fingerprint once, then --check catches a change
+without training (mock data, no steps run)."""
+
+import json
+
+from bench.__main__ import main
+
+KEY = "smoke_resnet20_cifar10_jpeg|mock_cifar10_jpeg|steps=1|cpu@tensorflow"
+ARGS = ["fingerprint", "smoke_resnet20_cifar10_jpeg", "--mock", "16", "--budget", "steps=1", "--set", "batch_size=8"]
+
+
+def _baselines(tmp_path):
+    entry = {
+        "recipe": "smoke_resnet20_cifar10_jpeg",
+        "dataset": "mock_cifar10_jpeg",
+        "budget": "steps=1",
+        "device": "cpu@tensorflow",
+        "metric": "top1",
+        "mean": 10.0,
+        "std": None,
+        "n": 1,
+        "samples": {"1": 10.0},
+        "tolerance": "top1:-5pt",
+        "measured": True,
+        "provenance": "test",
+    }
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps({"schema": 1, "throughput": {}, "accuracy": {KEY: entry}}))
+    return str(path)
+
+
+def test_record_then_check_then_a_changed_recipe_fails(tmp_path, capsys):
+    base = _baselines(tmp_path)
+    assert main([*ARGS, "--check", "--baselines", base]) == 1
+    assert "has no fingerprint (record it with --record): FAIL" in capsys.readouterr().out
+    assert main([*ARGS, "--record", "--baselines", base]) == 0
+    digest = json.loads(open(base).read())["accuracy"][KEY]["fingerprint"]["digest"]
+    assert f"recorded {digest}" in capsys.readouterr().out
+    assert main([*ARGS, "--check", "--baselines", base]) == 0
+    assert "matches the baseline's" in capsys.readouterr().out
+    assert main([*ARGS, "--check", "--baselines", base, "--set", "label_smoothing=0.0"]) == 1
+    out = capsys.readouterr().out
+    assert "recipe changed: label_smoothing 0.1 -> 0.0" in out and "CHANGED" in out
+    before = open(base).read()
+    assert main([*ARGS, "--record", "--baselines", base, "--set", "label_smoothing=0.0"]) == 2
+    assert "re-measure the baseline" in capsys.readouterr().err and open(base).read() == before
