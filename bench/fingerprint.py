@@ -1,23 +1,33 @@
 """What produced a training result, as data the gate can compare: its fingerprint.
 
-A fingerprint has three parts that decide the numbers, and a fourth that describes the libraries:
+A fingerprint has five parts that decide the numbers, and a sixth that describes the libraries:
 
 - ``recipe``: the resolved recipe (every field that changes training or evaluation) and the plan
   the budget resolved to;
 - ``model``: the built model's whole Keras configuration, layer by layer (initialisers,
   regularisers, batch-norm momentum, activations, connections), stored as groups of layers that
   share one configuration, and its parameter count;
+- ``training``: what the training code made of the recipe: the compiled optimizer's and loss's
+  configurations (momentum, Nesterov, weight averaging, label smoothing as Keras holds them) and the
+  learning rate the schedule code gives at every 5 % of the budget;
 - ``data``: the pipeline's settings and what they produced (example counts, normalisation
-  statistics, the test split's label counts, a digest of its first batch);
+  statistics, the test split's label counts, a digest of its first batch, and a digest of the first
+  batch of a training pipeline at a fixed seed: shuffled and augmented by the data code, so a
+  change to the shuffle or the augmentation code shows here even when every setting is the same);
+- ``evaluation``: what the evaluation code makes of a fixed probe (a seeded linear classifier, not
+  the trained model) on the first test batches: top-1 and loss, so a change to how predictions are
+  scored or averaged (test-time augmentation) shows without training;
 - ``environment``: the versions that matter (Python, Keras, the backend, TensorFlow for tf.data,
   NumPy) and the device class.
 
-``digest`` hashes the first three. The gate (``bench.regression.accuracy``) fails a result whose
+``digest`` hashes the first five. The gate (``bench.regression.accuracy``) fails a result whose
 recipe, model or data differ from its baseline's with the differences in words (``model changed:
 conv2_block1_bn momentum 0.99 -> 0.5``), before any statistics: a deterministic catch for every change
 to them, which leaves the statistical band for what a fingerprint cannot see (data code, numerics,
-library upgrades: an environment difference is a note, not a failure). The first test batch's
-digest depends on the image decoder, so it counts as a data change only when the versions match.
+library upgrades: an environment difference is a note, not a failure). The batch digests and the
+probe depend on the image decoder and the kernels, so they count only when the versions and the
+device class match. A field that a baseline's fingerprint predates is a note, not a change
+(``bench fingerprint --record`` adds it).
 """
 
 from __future__ import annotations
@@ -25,10 +35,21 @@ from __future__ import annotations
 import hashlib
 import json
 
-PARTS = ("recipe", "model", "data")  # a difference in any of these fails the gate
+PARTS = ("recipe", "model", "training", "data", "evaluation")  # a difference in any of these fails the gate
+REQUIRED = ("recipe", "model", "data")  # fingerprints recorded before the others existed lack them
 # Recipe fields that describe a recipe rather than change what it trains or how it evaluates.
 DESCRIPTIVE = ("name", "source", "notes", "tolerance", "reported", "design_seeds", "validate_each_epoch")
-VERSION_SENSITIVE = ("data.test_first_batch",)  # compared only when the environments match
+# compared only when the environments match
+VERSION_SENSITIVE = (
+    "data.test_first_batch",
+    "data.train_first_batch",
+    "evaluation.probe_top1",
+    "evaluation.probe_loss",
+)
+PROBE_BATCHES = 2  # test batches the evaluation probe scores
+PROBE_SEED = 0  # the data seed of the training batch that the data part digests (no global seed)
+# fields added after the first fingerprints were recorded (besides the parts not in ``REQUIRED``)
+ADDED = ("data.train_first_batch",)
 
 
 def of_run(run, model) -> dict:
@@ -37,7 +58,9 @@ def of_run(run, model) -> dict:
         {
             "recipe": recipe_part(run),
             "model": model_part(model),
+            "training": training_part(model, run.recipe),
             "data": data_part(run.pipes, run.recipe),
+            "evaluation": evaluation_part(run.pipes, run.recipe),
             "environment": environment_part(run.placement),
         }
     )
@@ -45,12 +68,12 @@ def of_run(run, model) -> dict:
 
 def with_digest(fp: dict) -> dict:
     """The fingerprint as it reads back from JSON (tuples as lists), with its digest."""
-    fp = _plain({k: fp[k] for k in (*PARTS, "environment")})
+    fp = _plain({k: fp[k] for k in (*PARTS, "environment") if k in fp})
     return {"digest": digest(fp), **fp}
 
 
 def digest(fp: dict) -> str:
-    return hashlib.sha256(_canonical({k: fp[k] for k in PARTS}).encode()).hexdigest()[:16]
+    return hashlib.sha256(_canonical({k: fp[k] for k in PARTS if k in fp}).encode()).hexdigest()[:16]
 
 
 def recipe_part(run) -> dict:
@@ -81,16 +104,31 @@ def model_part(model) -> dict:
     }
 
 
+def training_part(model, recipe) -> dict:
+    """The compiled optimizer and loss as Keras configures them (the learning rate aside: the
+    schedule sets it every step) and the schedule code's rate at every 5 % of the budget."""
+    from bench.training.budget import lr_at
+
+    optimizer = {k: v for k, v in _plain(model.optimizer.get_config()).items() if k not in ("name", "learning_rate")}
+    loss = model.loss
+    return {
+        "optimizer": {"class": type(model.optimizer).__name__, **optimizer},
+        "loss": {"class": type(loss).__name__, **_plain(loss.get_config() if hasattr(loss, "get_config") else loss)},
+        "schedule": [round(lr_at(recipe.schedule, i / 20), 9) for i in range(21)],
+    }
+
+
 def data_part(pipes, recipe) -> dict:
-    """The pipeline's settings and a few of its facts, read from the test split (which is neither
-    shuffled nor augmented): label counts over the whole split and the first batch's digest."""
+    """The pipeline's settings and a few of its facts: from the test split (neither shuffled nor
+    augmented) label counts over the whole split and the first batch's digest; from a fresh copy of
+    the training pipeline, the digest of the first batch training sees."""
     import numpy as np
 
     counts: dict[int, int] = {}
     first = None
     for images, labels in pipes.test.as_numpy_iterator():
         if first is None:
-            first = hashlib.sha256(np.ascontiguousarray(images, dtype=np.float32).tobytes()).hexdigest()[:16]
+            first = _batch_digest(images)
         for label, n in zip(*np.unique(labels, return_counts=True)):
             counts[int(label)] = counts.get(int(label), 0) + int(n)
     return _plain(
@@ -105,8 +143,66 @@ def data_part(pipes, recipe) -> dict:
             "normalization": _rounded(pipes.normalization),
             "test_labels": {str(k): counts[k] for k in sorted(counts)},
             "test_first_batch": first,
+            "train_first_batch": _first_train_batch(pipes),
         }
     )
+
+
+def _first_train_batch(pipes) -> str | None:
+    """The digest of the first batch (images and labels) of a training pipeline built at data seed
+    ``PROBE_SEED`` with no global seed, whatever the run's seeds (tf.data pairs an op's seed with the
+    global one, which the run sets from its seed): the fingerprint is the code's, not the seed's.
+    The pipeline is one of its own: reading training's would draw the next epoch's streams."""
+    import tensorflow as tf
+    from tensorflow.python.eager import context
+
+    if pipes.fresh_train is None:
+        return None
+    saved = context.global_seed()
+    tf.random.set_seed(None)
+    try:
+        train = pipes.fresh_train(PROBE_SEED)  # the ops take their seeds when they are made
+    finally:
+        tf.random.set_seed(saved)
+    for images, labels in train.take(1).as_numpy_iterator():
+        return _batch_digest(images, labels)
+    return None
+
+
+def _batch_digest(*arrays) -> str:
+    import numpy as np
+
+    h = hashlib.sha256()
+    for a, dtype in zip(arrays, (np.float32, np.int64)):
+        h.update(np.ascontiguousarray(a, dtype=dtype).tobytes())
+    return h.hexdigest()[:16]
+
+
+def evaluation_part(pipes, recipe) -> dict:
+    """Top-1 and loss that the evaluation code (``bench.training.evaluation.evaluate``, with the
+    recipe's test-time augmentation) gives a fixed probe on the first ``PROBE_BATCHES`` test batches.
+    The probe is a linear softmax classifier with seeded weights and no symmetry (a flipped image
+    scores differently), so the figures move with any change to how predictions are made or scored."""
+    import keras
+    import numpy as np
+
+    from bench.training.evaluation import evaluate
+
+    shape, classes = tuple(pipes.info.input_shape), pipes.info.classes
+    rng = np.random.default_rng(0)
+    probe = keras.Sequential(
+        [keras.Input(shape), keras.layers.Flatten(), keras.layers.Dense(classes, activation="softmax")], name="probe"
+    )
+    size = int(np.prod(shape))
+    probe.layers[-1].set_weights(
+        [rng.normal(0, 1 / np.sqrt(size), (size, classes)).astype("float32"), np.zeros(classes, "float32")]
+    )
+    scores = evaluate(probe, pipes.test.take(PROBE_BATCHES), tta=recipe.tta)
+    return {
+        "probe_top1": scores["top1"],
+        "probe_loss": round(scores["loss"], 6),
+        "probe_images": scores["test_examples"],
+    }
 
 
 def environment_part(placement) -> dict:
@@ -132,25 +228,53 @@ def environment_part(placement) -> dict:
 # Comparing two fingerprints
 
 
+NOTES = ("environment", "unrecorded")  # differences that are notes, not changes
+
+
 def differences(base: dict, current: dict, *, limit: int = 3) -> dict[str, list[str]]:
     """Per part, readable differences (at most ``limit`` each, then "and N more"); parts that agree
-    are absent. ``environment`` lists version changes; the version-sensitive data facts count only
-    when the environments agree."""
+    are absent. Two entries are notes rather than changes: ``environment`` lists version changes (the
+    version-sensitive facts count only when the environments agree) and ``unrecorded`` the parts and
+    fields that one side predates (a fingerprint recorded before they existed)."""
     same_env = _flat(base.get("environment", {})) == _flat(current.get("environment", {}))
-    out = {}
+    out, unrecorded = {}, []
     for part in (*PARTS, "environment"):
         if part == "model":  # per layer and field: a changed regulariser reads as one value, not its innards
             old, new = _layers(base.get(part)), _layers(current.get(part))
         else:
-            old, new = _flat(base.get(part)), _flat(current.get(part))
+            old, new = _flat(base.get(part, {})), _flat(current.get(part, {}))
         if not same_env:
             for path in VERSION_SENSITIVE:
                 if path.startswith(part + "."):
                     old.pop(path.split(".", 1)[1], None), new.pop(path.split(".", 1)[1], None)
+        if part in PARTS and part not in REQUIRED and (part not in base or part not in current):
+            if part in base or part in current:
+                unrecorded.append(part)
+            continue
+        for path in [p for p in ADDED if p.startswith(part + ".")]:
+            key = path.split(".", 1)[1]
+            if (key in old) != (key in new):
+                unrecorded.append(path)
+                old.pop(key, None), new.pop(key, None)
         lines = _describe(old, new)
         if lines:
             out[part] = lines[:limit] + ([f"and {len(lines) - limit} more"] if len(lines) > limit else [])
+    if unrecorded:
+        out["unrecorded"] = unrecorded
     return out
+
+
+def changes_and_notes(found: dict[str, list[str]]) -> tuple[dict[str, list[str]], list[str]]:
+    """``differences``' output split into the changes that fail the gate and the notes beside them."""
+    notes = []
+    if found.get("environment"):
+        notes.append(f"versions differ ({', '.join(found['environment'])}): judged by the band")
+    if found.get("unrecorded"):
+        notes.append(
+            f"not compared: {', '.join(found['unrecorded'])}, which one fingerprint predates "
+            "(`bench fingerprint RECIPE --record` adds them to a baseline)"
+        )
+    return {k: v for k, v in found.items() if k not in NOTES}, notes
 
 
 def _describe(old: dict, new: dict) -> list[str]:

@@ -57,12 +57,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     from bench import fingerprint
 
-    found = fingerprint.differences(entry["fingerprint"], fp)
-    env = found.pop("environment", None)
+    found, notes = fingerprint.changes_and_notes(fingerprint.differences(entry["fingerprint"], fp))
     for part, lines in found.items():
         print(f"  {part} changed: {', '.join(lines)}")
-    if env:
-        print(f"  versions differ: {', '.join(env)} (the gate judges these by the band)")
+    for note in notes:
+        print(f"  {note}")
     verdict = "CHANGED: re-measure the baseline if intended" if found else "PASS"
     print(f"fingerprint: {'differs from' if found else 'matches'} the baseline's ({matched}): {verdict}")
     return 1 if found else 0
@@ -70,8 +69,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _record(path: str, key: str, fp: dict) -> int:
     """Store ``fp`` in entry ``key`` under the baselines lock (read, check, write once), so a
-    concurrent update is never overwritten by an entry read before it."""
-    unchanged = []
+    concurrent update is never overwritten by an entry read before it. Over an older fingerprint
+    only to add the fields it predates, with every recorded field the same, in the same environment."""
+    unchanged, extended = [], []
 
     def make(data: dict) -> dict:
         entry = data[accuracy.SECTION][key]
@@ -80,18 +80,32 @@ def _record(path: str, key: str, fp: dict) -> int:
             unchanged.append(key)
             return {}
         if old:
-            raise UsageError(
-                f"baseline {key} already has fingerprint {old.get('digest')}, not {fp['digest']}: "
-                "re-measure the baseline (bench baselines update) instead of recording over it"
-            )
+            _check_extends(key, old, fp)
+            extended.append(key)
         return {accuracy.SECTION: {key: {**entry, "fingerprint": fp}}}
 
     baselines.update_sections(path, make)
     if unchanged:
         print(f"fingerprint: {key} already has this fingerprint; nothing written")
     else:
-        print(f"fingerprint: recorded {fp['digest']} in {key}")
+        print(
+            f"fingerprint: recorded {fp['digest']} in {key}"
+            + (" (the fields its old one predates added)" if extended else "")
+        )
     return 0
+
+
+def _check_extends(key: str, old: dict, fp: dict) -> None:
+    """A one-line error unless ``fp`` is ``old`` with the fields ``old`` predates added."""
+    from bench import fingerprint
+
+    found = fingerprint.differences(old, fp)
+    if not found.get("unrecorded") or any(k != "unrecorded" for k in found):
+        what = "; ".join(f"{k}: {', '.join(v)}" for k, v in found.items() if k != "unrecorded") or "no new fields"
+        raise UsageError(
+            f"baseline {key} already has fingerprint {old.get('digest')}, not {fp['digest']} ({what}): "
+            "re-measure the baseline (bench baselines update) instead of recording over it"
+        )
 
 
 def _summary(fp: dict) -> str:

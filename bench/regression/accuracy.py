@@ -118,8 +118,10 @@ def validate_entry(key: str, entry: dict, where: str = "baselines.json") -> dict
         except UsageError as e:
             bad(f"has an invalid {LOSS} tolerance: {e}")
     fp = entry.get("fingerprint")
-    if fp is not None and (not isinstance(fp, dict) or not all(isinstance(fp.get(p), dict) for p in fingerprint.PARTS)):
-        bad(f"has a fingerprint without its parts {list(fingerprint.PARTS)}")
+    if fp is not None and (
+        not isinstance(fp, dict) or not all(isinstance(fp.get(p), dict) for p in fingerprint.REQUIRED)
+    ):
+        bad(f"has a fingerprint without its parts {list(fingerprint.REQUIRED)}")
     return entry
 
 
@@ -151,12 +153,11 @@ def judge_result(doc: dict, entries: dict, *, source: str = "", allow_improvemen
         notes.append(f"dirty tree: uncommitted changes on {str((doc.get('commit_info') or {}).get('id'))[:10]}")
     error = _result_error(doc, source)
     if entry and not error:
-        differences, fp_note = _fingerprint_check(entry, doc)
-        if fp_note:
-            notes.append(fp_note)
+        differences, fp_notes, comparable = _fingerprint_check(entry, doc)
+        notes += fp_notes
         if differences:
             return [changed(key, METRIC, differences, note="; ".join(notes))]
-        if not fp_note:
+        if comparable:
             notes.append(_reproduction_note(entry, doc))
         notes.append(_band_note(entry))
         if not entry["measured"]:
@@ -194,17 +195,17 @@ def _result_error(doc: dict, source: str) -> str | None:
     return None
 
 
-def _fingerprint_check(entry: dict, doc: dict) -> tuple[dict[str, list[str]], str]:
-    """(the recipe, model and data differences, a note): the note names version differences, or
-    the side that has no fingerprint to compare."""
+def _fingerprint_check(entry: dict, doc: dict) -> tuple[dict[str, list[str]], list[str], bool]:
+    """(the differences that are changes, notes, whether both fingerprints have the same versions):
+    the notes name version differences, what one fingerprint predates, or the side that has none."""
     base, current = entry.get("fingerprint"), doc.get("fingerprint")
     if not base:
-        return {}, "baseline has no fingerprint: statistics only"
+        return {}, ["baseline has no fingerprint: statistics only"], False
     if not isinstance(current, dict):
-        return {}, "result has no fingerprint (written before fingerprints): statistics only"
+        return {}, ["result has no fingerprint (written before fingerprints): statistics only"], False
     found = fingerprint.differences(base, current)
-    env = found.pop("environment", None)
-    return found, f"versions differ ({', '.join(env)}): judged by the band" if env else ""
+    changes, notes = fingerprint.changes_and_notes(found)
+    return changes, notes, "environment" not in found
 
 
 def _reproduction_note(entry: dict, doc: dict) -> str:
@@ -465,8 +466,7 @@ def _common_fingerprint(key: str, runs: list[dict]) -> dict | None:
             "`bench fingerprint RECIPE --record` adds it); give runs of one code version, or --replace"
         )
     for other, doc in zip(prints[1:], runs[1:]):
-        found = fingerprint.differences(prints[0], other)
-        found.pop("environment", None)
+        found, _ = fingerprint.changes_and_notes(fingerprint.differences(prints[0], other))
         if found:
             first = next(iter(found.items()))
             raise UsageError(

@@ -2,11 +2,12 @@
 
 ``python -m bench.regression.mutations [--seed S] [--unit] [--only NAME,...] [--out DIR]``
 
-Each mutation below is a real edit to this tree's source (model, recipe, data, evaluation code),
+Each mutation below is a real edit to this tree's source (model, recipe, training, data, evaluation code),
 applied to a copy of the tracked files in a temporary directory. For each one, in that copy:
 
 1. ``python -m bench fingerprint RECIPE --check`` against this tree's baselines.json (seconds): a
-   changed recipe, model or data is caught here, deterministically, before any training;
+   change to the recipe, the model, what the training code compiles, the data or how it is
+   evaluated is caught here, deterministically, before any training;
 2. when the fingerprint passes (the change is invisible to it), the recipe trains once at ``--seed``
    (a seed outside the baseline's and the design's) and ``python -m bench gate`` judges it by the band;
 3. with ``--unit``, the unit suite (``pytest -m "not slow" -x``) on the same copy: what the fast
@@ -40,7 +41,7 @@ RECIPE = "smoke_resnet20_cifar10_jpeg"
 @dataclasses.dataclass(frozen=True)
 class Mutation:
     name: str
-    kind: str  # model | recipe | data | evaluation
+    kind: str  # model | recipe | training | data | evaluation
     what: str  # in words
     path: str  # file, relative to the repository
     old: str  # text that must occur exactly once
@@ -87,6 +88,38 @@ MUTATIONS = (
         "bench/training/recipes.py",
         "label_smoothing=0.1,  # smoother targets",
         "label_smoothing=0.0,  # smoother targets",
+    ),
+    Mutation(
+        "nesterov_dropped_in_code",
+        "training",
+        "the optimizer built without Nesterov momentum by the training code (the recipe still asks for it)",
+        "bench/training/loop.py",
+        "learning_rate=first_lr, **opt_cfg, **evaluation.optimizer_arguments(recipe)",
+        'learning_rate=first_lr, **{**opt_cfg, "nesterov": False}, **evaluation.optimizer_arguments(recipe)',
+    ),
+    Mutation(
+        "smoothing_dropped_in_code",
+        "training",
+        "the loss built without the recipe's label smoothing by the training code",
+        "bench/training/loop.py",
+        "loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),",
+        "loss=keras.losses.CategoricalCrossentropy(),",
+    ),
+    Mutation(
+        "schedule_steps_in_code",
+        "training",
+        "the schedule code ignores linear interpolation and holds each knot's rate (a step schedule)",
+        "bench/training/budget.py",
+        'if schedule.get("interpolation", "step") == "step" or i == len(knots) - 1:',
+        "if True:",
+    ),
+    Mutation(
+        "lr_per_epoch_in_code",
+        "training",
+        "the training callback sets the learning rate at each epoch's first step only, not every step",
+        "bench/training/callbacks.py",
+        "rate = budget_mod.lr_at(self.schedule, self.progress.fraction(self.global_step(batch)))",
+        "rate = budget_mod.lr_at(self.schedule, self.progress.fraction(self.global_step(0)))",
     ),
     Mutation(
         "flip_disabled_in_code",

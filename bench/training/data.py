@@ -27,7 +27,7 @@ import os
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench.environment import REPO_ROOT
@@ -345,6 +345,10 @@ class Pipelines:
     test_examples: int
     info: DatasetInfo
     normalization: dict
+    # seed -> another train pipeline built the same way, with seed generators of its own: at the
+    # run's seed its first batch is the first batch training sees, read without drawing from the
+    # training pipeline's streams (each iterator of ``train`` draws the next epoch's order).
+    fresh_train: Callable[[int], object] | None = None
 
 
 def pipelines(
@@ -382,11 +386,6 @@ def pipelines(
     aug = augment_fn(augment or {})
     has_aug = any(augment.get(k) for k in AUGMENTATIONS) if augment else False
 
-    # One int64 per example, a fresh stream each epoch, fixed by the seed: the augmentation seed.
-    randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    train = train_raw.shuffle(shuffle_buffer or n_train, seed=seed, reshuffle_each_iteration=True)
-    train = tf.data.Dataset.zip((train, randoms))
-
     def train_map(example, r):
         x, y = example
         x = to_float(x)
@@ -394,12 +393,18 @@ def pipelines(
             x = aug(x, r)
         return x, y
 
-    train = train.map(train_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    train = train.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+    def train_chain(seed: int):
+        # One int64 per example, a fresh stream each epoch, fixed by the seed: the augmentation seed.
+        randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        train = train_raw.shuffle(shuffle_buffer or n_train, seed=seed, reshuffle_each_iteration=True)
+        train = tf.data.Dataset.zip((train, randoms))
+        train = train.map(train_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return train.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
     test = test_raw.map(lambda x, y: (to_float(x), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     test = test.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     steps = n_train // batch_size if drop_remainder else -(-n_train // batch_size)
-    return Pipelines(train, test, steps, n_train, info.splits[info.test_split], info, norm)
+    return Pipelines(train_chain(seed), test, steps, n_train, info.splits[info.test_split], info, norm, train_chain)
 
 
 def skip_epochs(train, epochs: int) -> None:

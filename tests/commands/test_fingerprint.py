@@ -44,3 +44,24 @@ def test_record_then_check_then_a_changed_recipe_fails(tmp_path, capsys):
     before = open(base).read()
     assert main([*ARGS, "--record", "--baselines", base, "--set", "label_smoothing=0.0"]) == 2
     assert "re-measure the baseline" in capsys.readouterr().err and open(base).read() == before
+
+
+def test_record_adds_the_fields_an_older_fingerprint_predates_and_nothing_else(tmp_path, capsys):
+    base = _baselines(tmp_path)
+    assert main([*ARGS, "--record", "--baselines", base]) == 0
+    doc = json.loads(open(base).read())
+    full = doc["accuracy"][KEY]["fingerprint"]
+    old = {k: v for k, v in full.items() if k not in ("training", "evaluation", "digest")}
+    old["data"] = {k: v for k, v in old["data"].items() if k != "train_first_batch"}
+    doc["accuracy"][KEY]["fingerprint"] = {**old, "digest": "0ld"}
+    open(base, "w").write(json.dumps(doc))
+    capsys.readouterr()
+    assert main([*ARGS, "--check", "--baselines", base]) == 0  # what it predates is a note, not a change
+    assert "not compared: training, data.train_first_batch, evaluation, which" in capsys.readouterr().out
+    assert main([*ARGS, "--record", "--baselines", base]) == 0
+    assert "the fields its old one predates added" in capsys.readouterr().out
+    assert json.loads(open(base).read())["accuracy"][KEY]["fingerprint"] == full
+    doc["accuracy"][KEY]["fingerprint"]["data"]["test_first_batch"] = "something else"
+    open(base, "w").write(json.dumps(doc))
+    assert main([*ARGS, "--record", "--baselines", base]) == 2  # a recorded field differs: re-measure
+    assert "test_first_batch something else -> " in capsys.readouterr().err

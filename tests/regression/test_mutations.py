@@ -27,4 +27,4 @@ def test_a_stale_anchor_is_an_error(tmp_path):
 def test_names_are_unique_and_cover_every_kind():
     names = [m.name for m in mutations.MUTATIONS]
     assert len(names) == len(set(names)) >= 8
-    assert {m.kind for m in mutations.MUTATIONS} == {"model", "recipe", "data", "evaluation"}
+    assert {m.kind for m in mutations.MUTATIONS} == {"model", "recipe", "training", "data", "evaluation"}
