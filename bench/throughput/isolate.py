@@ -18,9 +18,16 @@ watches them:
 - Ctrl-C gives the running child time to write its finished cases, writes the file marked partial
   and exits 130.
 
+pytest-benchmark's own outputs are each child's: ``--benchmark-autosave`` saves one file per child
+and ``--benchmark-json`` holds the last child's cases (``--isolate none`` for one of everything).
+A child costs about 6 s of CPU to start on the 2-core machine here (Python, TensorFlow, pytest).
+
 A child is ``python -m bench.throughput.isolate SPEC.json`` (``main``): its part of the plan, the
 pytest arguments and its progress file. For tests only, ``CNN_BENCH_CRASH_CASE=<case id
-substring>:<signal name or exit status>`` makes a child die that way as such a case starts.
+substring>:<how>`` makes a child die as such a case starts: ``how`` is a signal name (``SIGKILL``,
+as the OOM killer sends), an exit status, or ``RLIMIT_AS``: a real allocation failure, the
+process's address space limited to 1 GiB beyond what it has mapped (TensorFlow on the CPU then
+segfaults in a kernel, or raises an out-of-memory error the suite records).
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ from bench.throughput.plugin import ThroughputPlugin
 from bench.throughput.workload import Case
 
 CRASH_ENV = "CNN_BENCH_CRASH_CASE"  # tests only: "<case id substring>:<SIGNAL or exit status>"
-POLL_S = 0.5  # how often the running child's progress is read
+POLL_S = 0.2  # how often the running child's progress is read
 GRACE_S = 10.0  # after Ctrl-C: the child's time to write its finished cases, then SIGINT, then SIGKILL
 NO_TESTS = 5  # pytest's status when -k selected none of a child's cases
 INTERRUPTED = 130
@@ -53,7 +60,7 @@ PYTEST_ENDINGS = (0, 1, NO_TESTS)
 HINTS = {
     "SIGKILL": " (out of memory?)",
     "SIGABRT": " (aborted in native code: a failed allocation?)",
-    "SIGSEGV": " (a crash in native code)",
+    "SIGSEGV": " (a crash in native code: a failed allocation?)",
     "SIGBUS": " (a crash in native code)",
 }
 
@@ -235,7 +242,8 @@ class Sweep:
         )
         write_json(spec, {"plan": dataclasses.asdict(part), "pytest_args": self.pytest_args, "progress": progress.path})
         models = sorted({c.model for c in cases})
-        print(f"cnn-bench: {', '.join(models)} on {backend}, {len(cases)} case(s) in a child process", flush=True)
+        n_cases = f"{len(cases)} case{'s' if len(cases) > 1 else ''}"
+        print(f"cnn-bench: {', '.join(models)} on {backend}, {n_cases} in a child process", flush=True)
         self.docs.append({})
 
         def finished():  # a case ended: the child's result so far joins the merged file
@@ -432,9 +440,7 @@ class ChildPlugin(ThroughputPlugin):
         self._note(start=case_id, nodeid=nodeid)
         substring, _, how = self.crash
         if substring and substring in case_id:
-            if how.isdigit():
-                os._exit(int(how))
-            os.kill(os.getpid(), signal.Signals[how])
+            _crash(how)
 
     def pytest_runtest_logfinish(self, nodeid, location):
         super().pytest_runtest_logfinish(nodeid, location)  # the result file first, then the note
@@ -442,6 +448,20 @@ class ChildPlugin(ThroughputPlugin):
 
     def pytest_terminal_summary(self, terminalreporter, config):
         pass
+
+
+def _crash(how: str) -> None:
+    """Tests only (``CRASH_ENV``): die by signal ``how``, exit with status ``how``, or (``RLIMIT_AS``)
+    leave 1 GiB of address space, so that the case's allocations really fail."""
+    if how == "RLIMIT_AS":
+        import resource
+
+        mapped = int(Path("/proc/self/status").read_text().split("VmSize:")[1].split()[0]) * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (mapped + 2**30, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    elif how.isdigit():
+        os._exit(int(how))
+    else:
+        os.kill(os.getpid(), signal.Signals[how])
 
 
 def plan_from_dict(d: dict) -> ThroughputPlan:
