@@ -211,6 +211,7 @@ class Sweep:
         self.crashes: list[dict] = []  # ``errors`` entries of the cases whose process died
         self.processes: list[dict] = []  # what each child ran and how it ended
         self.device_class: str | None = None
+        self.stubs: dict[str, dict] = {}  # backend -> ``_stub``, made once
 
     def run(self) -> int:
         """Every group's cases, a fresh child for those a crashed child did not reach. Returns 1
@@ -334,6 +335,11 @@ class Sweep:
 
     def _stub(self, backend: str) -> dict:
         """A result document for a backend none of whose cases finished: what is known here."""
+        if backend not in self.stubs:
+            self.stubs[backend] = self._make_stub(backend)
+        return self.stubs[backend]
+
+    def _make_stub(self, backend: str) -> dict:
         import pytest_benchmark
 
         from bench.environment import commit_info, cpu_model
