@@ -4,8 +4,11 @@ This runs the pytest-benchmark suite in ``bench/throughput/suite``, so pytest-be
 ``--benchmark-compare``, histograms and JSON work as usual; give its options after ``--``:
 ``python -m bench throughput --device gpu --models 'resnet*' -- --benchmark-autosave``. The plan is
 resolved and the device opened here, once; a bad option or a missing device ends the command with
-one line before pytest starts. ``--backend tensorflow,jax,torch`` runs one process per backend
-(``bench.throughput.fanout``) and merges their results into one file.
+one line before pytest starts. Each model's cases run in a child process of their own
+(``--isolate``, ``bench.throughput.isolate``), so that a crash (the kernel's OOM killer, an abort in
+a kernel) is that case's error and the sweep goes on; with ``--isolate none`` the sweep runs here,
+and ``--backend tensorflow,jax,torch`` runs one process per backend (``bench.throughput.fanout``).
+Either way one result file holds every backend's cases.
 """
 
 from __future__ import annotations
@@ -32,12 +35,12 @@ def run(args: argparse.Namespace) -> int:
     import pytest
 
     from bench import backends
-    from bench.throughput import fanout
+    from bench.throughput import fanout, isolate
     from bench.throughput.plugin import ThroughputPlugin, open_session
 
     opts = {dest(flag): getattr(args, dest(flag)) for flag in OPTIONS}
     chosen = backend_list(opts["backend"])
-    if len(chosen) == 1 and backends.running() in (None, chosen[0]):
+    if opts["isolate"] == "none" and len(chosen) == 1 and backends.running() in (None, chosen[0]):
         backends.activate(chosen[0])  # before Keras is imported: this process runs that backend
         plan = resolve(opts)
         session = open_session(plan)
@@ -49,4 +52,6 @@ def run(args: argparse.Namespace) -> int:
     if backends.running() is None:
         os.environ["KERAS_BACKEND"] = "numpy"  # this process only checks the plan: no framework needed
     plan = resolve(opts)
+    if plan.isolate != "none":
+        return isolate.run(plan, list(args.pytest_args))
     return fanout.run(plan, opts, list(args.pytest_args))

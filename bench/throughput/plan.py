@@ -21,6 +21,7 @@ from bench.throughput.workload import DATA, MODES, Case
 
 SUITE_DIR = Path(__file__).resolve().parent / "suite"  # the pytest-benchmark suite
 DEFAULT_OUT = "results/throughput/{time}-{device}.json"
+ISOLATE = ("model", "case", "none")  # --isolate: what runs in a child process of its own (bench.throughput.isolate)
 
 # flag -> argparse/pytest keyword arguments; lists are comma-separated strings
 OPTIONS: dict[str, dict] = {
@@ -68,6 +69,11 @@ OPTIONS: dict[str, dict] = {
         help="split the CPU into N logical devices and mirror over them (tests the multi-device path)",
     ),
     "--seed": dict(default=0, type=int, help="seed for weights and synthetic data (default: %(default)s)"),
+    "--isolate": dict(
+        default="model",
+        help="child processes: one per model (its cases), one per case, or none (in this process); a child that "
+        "dies (killed for memory, a crash in native code) is its case's error and the sweep goes on (default: %(default)s)",
+    ),
     "--data-archive": dict(default=None, help="CIFAR-10 JPEG archive for --data real (default: bench.training.data's)"),
     "--bench-out": dict(
         default=DEFAULT_OUT, help="result JSON, written atomically; '' for none (default: %(default)s)"
@@ -107,6 +113,7 @@ class ThroughputPlan:
     bench_out: str
     plot: str | None
     pytest_table: bool = False
+    isolate: str = "none"
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -142,6 +149,9 @@ def resolve(opts: dict) -> ThroughputPlan:
             f"--batch-size {opts['batch_size']!r} is invalid; expected positive integers or 'auto', comma-separated"
         )
     _check_rounds(opts, device)
+    isolate = opts.get("isolate", "none")
+    if isolate not in ISOLATE:
+        raise UsageError(f"--isolate {isolate!r} is invalid; valid: {', '.join(ISOLATE)}")
     compile_modes = _compile_modes(chosen, opts.get("xla"), opts.get("compile"))
     _check_backends(chosen, device, axes, opts)
     if opts.get("tpu") is not None and device != "tpu":
@@ -183,6 +193,7 @@ def resolve(opts: dict) -> ThroughputPlan:
         bench_out=opts.get("bench_out") or "",
         plot=opts.get("plot"),
         pytest_table=bool(opts.get("pytest_table")),
+        isolate=isolate,
     )
 
 

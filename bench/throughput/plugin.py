@@ -10,6 +10,7 @@ pytest-benchmark's JSON, and writes that JSON atomically to ``--bench-out``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
@@ -38,6 +39,7 @@ def from_options(config) -> ThroughputPlugin:
                 f"--backend {','.join(plan.backends)}: a pytest process runs one Keras backend; "
                 "python -m bench throughput runs each in its own process and merges the results"
             )
+        plan = dataclasses.replace(plan, isolate="none")  # a plain pytest run is one process
         return ThroughputPlugin(plan, open_session(plan))
     except (UsageError, KeyError) as e:  # KeyError: an unknown model name (UnknownModelError) says which
         raise pytest.UsageError(str(e)) from None

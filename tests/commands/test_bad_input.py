@@ -192,6 +192,11 @@ CASES: list[tuple[str, str, str, list[str], str]] = [
     ("throughput", "--plot", "unwritable", ["throughput", "--plot", "{tmp}/file/p.png"], "p.png"),
     ("throughput", "--pytest-table", "wrong type", ["throughput", "--pytest-table=1"], "1"),
     ("throughput", "pytest_args", "wrong type", ["throughput", "--no-such-flag"], "--no-such-flag"),
+    # -- throughput --isolate: what runs in a child process of its own
+    ("throughput", "--isolate", "wrong type", ["throughput", "--isolate", "process"], "process"),
+    ("throughput", "--isolate", "wrong type", ["throughput", "--isolate", "model,case"], "model,case"),
+    ("throughput", "--isolate", "missing", ["throughput", "--isolate", ""], "--isolate"),
+    ("throughput", "--isolate", "missing", ["throughput", "--isolate"], "--isolate"),
     # -- compare
     ("compare", "results", "missing", ["compare"], "results"),
     ("compare", "results", "missing", ["compare", "{tmp}/nope.json"], "nope.json"),

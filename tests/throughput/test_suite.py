@@ -73,7 +73,8 @@ def test_the_command_resolves_once_and_hands_pytest_the_plugin(monkeypatch):
     real_open = plugin.open_session
     monkeypatch.setattr(plugin, "open_session", lambda plan: opened.append(plan) or real_open(plan))
     monkeypatch.setattr(pytest_module, "main", lambda args, plugins: calls.append((args, plugins)) or 0)
-    assert main(["throughput", "--models", "resnet2*", "--mode", "infer", "--batch-size", "8", "--", "-q"]) == 0
+    argv = ["throughput", "--models", "resnet2*", "--mode", "infer", "--batch-size", "8", "--isolate", "none"]
+    assert main([*argv, "--", "-q"]) == 0
     ((args, plugins),) = calls
     assert args[1:] == ["-q"] and args[0].endswith("suite") and len(opened) == 1
     (p,) = plugins
@@ -218,7 +219,8 @@ def test_an_interrupted_sweep_keeps_the_finished_cases_marked_partial_and_exits_
         return real_build(*args, **kwargs)
 
     monkeypatch.setattr(workload, "build", build)
-    code = main(["throughput", *SMALL_RUN, "--mode", "infer,train", "--bench-out", str(out), "--", "-q"])
+    argv = ["throughput", *SMALL_RUN, "--mode", "infer,train", "--isolate", "none", "--bench-out", str(out)]
+    code = main([*argv, "--", "-q"])
     assert code == 130 and "interrupted" in capsys.readouterr().err
     doc = json.loads(out.read_text())
     assert doc["partial"] is True and doc["harness"]["partial"] is True
