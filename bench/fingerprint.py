@@ -114,7 +114,7 @@ def training_part(model, recipe) -> dict:
     return {
         "optimizer": {"class": type(model.optimizer).__name__, **optimizer},
         "loss": {"class": type(loss).__name__, **_plain(loss.get_config() if hasattr(loss, "get_config") else loss)},
-        "schedule": [round(lr_at(recipe.schedule, i / 20), 9) for i in range(21)],
+        "schedule": {f"at {5 * i}%": round(lr_at(recipe.schedule, i / 20), 9) for i in range(21)},
     }
 
 

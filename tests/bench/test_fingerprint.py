@@ -151,11 +151,17 @@ class _Scheduled:
     schedule = {"base": 0.2, "knots": [[0, 0.1], [0.15, 1.0], [1.0, 0.0]], "interpolation": "linear"}
 
 
+class _Flat:
+    schedule = {**_Scheduled.schedule, "interpolation": "step"}
+
+
 def test_the_training_part_holds_what_the_code_made_of_the_recipe():
     part = fingerprint.training_part(_compiled(), _Scheduled())
     assert part["optimizer"]["momentum"] == 0.9 and "learning_rate" not in part["optimizer"]
     assert part["loss"]["label_smoothing"] == 0.1 and part["loss"]["class"] == "CategoricalCrossentropy"
-    assert len(part["schedule"]) == 21 and part["schedule"][0] == 0.02 and part["schedule"][-1] == 0.0
+    assert len(part["schedule"]) == 21 and part["schedule"]["at 0%"] == 0.02 and part["schedule"]["at 100%"] == 0.0
+    other = fingerprint.differences({"training": part}, {"training": fingerprint.training_part(_compiled(), _Flat())})
+    assert other["training"][0] == "schedule at 10% 0.14 -> 0.02"  # step: the first knot holds until 15 %
     base = {"recipe": {}, "model": {}, "data": {}, "training": part, "environment": {}}
     other = {**base, "training": fingerprint.training_part(_compiled(momentum=0.8, smoothing=0.0), _Scheduled())}
     assert fingerprint.differences(base, other) == {
