@@ -5,7 +5,8 @@ This runs the pytest-benchmark suite in ``bench/throughput/suite``, so pytest-be
 ``python -m bench throughput --device gpu --models 'resnet*' -- --benchmark-autosave``. The plan is
 resolved and the device opened here, once; a bad option or a missing device ends the command with
 one line before pytest starts. ``--backend tensorflow,jax,torch`` runs one process per backend
-(``bench.throughput.fanout``) and merges their results into one file.
+(``bench.throughput.fanout``) and merges their results into one file. ``--shard i/N`` runs the i-th
+of N cost-balanced shares of the plan (``bench.throughput.shard``); ``python -m bench merge`` joins them.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     chosen = backend_list(opts["backend"])
     if len(chosen) == 1 and backends.running() in (None, chosen[0]):
         backends.activate(chosen[0])  # before Keras is imported: this process runs that backend
-        plan = resolve(opts)
+        plan = fanout.assigned(resolve(opts))
+        _say_shard(plan)
         session = open_session(plan)
         status = pytest.main([str(SUITE_DIR), *args.pytest_args], plugins=[ThroughputPlugin(plan, session)])
         if status == pytest.ExitCode.INTERRUPTED:  # pytest's 2 is our usage error: Ctrl-C is 130, as for train
@@ -49,4 +51,20 @@ def run(args: argparse.Namespace) -> int:
     if backends.running() is None:
         os.environ["KERAS_BACKEND"] = "numpy"  # this process only checks the plan: no framework needed
     plan = resolve(opts)
+    _say_shard(plan)
     return fanout.run(plan, opts, list(args.pytest_args))
+
+
+def _say_shard(plan) -> None:
+    """With --shard: which share of which plan this runner measures; an empty shard says it has nothing to do."""
+    s = plan.shard
+    if s is None:
+        return
+    share = f"{len(plan.cases)} of {len(s.plan_cases)} cases"
+    if plan.cases:
+        print(f"cnn-bench: shard {s.label} of plan {s.plan}: {share}, {s.cost / s.plan_cost:.0%} of its estimated cost")
+    else:
+        print(
+            f"cnn-bench: shard {s.label} of plan {s.plan}: {share} (more shards than cases); nothing to measure, "
+            "its result file records an empty shard for python -m bench merge"
+        )
