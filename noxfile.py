@@ -1,5 +1,5 @@
 """Sessions: `nox -s unit` (tests), `nox -s lint`, `nox -s bench -- --device cpu|gpu|tpu` (throughput),
-`nox -s ab -- BASE [HEAD]`, `nox -s train`, `nox -s gate`, `nox -s smoke` (CI's accuracy gate), `nox -s nightly` and `nox -s pythons`."""
+`nox -s ab -- BASE [HEAD]`, `nox -s merge` (sharded sweeps), `nox -s train`, `nox -s gate`, `nox -s smoke` (CI's accuracy gate), `nox -s nightly` and `nox -s pythons`."""
 
 from __future__ import annotations
 
@@ -104,6 +104,13 @@ def ab(session: nox.Session) -> None:
     session.run(
         "python", "-m", "bench", "ab", *(session.posargs or ("git:origin/main",)), env={"TF_CPP_MIN_LOG_LEVEL": "2"}
     )
+
+
+@nox.session(python=PYTHON, default=False)
+def merge(session: nox.Session) -> None:
+    """Join the shards of a sharded throughput sweep (`bench -- --shard i/N`): `-- SHARDS... --out merged.json`."""
+    _install(session, test=False)
+    session.run("python", "-m", "bench", "merge", *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False)

@@ -17,6 +17,7 @@ COMMANDS = {
     "models": "print the model table (name, source, input, parameters, MACs)",
     "throughput": "measure training/inference images per second (runs the pytest-benchmark suite)",
     "compare": "compare a saved throughput run with baselines.json; exit 1 on a regression",
+    "merge": "join the shards of a sharded throughput sweep (throughput --shard i/N) into one result file",
     "train": "train a recipe under a budget and write a result JSON",
     "gate": "compare training results with baselines.json; exit 1 on a regression",
     "fingerprint": "what a training run would be produced by (recipe, model, data, versions); --check it against its baseline",

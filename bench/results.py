@@ -120,6 +120,14 @@ THROUGHPUT = {
     "datetime": (_TEXT, False),
 }
 ERROR = {"error": (_TEXT, False), "id": (_TEXT, False), "name": (_TEXT, False), "device_class": (_TEXT, False)}
+HARNESS = {"device_class": (_TEXT, False), "options": ("an object", False), "shard": ("an object", False)}
+# harness.shard (--shard i/N; bench.throughput.shard): a shard's index, or none in a merged file
+SHARD = {
+    "index": ("a whole number", False),
+    "count": ("a whole number", True),
+    "plan": (_TEXT, True),
+    "plan_cases": ("a list of strings", True),
+}
 
 
 def _fields(doc: Any, schema: dict, where: str) -> dict:
@@ -148,9 +156,12 @@ def check_training(doc: dict, where: str) -> dict:
 
 
 def check_throughput(doc: dict, where: str) -> dict:
-    """A throughput result's fields: each benchmark, its extra_info and images/s, and each error."""
+    """A throughput result's fields: the harness section (and its shard), each benchmark, its
+    extra_info and images/s, and each error."""
     _fields(doc, THROUGHPUT, where)
-    _fields(doc["harness"], {"device_class": (_TEXT, False)}, f"{where} harness")
+    _fields(doc["harness"], HARNESS, f"{where} harness")
+    if doc["harness"].get("shard") is not None:
+        _fields(doc["harness"]["shard"], SHARD, f"{where} harness.shard")
     for i, b in enumerate(doc["benchmarks"]):
         _fields(b, BENCHMARK, f"{where} benchmarks[{i}]")
         extra = _fields(b.get("extra_info") or {}, EXTRA_INFO, f"{where} benchmarks[{i}].extra_info")

@@ -8,7 +8,8 @@ one line before pytest starts. Each model's cases run in a child process of thei
 (``--isolate``, ``bench.throughput.isolate``), so that a crash (the kernel's OOM killer, an abort in
 a kernel) is that case's error and the sweep goes on; with ``--isolate none`` the sweep runs here,
 and ``--backend tensorflow,jax,torch`` runs one process per backend (``bench.throughput.fanout``).
-Either way one result file holds every backend's cases.
+Either way one result file holds every backend's cases. ``--shard i/N`` runs the i-th of N
+cost-balanced shares of the plan (``bench.throughput.shard``); ``python -m bench merge`` joins them.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     chosen = backend_list(opts["backend"])
     if opts["isolate"] == "none" and len(chosen) == 1 and backends.running() in (None, chosen[0]):
         backends.activate(chosen[0])  # before Keras is imported: this process runs that backend
-        plan = resolve(opts)
+        plan = fanout.assigned(resolve(opts))
+        _say_shard(plan)
         session = open_session(plan)
         status = pytest.main([str(SUITE_DIR), *args.pytest_args], plugins=[ThroughputPlugin(plan, session)])
         if status == pytest.ExitCode.INTERRUPTED:  # pytest's 2 is our usage error: Ctrl-C is 130, as for train
@@ -52,6 +54,22 @@ def run(args: argparse.Namespace) -> int:
     if backends.running() is None:
         os.environ["KERAS_BACKEND"] = "numpy"  # this process only checks the plan: no framework needed
     plan = resolve(opts)
+    _say_shard(plan)
     if plan.isolate != "none":
         return isolate.run(plan, list(args.pytest_args))
     return fanout.run(plan, opts, list(args.pytest_args))
+
+
+def _say_shard(plan) -> None:
+    """With --shard: which share of which plan this runner measures; an empty shard says it has nothing to do."""
+    s = plan.shard
+    if s is None:
+        return
+    share = f"{len(plan.cases)} of {len(s.plan_cases)} cases"
+    if plan.cases:
+        print(f"cnn-bench: shard {s.label} of plan {s.plan}: {share}, {s.cost / s.plan_cost:.0%} of its estimated cost")
+    else:
+        print(
+            f"cnn-bench: shard {s.label} of plan {s.plan}: {share} (more shards than cases); nothing to measure, "
+            "its result file records an empty shard for python -m bench merge"
+        )

@@ -5,10 +5,15 @@ tensorflow,jax,torch`` checks the whole plan here (on Keras's numpy backend, whi
 framework), then runs the same command once per backend in a child process with
 ``KERAS_BACKEND`` set, each writing its own result, and merges those into the one file the plan
 names. Children run one after another, never at once, so that they do not share the machine.
+With ``--shard i/N`` the parent splits the whole plan, every backend's cases together
+(``bench.throughput.shard``), and runs only the backends with cases in the shard, each child told
+its cases (``CASES_ENV``); the merged file records the shard.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -19,7 +24,10 @@ from bench import backends
 from bench.throughput.plan import OPTIONS, ThroughputPlan, dest, out_path
 
 # options the parent handles itself rather than passing on
-_PARENT_ONLY = ("--backend", "--bench-out", "--plot", "--xla", "--compile")
+_PARENT_ONLY = ("--backend", "--bench-out", "--plot", "--xla", "--compile", "--shard")
+# With --shard, the parent splits the whole plan (all backends) and tells each child which of its
+# backend's cases are in the shard: a JSON list of case ids in this variable (``assigned``).
+CASES_ENV = "CNN_BENCH_CASES"
 
 
 def child_argv(opts: dict, backend: str, out: Path, pytest_args: list[str]) -> list[str]:
@@ -44,10 +52,9 @@ def run(plan: ThroughputPlan, opts: dict, pytest_args: list[str]) -> int:
 
     statuses, docs = [], []
     with tempfile.TemporaryDirectory(prefix="cnn-bench-backends-") as tmp:
-        for backend in plan.backends:
+        for backend, env in _children(plan):
             out = Path(tmp) / f"{backend}.json"
             print(f"cnn-bench: --backend {backend} in its own process", flush=True)
-            env = {**os.environ, "KERAS_BACKEND": backend}
             status = subprocess.run(child_argv(opts, backend, out, pytest_args), env=env).returncode
             statuses.append(status)
             if out.exists():
@@ -69,24 +76,37 @@ def run(plan: ThroughputPlan, opts: dict, pytest_args: list[str]) -> int:
     return 2 if 2 in statuses else max(statuses)
 
 
+def _children(plan: ThroughputPlan) -> list[tuple[str, dict]]:
+    """Each backend to run and its child's environment. With --shard, only the backends with cases in
+    the shard, each told its cases; an empty shard runs the first backend on none, for its (empty) result."""
+    base = {k: v for k, v in os.environ.items() if k != CASES_ENV}
+    if plan.shard is None:
+        return [(b, {**base, "KERAS_BACKEND": b}) for b in plan.backends]
+    mine = {b: [c.id for c in plan.cases if c.backend == b] for b in plan.backends}
+    chosen = [b for b in plan.backends if mine[b]] or list(plan.backends[:1])
+    return [(b, {**base, "KERAS_BACKEND": b, CASES_ENV: json.dumps(mine[b])}) for b in chosen]
+
+
+def assigned(plan: ThroughputPlan) -> ThroughputPlan:
+    """In a child of a sharded run, ``plan`` cut to the cases its parent assigned (``CASES_ENV``)."""
+    text = os.environ.get(CASES_ENV)
+    if text is None:
+        return plan
+    ids = set(json.loads(text))
+    return dataclasses.replace(plan, cases=tuple(c for c in plan.cases if c.id in ids))
+
+
 def merge(docs: list[dict], plan: ThroughputPlan | None = None) -> dict:
-    """One result document from several backends' documents of the same plan: their benchmarks and
-    errors in order, each backend's machine info and harness section kept under its name."""
-    first = docs[0]
+    """One result document from several backends' documents of the same plan (``merge.join``): their
+    benchmarks and errors in order, each backend's machine info and harness section kept under its
+    name; with ``plan``, its options and shard."""
+    from bench.throughput.merge import join
+
     names = [d["harness"]["backend"] for d in docs]
-    merged = {k: v for k, v in first.items() if k not in ("benchmarks", "errors", "machine_info", "harness")}
-    merged["machine_info"] = {
-        **first["machine_info"],
-        "backend": ",".join(names),
-        "backends": {n: d["machine_info"] for n, d in zip(names, docs)},
-    }
-    merged["harness"] = {
-        **first["harness"],
-        "backend": ",".join(names),
-        "backends": {n: d["harness"] for n, d in zip(names, docs)},
-    }
+    merged = join(docs, names, "backends")
+    merged["machine_info"]["backend"] = merged["harness"]["backend"] = ",".join(names)
     if plan is not None:
         merged["harness"]["options"] = plan.to_dict()
-    merged["benchmarks"] = [b for d in docs for b in d.get("benchmarks", [])]
-    merged["errors"] = [e for d in docs for e in d.get("errors", [])]
+        if plan.shard is not None:
+            merged["harness"]["shard"] = plan.shard.record()
     return merged

@@ -230,6 +230,8 @@ class Sweep:
                     return status
                 statuses.append(status)
         ran = [s for s in statuses if s != NO_TESTS]
+        if not statuses and self.plan.shard is not None:
+            return 0  # an empty shard (more shards than cases): its result says it had none
         return max(ran) if ran else NO_TESTS
 
     def child(self, cases: list[Case]) -> Outcome:
@@ -239,8 +241,14 @@ class Sweep:
         progress = Progress(self.tmp / f"child{n}-progress.jsonl")
         backend = cases[0].backend
         part = dataclasses.replace(
-            self.plan, backends=(backend,), cases=tuple(cases), bench_out=str(out), plot=None, isolate="none"
-        )
+            self.plan,
+            backends=(backend,),
+            cases=tuple(cases),
+            bench_out=str(out),
+            plot=None,
+            isolate="none",
+            shard=None,
+        )  # the shard is this process's to record
         write_json(spec, {"plan": dataclasses.asdict(part), "pytest_args": self.pytest_args, "progress": progress.path})
         models = sorted({c.model for c in cases})
         n_cases = f"{len(cases)} case{'s' if len(cases) > 1 else ''}"
@@ -319,10 +327,14 @@ class Sweep:
             crashes = [e for e in self.crashes if e["case"]["backend"] == backend]
             if docs or crashes:
                 each.append(combine(docs or [self._stub(backend)], crashes))
+        if not each and self.plan.shard is not None and not self.plan.cases:
+            each = [combine([self._stub(self.plan.backends[0])])]  # an empty shard: merge needs its file
         if not each:
             return None
         doc = each[0] if len(each) == 1 else fanout.merge(each, self.plan)
         doc["harness"] |= {"options": self.plan.to_dict(), "processes": list(self.processes)}
+        if self.plan.shard is not None:
+            doc["harness"]["shard"] = self.plan.shard.record()
         if partial:
             doc["partial"] = doc["harness"]["partial"] = True
         return doc

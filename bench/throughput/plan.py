@@ -17,6 +17,7 @@ from bench import backends
 from bench.devices import AUTO_BATCH, COMPILE_MODES, PRECISIONS, check_device
 from bench.errors import UsageError, first_line
 from bench.io import writable_file
+from bench.throughput import shard as sharding
 from bench.throughput.workload import DATA, MODES, Case
 
 SUITE_DIR = Path(__file__).resolve().parent / "suite"  # the pytest-benchmark suite
@@ -82,6 +83,11 @@ OPTIONS: dict[str, dict] = {
     "--pytest-table": dict(
         action="store_true", default=False, help="also print pytest-benchmark's own table (seconds per round)"
     ),
+    "--shard": dict(
+        default=None,
+        help="i/N: run the i-th of N shares of the plan (numbered from 1), split by estimated cost (MACs x batch); "
+        "join the N results with python -m bench merge",
+    ),
 }
 
 
@@ -114,11 +120,18 @@ class ThroughputPlan:
     plot: str | None
     pytest_table: bool = False
     isolate: str = "none"
+    shard: sharding.Shard | None = None  # with --shard: this share of the whole plan (``cases`` are its cases)
 
     def to_dict(self) -> dict:
+        """The resolved options, ``cases`` as ids (the shard is the result's ``harness.shard``)."""
         d = dataclasses.asdict(self)
+        d.pop("shard")
         d["cases"] = [c.id for c in self.cases]
         return d
+
+    def identity(self) -> dict:
+        """What decides what is measured and how: the options and the cases, not where results go."""
+        return {k: v for k, v in self.to_dict().items() if k not in sharding.RUNNER_OPTIONS}
 
 
 def backend_list(text: str) -> list[str]:
@@ -138,6 +151,7 @@ def resolve(opts: dict) -> ThroughputPlan:
     """A ``ThroughputPlan`` from option values keyed by dest (argparse namespace or pytest options)."""
     chosen = tuple(_choose("--backend", opts.get("backend", backends.DEFAULT_BACKEND), backends.BACKENDS))
     device = check_device(opts["device"])
+    shard = sharding.parse(opts.get("shard"))
     axes = {
         "mode": _choose("--mode", opts["mode"], MODES),
         "precision": _choose("--precision", opts["precision"], tuple(PRECISIONS)),
@@ -176,7 +190,7 @@ def resolve(opts: dict) -> ThroughputPlan:
             opts["cpu_replicas"],
         )
     )
-    return ThroughputPlan(
+    plan = ThroughputPlan(
         backends=chosen,
         device=device,
         tpu=opts.get("tpu"),
@@ -195,6 +209,11 @@ def resolve(opts: dict) -> ThroughputPlan:
         pytest_table=bool(opts.get("pytest_table")),
         isolate=isolate,
     )
+    if shard is None:
+        return plan
+    macs = sharding.model_macs(c.model for c in cases)
+    mine, record = sharding.select(cases, plan.identity(), *shard, macs)
+    return dataclasses.replace(plan, cases=mine, shard=record)
 
 
 def _compile_modes(chosen: tuple[str, ...], xla: str | None, torch_compile: str | None) -> dict[str, list[str]]:

@@ -117,6 +117,8 @@ class ThroughputPlugin:
             "matmul_reference": dict(self.session.references),
             "loadavg_end": list(os.getloadavg()),
         }
+        if self.plan.shard is not None:  # --shard i/N: which share of which plan (python -m bench merge checks it)
+            output_json["harness"]["shard"] = self.plan.shard.record()
         output_json["errors"] = list(self.session.errors)
 
     def pytest_runtest_logfinish(self, nodeid, location):
@@ -142,8 +144,10 @@ class ThroughputPlugin:
         from bench.io import write_json
 
         bs = getattr(config, "_benchmarksession", None)
-        if bs is None or bs.disabled or bs.skip or not ([b for b in bs.benchmarks if b] or self.session.errors):
+        if bs is None or bs.disabled or bs.skip:
             return False
+        if self.plan.cases and not ([b for b in bs.benchmarks if b] or self.session.errors):
+            return False  # nothing finished yet; a plan with no cases (an empty shard) writes that it had none
         machine_info = bs.get_machine_info()
         commit_info = config.hook.pytest_benchmark_generate_commit_info(config=config)
         config.hook.pytest_benchmark_update_commit_info(config=config, commit_info=commit_info)

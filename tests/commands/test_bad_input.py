@@ -433,6 +433,85 @@ CASES += [
 ]
 
 
+# -- sharding (issue #11): throughput --shard i/N and merge, in one block of their own
+def _shard(index: int, count: int = 2, change=None, plan_options=(), **kwargs) -> str:
+    """Shard ``index``/``count`` of the merge tests' plan, as ``throughput --shard`` writes it."""
+    from tests.throughput.shard_documents import plan, shard_doc
+
+    doc = shard_doc(plan(**dict(plan_options)), index, count, **kwargs)
+    if change:
+        change(doc)
+    return json.dumps(doc)
+
+
+FILES.update(
+    {
+        "shard1.json": _shard(1),
+        "shard2.json": _shard(2),
+        "shard2_rounds5.json": _shard(2, plan_options={"rounds": 5}),
+        "shard2_commit.json": _shard(2, commit="def456"),
+        "shard2_index_text.json": _shard(2, change=lambda d: d["harness"]["shard"].update(index="two")),
+        "shard2_of_3.json": _shard(2, 3),
+    }
+)
+MERGE_OUT = ["--out", "{tmp}/all.json"]
+SHARDS = ["{tmp}/shard1.json", "{tmp}/shard2.json"]
+CASES += [
+    ("throughput", "--shard", "out of range", ["throughput", "--shard", "3/2"], "'3/2'"),
+    ("throughput", "--shard", "out of range", ["throughput", "--shard", "0/2"], "'0/2'"),
+    ("throughput", "--shard", "out of range", ["throughput", "--shard", "1/0"], "'1/0'"),
+    ("throughput", "--shard", "wrong type", ["throughput", "--shard", "half"], "'half'"),
+    ("throughput", "--shard", "wrong type", ["throughput", "--shard", "1.5/2"], "'1.5/2'"),
+    ("throughput", "--shard", "missing", ["throughput", "--shard"], "--shard"),
+    ("merge", "results", "missing", ["merge", *MERGE_OUT], "results"),
+    ("merge", "results", "missing", ["merge", "{tmp}/nope.json", *MERGE_OUT], "nope.json"),
+    ("merge", "results", "missing", ["merge", "{tmp}/shard1.json", *MERGE_OUT], "shard 2 of 2 is missing"),
+    ("merge", "results", "corrupt", ["merge", "{tmp}/shard1.json", "{tmp}/corrupt.json", *MERGE_OUT], "corrupt.json"),
+    ("merge", "results", "corrupt", ["merge", "{tmp}/latin1.json", *MERGE_OUT], "UTF-8"),
+    ("merge", "results", "wrong type", ["merge", "{tmp}/list.json", *MERGE_OUT], "list.json"),
+    ("merge", "results", "wrong type", ["merge", "{tmp}/train.json", *MERGE_OUT], "train.json"),
+    ("merge", "results", "wrong type", ["merge", "{tmp}/dir", *MERGE_OUT], "dir"),
+    ("merge", "results", "wrong type", ["merge", "{tmp}/median_text.json", *MERGE_OUT], "median"),
+    ("merge", "results", "wrong type", ["merge", "{tmp}/throughput.json", *MERGE_OUT], "not a shard's result"),
+    ("merge", "results", "wrong type", ["merge", "{tmp}/shard2_index_text.json", *MERGE_OUT], "'index'"),
+    (
+        "merge",
+        "results",
+        "out of range",
+        ["merge", "{tmp}/shard1.json", "{tmp}/shard2_rounds5.json", *MERGE_OUT],
+        "different plans",
+    ),
+    (
+        "merge",
+        "results",
+        "out of range",
+        ["merge", "{tmp}/shard1.json", "{tmp}/shard2_of_3.json", *MERGE_OUT],
+        "split into 2 and 3 shards",
+    ),
+    (
+        "merge",
+        "results",
+        "out of range",
+        ["merge", "{tmp}/shard1.json", "{tmp}/shard2_commit.json", *MERGE_OUT],
+        "different commits",
+    ),
+    ("merge", "results", "out of range", ["merge", *SHARDS, "{tmp}/shard2.json", *MERGE_OUT], "given twice"),
+    ("merge", "--out", "missing", ["merge", *SHARDS], "--out"),
+    ("merge", "--out", "missing", ["merge", *SHARDS, "--out"], "--out"),
+    ("merge", "--out", "unwritable", ["merge", *SHARDS, "--out", "/proc/cnn-bench.json"], "/proc/cnn-bench.json"),
+    ("merge", "--out", "unwritable", ["merge", *SHARDS, "--out", "{tmp}/dir"], "dir"),
+    ("merge", "--out", "unwritable", ["merge", *SHARDS, "--out", "{tmp}/file/all.json"], "all.json"),
+    (
+        "merge",
+        "--allow-partial",
+        "wrong type",
+        ["merge", *SHARDS, *MERGE_OUT, "--allow-partial=yes"],
+        "--allow-partial",
+    ),
+]
+# -- end of the sharding block
+
+
 # a bad result file given to gate: that file's ERROR finding (exit 1), the other files still judged
 # (a directory's other JSON, such as throughput results, is skipped; a file named is judged)
 GATE_FILES = [
