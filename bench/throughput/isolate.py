@@ -118,6 +118,7 @@ class Progress:
         self.selected: list[str] | None = None  # None: the child never finished collecting
         self.started: dict[str, str] = {}  # case id -> pytest node id
         self.finished: list[str] = []
+        self.usage_error: str | None = None  # the child's one-line usage error (a device that is not there)
 
     def update(self) -> bool:
         """Read what was added; True when a case finished since the last call."""
@@ -142,6 +143,7 @@ class Progress:
                 self.started[record["start"]] = record.get("nodeid")
             if "finish" in record:
                 self.finished.append(record["finish"])
+            self.usage_error = record.get("usage_error", self.usage_error)
         return len(self.finished) > before
 
 
@@ -151,9 +153,12 @@ def child_command(spec: Path) -> list[str]:
 
 def watch(argv: list[str], env: dict, progress: Progress, on_finish: Callable[[], None]) -> Outcome:
     """Run one child to its end, calling ``on_finish`` after each case it finishes. Ctrl-C here
-    stops it (``stop``) and returns its outcome marked interrupted."""
+    stops it (``stop``) and returns its outcome marked interrupted. The child's stderr is kept in a
+    file and passed on when it ends; a usage error it reports is printed alone, as one line."""
     t0 = time.monotonic()
-    proc = subprocess.Popen(argv, env=env)
+    err_path = progress.path.with_suffix(".stderr")
+    with open(err_path, "wb") as err:
+        proc = subprocess.Popen(argv, env=env, stderr=err)
     interrupted = False
     try:
         while (ended := _reap(proc)) is None:
@@ -168,6 +173,11 @@ def watch(argv: list[str], env: dict, progress: Progress, on_finish: Callable[[]
             proc.kill()
             _reap(proc, block=True)
     progress.update()
+    if progress.usage_error is not None:
+        print(f"error: {progress.usage_error}", file=sys.stderr, flush=True)
+    else:
+        sys.stderr.write(err_path.read_text(errors="replace"))
+        sys.stderr.flush()
     return Outcome(*ended, time.monotonic() - t0, progress, interrupted)
 
 
@@ -498,8 +508,9 @@ def main(argv: list[str] | None = None) -> int:
     plan = plan_from_dict(spec["plan"])
     try:
         session = open_session(plan)  # the plan's one backend, before Keras is imported
-    except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except UsageError as e:  # the parent prints it, without this process's framework log lines
+        with open(spec["progress"], "a") as f:
+            f.write(json.dumps({"usage_error": str(e)}) + "\n")
         return 2
     plugin = ChildPlugin(plan, session, Path(spec["progress"]))
     status = pytest.main([str(SUITE_DIR), *spec["pytest_args"]], plugins=[plugin])
