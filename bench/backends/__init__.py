@@ -116,7 +116,7 @@ class Placement:
     replicas: int
     devices: list[str]
     enter: Callable[[], Any] = contextlib.nullcontext  # a fresh context manager per call
-    strategy: Any = None  # tensorflow: the tf.distribute.Strategy; None elsewhere
+    strategy: Any = None  # tensorflow: the tf.distribute.Strategy; a jax job: its keras.distribution; else None
     kind: str = "keras.device"  # what places the work: the strategy's class, or keras.device
     cluster: Any = None  # bench.cluster.Cluster when this process is one worker of a multi-worker job
 

@@ -14,6 +14,7 @@ process and keeps the weights replicated.
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 from bench import devices
@@ -120,6 +121,7 @@ def _open_cluster(device: str, platform: str, cluster) -> Placement:
         len(found),
         [str(d) for d in found],
         enter=distribution.scope,
+        strategy=distribution,
         kind="keras.distribution.DataParallel",
         cluster=cluster,
     )
@@ -154,41 +156,51 @@ def seed(value: int, *, deterministic: bool = False, tf_data: bool = True) -> No
 
 def resident_step(mode: str, model, placement: Placement, x, y):
     """(step, sync): Keras's jax train (predict) function over state threaded from step to step,
-    on batches placed on the device once; sync blocks until the output is ready and reads one value."""
+    on batches placed on the device once; sync blocks until the output is ready and reads one value.
+    In a multi-worker job the global batch is laid out over the job's devices (``x`` and ``y`` are
+    the same on every worker) and the state is built under the job's distribution."""
     import jax
     import keras
     import numpy as np
 
-    distribution = keras.distribution.distribution()
-    if distribution is not None:  # a multi-worker job: the global batch split over its devices
-        xs, ys = (keras.distribution.distribute_tensor(a, distribution.get_data_layout(a.shape)) for a in (x, y))
-    else:
-        with placement.scope():
-            xs = keras.ops.convert_to_tensor(x)
-            ys = keras.ops.convert_to_tensor(y)
+    distribution = placement.strategy  # the job's keras.distribution.DataParallel; None in one process
+    with placement.scope() if distribution is not None else contextlib.nullcontext():
+        if distribution is not None:
+            xs, ys = (keras.distribution.distribute_tensor(a, distribution.get_data_layout(a.shape)) for a in (x, y))
+        else:
+            with placement.scope():
+                xs = keras.ops.convert_to_tensor(x)
+                ys = keras.ops.convert_to_tensor(y)
+        if mode == "train":
+            data = (xs, ys, None)
+            model._symbolic_build(data_batch=data)  # optimizer and metric variables, as train_on_batch does
+            model.make_train_function()
+            state = [
+                model._get_jax_state(
+                    trainable_variables=True,
+                    non_trainable_variables=True,
+                    optimizer_variables=True,
+                    metrics_variables=True,
+                )
+            ]
+        else:
+            data = (xs,)
+            model.make_predict_function()
+            state = [model._get_jax_state(trainable_variables=True, non_trainable_variables=True)]
     if mode == "train":
-        data = (xs, ys, None)
-        model._symbolic_build(data_batch=data)  # optimizer and metric variables, as train_on_batch does
-        model.make_train_function()
-        state = [
-            model._get_jax_state(
-                trainable_variables=True, non_trainable_variables=True, optimizer_variables=True, metrics_variables=True
-            )
-        ]
 
         def step():
             logs, state[0] = model.train_function(state[0], iter([data]))
             return logs
 
         return step, lambda logs: float(jax.block_until_ready(logs["loss"]))
-    data = (xs,)
-    model.make_predict_function()
-    state = [model._get_jax_state(trainable_variables=True, non_trainable_variables=True)]
 
     def infer():
         out, state[0] = model.predict_function(state[0], iter([data]))
         return out
 
+    if distribution is not None:  # the output spans the job: read this worker's own part
+        return infer, lambda out: np.asarray(jax.block_until_ready(out).addressable_data(0)).ravel()[:1]
     return infer, lambda out: np.asarray(jax.block_until_ready(out)).ravel()[:1]
 
 

@@ -5,12 +5,15 @@ This runs the pytest-benchmark suite in ``bench/throughput/suite``, so pytest-be
 ``python -m bench throughput --device gpu --models 'resnet*' -- --benchmark-autosave``. The plan is
 resolved and the device opened here, once; a bad option or a missing device ends the command with
 one line before pytest starts. ``--backend tensorflow,jax,torch`` runs one process per backend
-(``bench.throughput.fanout``) and merges their results into one file.
+(``bench.throughput.fanout``) and merges their results into one file. ``--cluster`` (or ``TF_CONFIG``)
+makes this process one worker of a multi-host job, and ``--workers N`` times N workers on this
+machine against one (``bench.throughput.workers``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -37,10 +40,18 @@ def run(args: argparse.Namespace) -> int:
 
     opts = {dest(flag): getattr(args, dest(flag)) for flag in OPTIONS}
     chosen = backend_list(opts["backend"])
+    if opts["workers"] > 1:
+        from bench.throughput import workers
+
+        if backends.running() is None:
+            os.environ["KERAS_BACKEND"] = "numpy"  # this process only checks the plan and starts the workers
+        return workers.run(resolve(opts), opts, list(args.pytest_args))
     if len(chosen) == 1 and backends.running() in (None, chosen[0]):
         backends.activate(chosen[0])  # before Keras is imported: this process runs that backend
         plan = resolve(opts)
         session = open_session(plan)
+        if not session.placement.chief:  # a job's worker other than 0: the chief writes the result
+            plan = dataclasses.replace(plan, bench_out="", plot=None)
         status = pytest.main([str(SUITE_DIR), *args.pytest_args], plugins=[ThroughputPlugin(plan, session)])
         if status == pytest.ExitCode.INTERRUPTED:  # pytest's 2 is our usage error: Ctrl-C is 130, as for train
             print("interrupted: the result file holds the finished cases, marked partial", file=sys.stderr)

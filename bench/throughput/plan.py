@@ -76,6 +76,24 @@ OPTIONS: dict[str, dict] = {
     "--pytest-table": dict(
         action="store_true", default=False, help="also print pytest-benchmark's own table (seconds per round)"
     ),
+    # -- one job over several workers (bench.throughput.workers, bench.cluster)
+    "--workers": dict(
+        default=1,
+        type=int,
+        help="time each case across N workers of one job on this machine (loopback), and one worker at the "
+        "per-worker batch first: the job's images/s, per worker, and the scaling efficiency (default: %(default)s)",
+    ),
+    "--cluster": dict(
+        default=None,
+        help="this process is one worker of a multi-host job: every worker's HOST:PORT, worker 0 (which writes) "
+        "first; 'auto' on jax (TPU pod slice, Slurm, Open MPI); TF_CONFIG in the environment does the same",
+    ),
+    "--task-index": dict(default=None, type=int, help="which worker of --cluster this process is"),
+    "--worker-timeout": dict(
+        default=60.0,
+        type=float,
+        help="a worker silent for S seconds fails the job; workers get 5 x S to join (default: %(default)s)",
+    ),
 }
 
 
@@ -107,6 +125,8 @@ class ThroughputPlan:
     bench_out: str
     plot: str | None
     pytest_table: bool = False
+    workers: int = 1  # --workers: the launcher's; a worker's own job is ``cluster``
+    cluster: object = None  # bench.cluster.Cluster: this process is one worker of a multi-worker job
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -153,6 +173,9 @@ def resolve(opts: dict) -> ThroughputPlan:
     for flag in ("--bench-out", "--plot"):  # before any measurement: a bad path must not lose the sweep
         if opts.get(dest(flag)):
             writable_file(flag, out_path(opts[dest(flag)], device))
+    from bench.throughput import workers as workers_mod
+
+    job = workers_mod.check(opts, chosen, device, axes)
     names = _model_names(opts["models"])  # last: the model registry imports TensorFlow
     cases = tuple(
         c
@@ -166,7 +189,7 @@ def resolve(opts: dict) -> ThroughputPlan:
             opts["cpu_replicas"],
         )
     )
-    return ThroughputPlan(
+    plan = ThroughputPlan(
         backends=chosen,
         device=device,
         tpu=opts.get("tpu"),
@@ -183,7 +206,11 @@ def resolve(opts: dict) -> ThroughputPlan:
         bench_out=opts.get("bench_out") or "",
         plot=opts.get("plot"),
         pytest_table=bool(opts.get("pytest_table")),
+        workers=opts.get("workers", 1),
+        cluster=job,
     )
+    workers_mod.check_batches(plan)
+    return plan
 
 
 def _compile_modes(chosen: tuple[str, ...], xla: str | None, torch_compile: str | None) -> dict[str, list[str]]:
