@@ -275,7 +275,7 @@ _LOST = re.compile(
     r"Gloo \w+ failed|coordination service|DistributedRuntime|UNAVAILABLE",
     re.IGNORECASE,
 )
-_TASK = re.compile(r"/job:(chief|worker)/(?:replica:\d+/)?task:(\d+)")
+_REMOTE = re.compile(r"remote target /job:(chief|worker)/(?:replica:\d+/)?task:(\d+)")
 _ADDR = re.compile(r"ipv[46]:\[?([0-9A-Za-z.:_-]+?)\]?:(\d+)\b")
 _UNHEALTHY = re.compile(r"stopped sending heartbeats\)?:?\s*((?:(?:/job:\w+/(?:replica:\d+/)?task:)?\d+[\s,]*)+)")
 
@@ -301,7 +301,8 @@ def lost(e: BaseException, cluster: Cluster | None) -> str | None:
 
 
 def _named_peers(text: str, cluster: Cluster) -> list[int]:
-    """The workers other than this one that ``text`` names: as tasks, by address, or in a heartbeat list."""
+    """The workers other than this one that ``text`` says are gone, the most specific evidence first:
+    a heartbeat list of unhealthy tasks, then a peer's address, then the remote task of a failed call."""
     chief = _has_chief_job(cluster)
     found: list[int] = []
 
@@ -312,12 +313,14 @@ def _named_peers(text: str, cluster: Cluster) -> list[int]:
     m = _UNHEALTHY.search(text)
     if m:
         for job, task in re.findall(r"(?:/job:(\w+)/(?:replica:\d+/)?task:)?(\d+)", m[1]):
-            add(_index(job or "worker", int(task), chief) if job else int(task))
+            add(_index(job, int(task), chief) if job else int(task))
+        return found
     for host, port in _ADDR.findall(text):
-        address = f"{host}:{port}"
-        if address in cluster.addresses:
-            add(cluster.addresses.index(address))
-    for job, task in _TASK.findall(text):
+        if f"{host}:{port}" in cluster.addresses:
+            add(cluster.addresses.index(f"{host}:{port}"))
+    if found:
+        return found
+    for job, task in _REMOTE.findall(text):
         add(_index(job, int(task), chief))
     return found
 
