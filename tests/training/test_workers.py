@@ -90,10 +90,8 @@ def test_two_workers_end_with_the_same_weights_and_only_the_chief_writes(backend
     job = result["cluster"]
     assert (job["workers"], job["task_index"], job["global_batch"], job["per_worker_batch"]) == (2, 0, 8, 4)
     assert job["workers_agree"] and job["weights_sha256"].startswith(_digest(chief))
-    assert result["config"]["strategy"]["strategy"] == {
-        "tensorflow": "MultiWorkerMirroredStrategy",
-        "jax": "keras.distribution.DataParallel",
-    }[backend]
+    strategy = {"tensorflow": "MultiWorkerMirroredStrategy", "jax": "keras.distribution.DataParallel"}[backend]
+    assert result["config"]["strategy"]["strategy"] == strategy
     assert result["config"]["strategy"]["replicas"] == 2 and result["device_class"].endswith(", 2 workers")
     assert (outs[0] / "tensorboard").is_dir()
     assert _files(outs[1]) == []  # worker 1 wrote nothing under its --out
