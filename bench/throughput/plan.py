@@ -131,6 +131,7 @@ class ThroughputPlan:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["cases"] = [c.id for c in self.cases]
+        d["cluster"] = None if self.cluster is None else self.cluster.record()
         return d
 
 
