@@ -2,7 +2,8 @@
 
 Each command lives in its own module, ``bench.commands.<command>``, which provides
 ``add_arguments(parser)`` and ``run(args) -> int``; a module is imported only when its command runs. User mistakes
-(``UsageError``, a bad model name or builder argument) print one line and exit 2.
+(``UsageError``, a bad model name or builder argument) print one line and exit 2; a worker of a
+multi-worker job that lost another (``WorkerLost``) prints one line and exits 3.
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _command(args.command).run(args)
     except Exception as e:
+        from bench.errors import WorkerLost
+
+        if isinstance(e, WorkerLost):
+            from bench.cluster import exit_lost
+
+            exit_lost(str(e))  # ends the process: the engines' shutdown would wait for the lost worker
         if not isinstance(e, _user_errors()):
             raise
         print(f"error: {e}", file=sys.stderr)

@@ -5,6 +5,11 @@ class UsageError(Exception):
     """A bad argument, file or environment the user can correct; the message says how."""
 
 
+class WorkerLost(RuntimeError):
+    """A multi-worker job lost a worker; the message names it (``bench.cluster.lost``). The CLI prints
+    it as one line and ends the process at once with ``bench.cluster.EXIT_LOST``."""
+
+
 class BaselinesError(UsageError):
     """baselines.json is missing, corrupt or does not follow the schema."""
 

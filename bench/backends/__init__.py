@@ -8,8 +8,14 @@ Each module (``bench.backends.tensorflow``, ``.jax``, ``.torch``) provides:
 
 - ``COMPILE_FLAG``, ``COMPILE_MODES``, ``DEFAULT_COMPILE``: the flag that chooses compilation
   (``--xla`` for tensorflow and jax, ``--compile`` for torch), its values and its default;
-- ``open(device, *, tpu=None, cpu_replicas=1) -> Placement``: where models and batches go, with a
+- ``open(device, *, tpu=None, cpu_replicas=1, cluster=None) -> Placement``: where models and batches go, with a
   one-line ``UsageError`` when the device asked for is not there (nothing falls back to the CPU);
+  with a ``bench.cluster.Cluster``, this process joins a multi-worker job (tensorflow:
+  MultiWorkerMirroredStrategy; jax: jax.distributed and keras.distribution.DataParallel; torch: refused);
+- ``gather_replicas(placement, value) -> list[float]``: ``value`` from every replica of the job, in
+  replica order (a collective: every worker calls it), so that workers agree on what each decides alone;
+- ``sync_statistics(placement, model)``: the model's non-trainable statistics made the same on every
+  replica (tensorflow averages batch norm's moving statistics; a no-op elsewhere);
 - ``jit_compile(mode)``: the ``model.compile(jit_compile=...)`` value for on / off / auto;
 - ``resident_step(mode, model, placement, x, y) -> (step, sync)``: the compiled train (or
   inference) step Keras's own ``fit`` (``predict``) runs, on batches placed on the device once,
@@ -110,8 +116,14 @@ class Placement:
     replicas: int
     devices: list[str]
     enter: Callable[[], Any] = contextlib.nullcontext  # a fresh context manager per call
-    strategy: Any = None  # tensorflow: the tf.distribute.Strategy; None elsewhere
+    strategy: Any = None  # tensorflow: the tf.distribute.Strategy; a jax job: its keras.distribution; else None
     kind: str = "keras.device"  # what places the work: the strategy's class, or keras.device
+    cluster: Any = None  # bench.cluster.Cluster when this process is one worker of a multi-worker job
+
+    @property
+    def chief(self) -> bool:
+        """Whether this process writes results, checkpoints and logs: always, unless it is a worker other than 0."""
+        return self.cluster is None or self.cluster.is_chief
 
     def scope(self):
         """The context in which models are built and batches placed."""
@@ -119,7 +131,7 @@ class Placement:
 
     def record(self) -> dict:
         """What a result records about where it ran."""
-        return {
+        doc = {
             "backend": self.backend,
             "device": self.device,
             "device_class": self.device_class,
@@ -127,3 +139,11 @@ class Placement:
             "replicas": self.replicas,
             "devices": list(self.devices),
         }
+        if self.cluster is not None:
+            doc["cluster"] = self.cluster.record()
+        return doc
+
+
+def cluster_class(local: str, workers: int) -> str:
+    """The device class of a job over ``workers`` workers whose worker 0 is ``local``: never one host's class."""
+    return f"{local}, {workers} workers"

@@ -2,7 +2,9 @@
 
 One GPU gets a OneDeviceStrategy and several a MirroredStrategy; a TPU gets a TPUStrategy from
 TPUClusterResolver; the CPU can be split into logical devices (``--cpu-replicas``) to test the
-mirrored path without GPUs. The wait for the device is a read-back of the step's loss (or of one
+mirrored path without GPUs. One worker of a multi-worker job (``bench.cluster``) gets a
+MultiWorkerMirroredStrategy over the cluster in ``TF_CONFIG``, its coordination service given the
+job's heartbeat and join timeouts. The wait for the device is a read-back of the step's loss (or of one
 output element), which blocks until the step has run.
 """
 
@@ -148,8 +150,11 @@ def device_class(device: str) -> str:
     return f"tpu:x{cores}"
 
 
-def open(device: str, *, tpu: str | None = None, cpu_replicas: int = 1) -> Placement:  # noqa: A001
-    """The strategy for ``device`` (the CPU split into ``cpu_replicas`` logical devices first)."""
+def open(device: str, *, tpu: str | None = None, cpu_replicas: int = 1, cluster=None) -> Placement:  # noqa: A001
+    """The strategy for ``device`` (the CPU split into ``cpu_replicas`` logical devices first); with
+    ``cluster`` (a ``bench.cluster.Cluster``), this worker's MultiWorkerMirroredStrategy."""
+    if cluster is not None:
+        return _open_cluster(device, cluster)
     if cpu_replicas > 1:
         split_cpu(cpu_replicas)
     strategy = strategy_for(device, tpu=tpu)
@@ -163,6 +168,122 @@ def open(device: str, *, tpu: str | None = None, cpu_replicas: int = 1) -> Place
         strategy=strategy,
         kind=type(strategy).__name__,
     )
+
+
+def multi_worker_strategy(resolver, options):
+    """tf.distribute.MultiWorkerMirroredStrategy as Keras 3's ``fit`` and train step call it. Keras
+    reduces a whole batch structure in one ``strategy.reduce`` call (``_maybe_symbolic_build``) and
+    each step's scalar logs along axis 0 (``reduce_per_replica``): MultiWorkerMirroredStrategy
+    refuses both across workers (keras-team/keras#20585, tensorflow/tensorflow#72388). This
+    subclass's ``reduce`` takes a structure value by value, and a scalar along no axis: the same
+    reductions, each a collective every worker joins, so every worker reads the job's loss."""
+    import tensorflow as tf
+
+    class _MultiWorkerMirrored(tf.distribute.MultiWorkerMirroredStrategy):
+        def reduce(self, reduce_op, value, axis):
+            def one(v):
+                local = v.values[0] if isinstance(v, tf.distribute.DistributedValues) else v
+                rank = getattr(getattr(local, "shape", None), "rank", None)
+                return tf.distribute.MultiWorkerMirroredStrategy.reduce(
+                    self, reduce_op, v, axis=None if rank == 0 else axis
+                )
+
+            return tf.nest.map_structure(one, value)
+
+    return _MultiWorkerMirrored(cluster_resolver=resolver, communication_options=options)
+
+
+def _open_cluster(device: str, cluster) -> Placement:
+    """Join the job: TF_CONFIG written (or kept), the coordination service configured with the job's
+    timeouts before MultiWorkerMirroredStrategy starts it (it leaves a configured one alone), the
+    strategy made; every worker must arrive within the join timeout."""
+    import tensorflow as tf
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.eager import context
+
+    from bench.backends import cluster_class
+    from bench.cluster import joining
+    from bench.errors import WorkerLost
+
+    if cluster.auto:
+        raise UsageError(
+            "--cluster auto is jax's (jax.distributed finds TPU pod slices, Slurm, Open MPI); on tensorflow give "
+            "--cluster HOST:PORT,... --task-index I, or TF_CONFIG"
+        )
+    if device == "tpu":
+        raise UsageError(
+            "--device tpu: a TPU pod slice is one TPUStrategy (--tpu NAME, no --cluster) on tensorflow, or --cluster auto on jax"
+        )
+    os.environ["TF_CONFIG"] = cluster.tf_config_json()
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    spec = resolver.cluster_spec()
+    ms = lambda s: int(s * 1000)
+    context.context().configure_coordination_service(
+        service_type="standalone",
+        service_leader=multi_worker_util.coordination_leader(spec),
+        heartbeat_timeout_in_ms=ms(cluster.timeout_s),
+        cluster_register_timeout_in_ms=ms(cluster.join_timeout_s),
+        shutdown_barrier_timeout_in_ms=ms(cluster.timeout_s),
+        coordinated_jobs=[
+            coordination_config_pb2.CoordinatedJob(name=job, num_tasks=spec.num_tasks(job))
+            for job in ("chief", "worker")
+            if job in spec.jobs
+        ],
+    )
+    try:
+        with joining(cluster, every_worker_listens=True):  # the strategy waits for every worker, unbounded
+            strategy = multi_worker_strategy(resolver, tf.distribute.experimental.CommunicationOptions())
+            strategy.gather(strategy.experimental_distribute_values_from_function(lambda _: tf.zeros([1])), axis=0)
+    except tf.errors.OpError as e:  # one gone already
+        raise WorkerLost(
+            f"the job's {cluster.count} workers did not all join within {cluster.join_timeout_s:g} s "
+            f"(5 x --worker-timeout; this is worker {cluster.task_index}): {first_line(e, limit=160)}"
+        ) from None
+    kind = "GPU" if device == "gpu" and tf.config.list_physical_devices("GPU") else "CPU"
+    if device == "gpu" and kind != "GPU":
+        raise UsageError("--device gpu: no GPU found on this worker")
+    return Placement(
+        backend="tensorflow",
+        device=device,
+        device_class=cluster_class(device_class(device), cluster.count),
+        replicas=int(strategy.num_replicas_in_sync),
+        devices=list(strategy.extended.worker_devices),
+        enter=strategy.scope,
+        strategy=strategy,
+        kind="MultiWorkerMirroredStrategy",
+        cluster=cluster,
+    )
+
+
+def gather_replicas(placement: Placement, value: float) -> list[float]:
+    """``value`` from every replica of the job (``strategy.gather``: a collective), in replica order."""
+    import tensorflow as tf
+
+    strategy = placement.strategy
+    values = strategy.experimental_distribute_values_from_function(lambda _: tf.constant([float(value)], tf.float32))
+    return [float(v) for v in strategy.gather(values, axis=0).numpy()]
+
+
+def sync_statistics(placement: Placement, model) -> None:
+    """Average the model's float non-trainable variables (batch norm's moving statistics) over the
+    job's replicas (a collective). Keras 3 makes them with aggregation "none", so under tf.distribute
+    each replica keeps the statistics of its own share of the batch; averaged, every worker holds the
+    same weights (the moving mean is then exactly the average over workers, as a linear recurrence)."""
+    import tensorflow as tf
+
+    strategy = placement.strategy
+    variables = [v for v in model.non_trainable_variables if v.dtype.startswith("float")]
+    if not variables:
+        return
+
+    @tf.function
+    def means():
+        local = strategy.run(lambda: [tf.identity(v.value) for v in variables])  # each replica's own copies
+        return strategy.reduce(tf.distribute.ReduceOp.MEAN, local, axis=None)
+
+    for v, mean in zip(variables, means()):
+        v.assign(mean)
 
 
 def jit_compile(mode: str | bool):

@@ -42,11 +42,15 @@ def accelerators() -> list[dict]:
     ]
 
 
-def open(device: str, *, tpu: str | None = None, cpu_replicas: int = 1) -> Placement:  # noqa: A001
+def open(device: str, *, tpu: str | None = None, cpu_replicas: int = 1, cluster=None) -> Placement:  # noqa: A001
     """The first CUDA device for 'gpu', the CPU for 'cpu'; a missing one (or a TPU) is a one-line ``UsageError``."""
     import keras
     import torch
 
+    if cluster is not None:
+        raise UsageError(
+            "a multi-worker job runs on --backend tensorflow (MultiWorkerMirroredStrategy) or jax (jax.distributed); not torch"
+        )
     if cpu_replicas > 1:
         raise UsageError("--cpu-replicas is tensorflow's (MirroredStrategy over logical CPUs); on torch use 1")
     devices.check_device(device)
@@ -63,6 +67,15 @@ def open(device: str, *, tpu: str | None = None, cpu_replicas: int = 1) -> Place
     else:
         name, device_class = "cpu", devices.cpu_class()
     return Placement("torch", device, device_class, 1, [name], enter=lambda: keras.device(name))
+
+
+def gather_replicas(placement: Placement, value: float) -> list[float]:
+    """One process, one replica: ``[value]``."""
+    return [float(value)]
+
+
+def sync_statistics(placement: Placement, model) -> None:
+    """One process, one replica: nothing to average."""
 
 
 def jit_compile(mode: str):

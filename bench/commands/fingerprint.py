@@ -35,6 +35,12 @@ def run(args: argparse.Namespace) -> int:
     from bench.training.loop import fingerprint_of
 
     opts = options.Options.from_args(args)
+    for flag in options.CLUSTER_FLAGS:  # what a run would be produced by does not depend on where it runs
+        value = getattr(opts, options.dest(flag))
+        if value != options.Options.__dataclass_fields__[options.dest(flag)].default:
+            raise UsageError(
+                f"{flag} {value} is train's: fingerprint reads the data and builds the model in one process"
+            )
     if args.json:
         writable_file("--json", args.json)  # before the data is read
     entries = accuracy.load_entries(args.baselines) if args.check or args.record else {}

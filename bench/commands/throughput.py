@@ -10,11 +10,15 @@ a kernel) is that case's error and the sweep goes on; with ``--isolate none`` th
 and ``--backend tensorflow,jax,torch`` runs one process per backend (``bench.throughput.fanout``).
 Either way one result file holds every backend's cases. ``--shard i/N`` runs the i-th of N
 cost-balanced shares of the plan (``bench.throughput.shard``); ``python -m bench merge`` joins them.
+``--cluster`` (or ``TF_CONFIG``) makes this process one worker of a multi-host job (in this
+process, not isolated), and ``--workers N`` times N workers on this machine against one
+(``bench.throughput.workers``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -41,11 +45,21 @@ def run(args: argparse.Namespace) -> int:
 
     opts = {dest(flag): getattr(args, dest(flag)) for flag in OPTIONS}
     chosen = backend_list(opts["backend"])
-    if opts["isolate"] == "none" and len(chosen) == 1 and backends.running() in (None, chosen[0]):
+    if opts["workers"] > 1:
+        from bench.throughput import workers
+
+        if backends.running() is None:
+            os.environ["KERAS_BACKEND"] = "numpy"  # this process only checks the plan and starts the workers
+        return workers.run(resolve(opts), opts, list(args.pytest_args))
+    # a worker of a multi-worker job runs its cases here: its peers wait for it in every collective
+    in_process = opts["isolate"] == "none" or opts.get("cluster") is not None or "TF_CONFIG" in os.environ
+    if in_process and len(chosen) == 1 and backends.running() in (None, chosen[0]):
         backends.activate(chosen[0])  # before Keras is imported: this process runs that backend
         plan = fanout.assigned(resolve(opts))
         _say_shard(plan)
         session = open_session(plan)
+        if not session.placement.chief:  # a job's worker other than 0: the chief writes the result
+            plan = dataclasses.replace(plan, bench_out="", plot=None)
         status = pytest.main([str(SUITE_DIR), *args.pytest_args], plugins=[ThroughputPlugin(plan, session)])
         if status == pytest.ExitCode.INTERRUPTED:  # pytest's 2 is our usage error: Ctrl-C is 130, as for train
             print("interrupted: the result file holds the finished cases, marked partial", file=sys.stderr)

@@ -1,12 +1,17 @@
-"""``python -m bench train RECIPE --budget ... --seed S --device cpu|gpu|tpu``: one budgeted training run."""
+"""``python -m bench train RECIPE --budget ... --seed S --device cpu|gpu|tpu``: one budgeted training run.
+
+Across several workers: ``--cluster HOST:PORT,... --task-index I`` (or ``TF_CONFIG``) on each host, or
+``--workers N`` for N workers on this machine (``bench.launch``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from bench.training import options
 from bench.training import recipes as recipes_mod
-from bench.training.loop import train
+from bench.training.loop import check_run, train
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,15 +28,61 @@ def run(args: argparse.Namespace) -> int:
             faulthandler.register(signal.SIGUSR1, all_threads=True)
         except (AttributeError, ValueError, OSError):  # stderr without a file descriptor (captured)
             pass
-    result, path = train(args.recipe, options.Options.from_args(args))
+    opts = options.Options.from_args(args)
+    if opts.workers > 1:
+        return _launch(args.recipe, opts)
+    result, path = train(args.recipe, opts)
+    if path is None:  # a worker other than the chief: the chief writes the result
+        print(
+            f"{result['recipe']} worker {result['worker']} of {result['workers']}: {result['status']}, "
+            f"{result['steps_run']} steps, {result['images_per_s']} img/s (the job's), weights sha256 "
+            f"{result['weights_sha256'][:16]} ({'the same on every worker' if result['workers_agree'] else 'NOT the same on every worker'}); "
+            "worker 0 writes the result"
+        )
+        return 0 if result["status"] == "ok" and result["workers_agree"] else 1
     if result["status"] != "ok":
         print(
             f"FAILED {result['recipe']} ({result['dataset']}, {result['budget']}, seed {result['seed']}): {result['error']}; wrote {path}"
         )
         return 1
+    job = result.get("cluster")
     print(
         f"{result['recipe']} on {result['dataset']}, {result['budget']}, seed {result['seed']}: top-1 {result['top1']:.2f}% "
         f"(no TTA {result['top1_no_tta']:.2f}%), loss {result['loss']:.4f}, {result['test_examples']} test images, "
-        f"{result['wall_time_s']:.0f} s, {result['images_per_s']} img/s; wrote {path}"
+        f"{result['wall_time_s']:.0f} s, {result['images_per_s']} img/s"
+        + (
+            f" over {job['workers']} workers ({result.get('images_per_s_per_worker')} each), weights sha256 "
+            f"{job['weights_sha256'][:16]} ({'the same on every worker' if job['workers_agree'] else 'NOT the same on every worker'})"
+            if job
+            else ""
+        )
+        + f"; wrote {path}"
     )
-    return 0
+    return 0 if not job or job["workers_agree"] else 1
+
+
+def _launch(recipe: str, opts: options.Options) -> int:
+    """``--workers N``: every option checked here, then N workers of this run started on loopback."""
+    from bench import launch
+
+    check_run(recipe, opts)
+    flags = options.argv(opts)
+
+    def worker(c) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "bench",
+            "train",
+            recipe,
+            *flags,
+            "--cluster",
+            ",".join(c.addresses),
+            "--task-index",
+            str(c.task_index),
+            "--worker-timeout",
+            str(opts.worker_timeout),
+        ]
+
+    outcome = launch.run(worker, opts.workers, timeout_s=opts.worker_timeout, label=f"train {recipe}")
+    return outcome.status

@@ -17,6 +17,7 @@ import time
 from types import ModuleType
 
 from bench import backends, devices, stats
+from bench import cluster as cluster_mod
 from bench.backends import Placement
 from bench.errors import UsageError
 from bench.throughput import hardware, timing, workload
@@ -46,10 +47,12 @@ class DeviceSession:
         cpu_replicas: int = 1,
         seed: int = 0,
         data_options: dict | None = None,
+        cluster=None,
     ) -> DeviceSession:
-        """Open ``device`` on ``backend``, which must be the one Keras runs on (or will: see ``bench.backends.activate``)."""
+        """Open ``device`` on ``backend``, which must be the one Keras runs on (or will: see ``bench.backends.activate``);
+        with ``cluster`` (``bench.cluster.Cluster``), as one worker of a multi-worker job."""
         module = backends.activate(backend)
-        placement = module.open(device, tpu=tpu, cpu_replicas=cpu_replicas)
+        placement = module.open(device, tpu=tpu, cpu_replicas=cpu_replicas, cluster=cluster)
         return cls(module, placement, seed, dict(data_options or {}))
 
     @property
@@ -104,6 +107,9 @@ def measure(
         first = timing.time_call(lambda: work.sync(work.step()), timer)
         warm = timing.time_call(lambda: work.sync(work.step()), timer)
         n_steps = steps or timing.steps_for(warm, round_seconds)
+        if session.placement.cluster is not None:  # a job's workers run the same steps, and no extra rounds
+            n_steps = int(max(session.backend.gather_replicas(session.placement, n_steps)))
+            max_rounds = rounds
         run_round = timing.make_round(work.step, n_steps, work.sync)
         if getattr(benchmark, "disabled", False):  # --benchmark-disable: run once, record nothing
             run_round()
@@ -120,6 +126,9 @@ def measure(
         memory = hardware.peak_memory(session.backend, session.placement)
         ref = session.reference(case.precision)
     except Exception as e:
+        lost = cluster_mod.lost(e, session.placement.cluster)
+        if lost:  # the job is over: every collective from now on would fail
+            cluster_mod.exit_lost(lost)
         _record_out_of_memory(e, benchmark, session)  # raises MeasurementError, or re-raises e
     finally:
         workload.release(work)

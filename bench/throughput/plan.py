@@ -88,6 +88,24 @@ OPTIONS: dict[str, dict] = {
         help="i/N: run the i-th of N shares of the plan (numbered from 1), split by estimated cost (MACs x batch); "
         "join the N results with python -m bench merge",
     ),
+    # -- one job over several workers (bench.throughput.workers, bench.cluster)
+    "--workers": dict(
+        default=1,
+        type=int,
+        help="time each case across N workers of one job on this machine (loopback), and one worker at the "
+        "per-worker batch first: the job's images/s, per worker, and the scaling efficiency (default: %(default)s)",
+    ),
+    "--cluster": dict(
+        default=None,
+        help="this process is one worker of a multi-host job: every worker's HOST:PORT, worker 0 (which writes) "
+        "first; 'auto' on jax (TPU pod slice, Slurm, Open MPI); TF_CONFIG in the environment does the same",
+    ),
+    "--task-index": dict(default=None, type=int, help="which worker of --cluster this process is"),
+    "--worker-timeout": dict(
+        default=60.0,
+        type=float,
+        help="a worker silent for S seconds fails the job; workers get 5 x S to join (default: %(default)s)",
+    ),
 }
 
 
@@ -121,12 +139,15 @@ class ThroughputPlan:
     pytest_table: bool = False
     isolate: str = "none"
     shard: sharding.Shard | None = None  # with --shard: this share of the whole plan (``cases`` are its cases)
+    workers: int = 1  # --workers: the launcher's; a worker's own job is ``cluster``
+    cluster: object = None  # bench.cluster.Cluster: this process is one worker of a multi-worker job
 
     def to_dict(self) -> dict:
         """The resolved options, ``cases`` as ids (the shard is the result's ``harness.shard``)."""
         d = dataclasses.asdict(self)
         d.pop("shard")
         d["cases"] = [c.id for c in self.cases]
+        d["cluster"] = None if self.cluster is None else self.cluster.record()
         return d
 
     def identity(self) -> dict:
@@ -177,6 +198,9 @@ def resolve(opts: dict) -> ThroughputPlan:
     for flag in ("--bench-out", "--plot"):  # before any measurement: a bad path must not lose the sweep
         if opts.get(dest(flag)):
             writable_file(flag, out_path(opts[dest(flag)], device))
+    from bench.throughput import workers as workers_mod
+
+    job = workers_mod.check(opts, chosen, device, axes)
     names = _model_names(opts["models"])  # last: the model registry imports TensorFlow
     cases = tuple(
         c
@@ -208,7 +232,10 @@ def resolve(opts: dict) -> ThroughputPlan:
         plot=opts.get("plot"),
         pytest_table=bool(opts.get("pytest_table")),
         isolate=isolate,
+        workers=opts.get("workers", 1),
+        cluster=job,
     )
+    workers_mod.check_batches(plan)
     if shard is None:
         return plan
     macs = sharding.model_macs(c.model for c in cases)

@@ -55,6 +55,7 @@ def open_session(plan: ThroughputPlan) -> DeviceSession:
         cpu_replicas=plan.cpu_replicas,
         seed=plan.seed,
         data_options=data_options,
+        cluster=plan.cluster,
     )
 
 

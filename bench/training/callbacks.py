@@ -23,15 +23,17 @@ FRESH = "rerun with --fresh to start over"
 class State:
     """What survives a restart besides the weights: the curve so far, the time already spent, and
     the options that change the numbers (``identity``, flag -> value). A resume with other values
-    is refused: its result would be neither run."""
+    is refused: its result would be neither run. ``read=False`` starts afresh whatever is there,
+    ``write=False`` never saves (a job's workers other than the chief)."""
 
-    def __init__(self, path: Path, identity: dict | None = None):
+    def __init__(self, path: Path, identity: dict | None = None, *, read: bool = True, write: bool = True):
         self.path = path
         self.curve: list[dict] = []
         self.elapsed_s = 0.0
         self.processes = 0
         self.identity = identity
-        if path.is_file():
+        self.write = write
+        if read and path.is_file():
             try:
                 doc = read_json(path, what="training state")
                 self.curve = list(doc.get("curve", []))
@@ -48,6 +50,8 @@ class State:
                     )
 
     def save(self) -> None:
+        if not self.write:
+            return
         write_json(
             self.path,
             {"curve": self.curve, "elapsed_s": self.elapsed_s, "processes": self.processes, "identity": self.identity},
@@ -56,18 +60,91 @@ class State:
 
 class Backup(keras.callbacks.BackupAndRestore):
     """Keras's epoch checkpoints, two deep (a torn last one falls back to the one before), whose
-    unreadable checkpoint is one line that suggests ``--fresh`` rather than h5py's traceback."""
+    unreadable checkpoint is one line that suggests ``--fresh`` rather than h5py's traceback. A job's
+    workers other than the chief restore from the chief's checkpoint (``read``) but write theirs to
+    ``write_dir``, a directory of their own that nothing reads, as TensorFlow's multi-worker tutorial
+    does: saving is a collective on jax (every worker must take part), and two writers of one file
+    would tear it."""
 
-    def __init__(self, backup_dir: Path):
+    def __init__(self, backup_dir: Path, *, read: bool = True, write_dir: Path | None = None):
         super().__init__(str(backup_dir), save_freq="epoch", double_checkpoint=True, delete_checkpoint=False)
+        self.read, self.write_dir = read, write_dir
+
+    def _save_model(self):
+        if self.write_dir is None:
+            return super()._save_model()
+        where = self._where()
+        self._point_at(str(self.write_dir))
+        try:
+            super()._save_model()
+        finally:
+            self._point_at(*where)
+
+    def _where(self) -> tuple:
+        return (
+            self.backup_dir,
+            self._weights_path,
+            self._training_metadata_path,
+            self._prev_weights_path,
+            self._prev_training_metadata_path,
+        )
+
+    def _point_at(self, backup_dir, *paths):
+        """Keras's paths (as ``BackupAndRestore.__init__`` makes them) under ``backup_dir``, or ``paths``."""
+        if not paths:
+            weights, metadata = f"{backup_dir}/latest.weights.h5", f"{backup_dir}/training_metadata.json"
+            paths = (weights, metadata, f"{weights}.bkp", f"{metadata}.bkp")
+        self.backup_dir = backup_dir
+        (
+            self._weights_path,
+            self._training_metadata_path,
+            self._prev_weights_path,
+            self._prev_training_metadata_path,
+        ) = paths
 
     def on_train_begin(self, logs=None):
+        if not self.read:
+            return
         try:
             super().on_train_begin(logs)
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise UsageError(
                 f"the checkpoint in {self.backup_dir!r} is unreadable ({first_line(e)}); {FRESH}"
             ) from None
+
+
+class SameStatistics(keras.callbacks.Callback):
+    """At each epoch's end, before ``Backup`` writes the checkpoint, ``sync(model)`` makes the
+    workers' non-trainable statistics the same (``sync_statistics``): batch norm's moving averages
+    are per replica otherwise, and every worker must hold, and the chief save, the job's weights."""
+
+    def __init__(self, sync: Callable[[object], None]):
+        super().__init__()
+        self.sync = sync
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.sync(self.model)
+
+
+class SameStart(keras.callbacks.Callback):
+    """After ``Backup`` has restored: the job's workers must resume from the same epoch, or the first
+    that finishes its epochs would leave the others waiting in a collective. ``gather(value)`` returns
+    every worker's value (``gather_replicas``); they differ when a worker cannot read the chief's
+    checkpoint, and every worker then stops with one line."""
+
+    def __init__(self, gather: Callable[[float], list[float]], out: str):
+        super().__init__()
+        self.gather, self.out = gather, out
+
+    def on_train_begin(self, logs=None):
+        mine = int(getattr(self.model, "_initial_epoch", None) or 0)  # what Backup restored (fit reads it next)
+        starts = [int(v) for v in self.gather(mine)]
+        if len(set(starts)) > 1:
+            raise UsageError(
+                f"the workers would resume from different epochs ({', '.join(f'worker {i}: {e}' for i, e in enumerate(starts))}): "
+                f"every worker reads the chief's checkpoint under --out {self.out!r}, which must be storage they all "
+                f"see (NFS, a shared disk); or {FRESH}"
+            )
 
 
 class ResumeData(keras.callbacks.Callback):

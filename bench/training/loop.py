@@ -10,11 +10,18 @@ resolved config and the environment; ``bench gate`` compares it with baselines.j
 
 ``train`` is set-up (``_setup``: options, recipe, budget, device, precision, seeds, data, plan), model
 (``_build_model``), fit (``_fit``, with ``bench.training.callbacks``) and result (``_result``).
+
+One run can span several workers (``--cluster``, ``TF_CONFIG``; ``bench.cluster``): the recipe's batch
+is the global batch, split over them; every worker trains, only worker 0 (the chief) writes the
+result, checkpoints and TensorBoard logs; every worker resumes from the chief's checkpoint, so on
+several hosts ``--out`` must be storage they all read. A lost worker ends the others with one line
+(``WorkerLost``).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -22,11 +29,13 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.errors import UsageError
+from bench import cluster as cluster_mod
+from bench.errors import UsageError, WorkerLost
 from bench.io import save_figure, writable_dir, write_json
 from bench.stats import finite
 from bench.training import budget as budget_mod
@@ -80,13 +89,14 @@ def run_id(recipe: str, dataset: str, budget: budget_mod.Budget, device: str, se
     return rid
 
 
-def _identity(opts: Options, deterministic: bool) -> dict:
+def _identity(opts: Options, deterministic: bool, workers: int = 1) -> dict:
     """The options outside the run id that change a run's numbers: a resume must keep them."""
     return {
         "--deterministic": "on" if deterministic else "off",
         "--steps-per-execution": opts.steps_per_execution,
         "--precision": opts.precision,
         "--cpu-replicas": opts.cpu_replicas or 1,
+        "--workers": workers,
     }
 
 
@@ -97,14 +107,15 @@ def train(
     clock: Callable[[], float] = time.monotonic,
     log: Callable[[str], None] | None = None,
     extra_callbacks=(),
-) -> tuple[dict, Path]:
-    """Run one recipe under a budget; returns (result document, path written)."""
+) -> tuple[dict, Path | None]:
+    """Run one recipe under a budget; returns (result document, path written). A worker of a job
+    other than the chief writes nothing: (its summary, None)."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     run = _setup(recipe_name, opts)
     model = _build_model(run)
     fit = _fit(run, model, clock=clock, log=log, extra_callbacks=extra_callbacks)
     result, path = _result(run, model, fit)
-    if opts.plot:
+    if opts.plot and path is not None:
         plot(result, path.with_suffix(".png"))
     return result, path
 
@@ -114,7 +125,7 @@ def fingerprint_of(recipe_name: str, opts: Options) -> dict:
     from its set-up and built model, without training: the fields ``bench.regression.accuracy.key_of`` reads."""
     from bench import fingerprint
 
-    run = _setup(recipe_name, opts)
+    run = _setup(recipe_name, opts, environ={})  # one process: TF_CONFIG names no job to join here
     model = _build_model(run)
     return {
         "kind": RESULT_KIND,
@@ -128,9 +139,10 @@ def fingerprint_of(recipe_name: str, opts: Options) -> dict:
     }
 
 
-def _resolve(recipe_name: str, opts: Options) -> tuple[recipes_mod.Recipe, budget_mod.Budget]:
-    """Every option checked, and the recipe (with ``--set``) and budget resolved: a one-line
-    ``UsageError`` for any bad value, before TensorFlow, the data or a model is touched."""
+def check_run(recipe_name: str, opts: Options, *, environ=None):
+    """Every option checked, and the recipe (with ``--set``), budget and cluster resolved: a one-line
+    ``UsageError`` for any bad value, before TensorFlow, the data or a model is touched. Returns
+    (recipe, budget, this process's ``bench.cluster.Cluster`` or None)."""
     options.check(opts)
     recipe = recipes_mod.get(recipe_name)
     if opts.overrides:
@@ -141,21 +153,37 @@ def _resolve(recipe_name: str, opts: Options) -> tuple[recipes_mod.Recipe, budge
             f"--cpu-replicas {replicas} does not divide the batch size {recipe.batch_size}; each replica takes an equal share"
         )
     budget = budget_mod.Budget.parse(opts.budget, full=recipe.full())
+    cluster = options.cluster_of(opts, environ)
+    workers = opts.workers if cluster is None else cluster.count  # None: --cluster auto, known once joined
+    if workers and workers > 1:
+        what = f"--workers {opts.workers}" if cluster is None else f"{cluster.source} ({workers} workers)"
+        if budget.kind == "minutes":
+            raise UsageError(
+                f"--budget {budget} with {what}: a minutes budget runs on each worker's own clock, and every worker "
+                "must stop at the same step; give epochs=N or steps=N"
+            )
+        if recipe.batch_size % workers:
+            raise UsageError(
+                f"{what} does not divide the batch size {recipe.batch_size}; each worker takes an equal share of "
+                "the global batch (--set batch_size=...)"
+            )
     writable_dir("--out", opts.out)  # last: a run with a bad option makes no directory
-    return recipe, budget
+    return recipe, budget, cluster
 
 
-def _setup(recipe_name: str, opts: Options) -> Run:
-    """Options, device, strategy, precision, seeds (in that order: the seed comes before the
-    pipelines and the model), checkpoint directory, data pipelines and the budget's plan."""
-    recipe, budget = _resolve(recipe_name, opts)
+def _setup(recipe_name: str, opts: Options, *, environ=None) -> Run:
+    """Options, device, strategy (joining the job's other workers), precision, seeds (in that order:
+    the seed comes before the pipelines and the model), checkpoint directory, data pipelines and
+    the budget's plan."""
+    recipe, budget, cluster = check_run(recipe_name, opts, environ=environ)
     dataset = f"mock_{recipe.dataset}" if opts.mock else recipe.dataset
 
     from bench import backends, devices
 
     deterministic = recipe.deterministic if opts.deterministic == "recipe" else opts.deterministic == "on"
     backend = backends.activate(opts.backend)
-    placement = backend.open(opts.device, tpu=opts.tpu, cpu_replicas=opts.cpu_replicas or 1)
+    placement = backend.open(opts.device, tpu=opts.tpu, cpu_replicas=opts.cpu_replicas or 1, cluster=cluster)
+    cluster = placement.cluster
     policy = devices.set_precision(opts.precision)
     backend.seed(opts.seed, deterministic=deterministic)
 
@@ -165,11 +193,16 @@ def _setup(recipe_name: str, opts: Options) -> Run:
     where = opts.device if opts.backend == "tensorflow" else f"{opts.device}-{opts.backend}"
     rid = run_id(recipe.name, dataset, budget, where, opts.seed, opts.overrides)
     ckpt_dir = out / ".checkpoints" / rid
-    if opts.fresh and ckpt_dir.exists():
+    if opts.fresh and ckpt_dir.exists() and placement.chief:
         shutil.rmtree(ckpt_dir)
     from bench.training.callbacks import State
 
-    State(ckpt_dir / "state.json", identity=_identity(opts, deterministic))  # a resume with other numerics: refused
+    # a resume with other numerics: refused (every worker reads the chief's state; with --fresh, none)
+    State(
+        ckpt_dir / "state.json",
+        identity=_identity(opts, deterministic, _workers(cluster)),
+        read=_reads(opts, placement),
+    )
     load_start = time.monotonic()
     pipes = data.pipelines(
         dataset,
@@ -184,7 +217,7 @@ def _setup(recipe_name: str, opts: Options) -> Run:
         mock_examples=opts.mock,
     )
     plan = budget_mod.plan(budget, pipes.steps_per_epoch, max_epochs=budget_mod.UNTIL_DEADLINE)
-    train_ds, val_ds = _fit_datasets(pipes, recipe, plan)
+    train_ds, val_ds = _fit_datasets(pipes, recipe, plan, job=None if cluster is None else opts.backend)
     return Run(
         recipe,
         opts,
@@ -204,8 +237,22 @@ def _setup(recipe_name: str, opts: Options) -> Run:
     )
 
 
-def _fit_datasets(pipes, recipe, plan: budget_mod.BudgetPlan):
-    """(train, validation or None) with one-hot labels, as ``fit`` takes them."""
+def _workers(cluster) -> int:
+    return cluster.count if cluster is not None else 1
+
+
+def _reads(opts: Options, placement) -> bool:
+    """Whether this process resumes from the checkpoint: the chief deletes it first under --fresh, and
+    another worker must not read it meanwhile."""
+    return placement.chief or not opts.fresh
+
+
+def _fit_datasets(pipes, recipe, plan: budget_mod.BudgetPlan, *, job: str | None = None):
+    """(train, validation or None) with one-hot labels, as ``fit`` takes them. ``job`` is the backend
+    of a multi-worker run: on tensorflow every worker reads the whole pipeline and takes its share of
+    each global batch (tf.data's DATA auto-sharding), so the job sees the batches one host would; on
+    jax Keras shards by process itself, and the training data repeats (Keras counts the batches of
+    the data before sharding, so its own end-of-data reset never comes)."""
     import tensorflow as tf
 
     classes = pipes.info.classes
@@ -215,8 +262,14 @@ def _fit_datasets(pipes, recipe, plan: budget_mod.BudgetPlan):
 
     train_ds = pipes.train.map(one_hot)
     val_ds = pipes.test.map(one_hot) if recipe.validate_each_epoch else None
-    if plan.total_steps is not None and plan.total_steps < plan.epochs * plan.steps_per_epoch:
+    partial = plan.total_steps is not None and plan.total_steps < plan.epochs * plan.steps_per_epoch
+    if partial or job == "jax":
         train_ds = train_ds.repeat()  # a steps budget may end inside an epoch; steps_per_epoch bounds each
+    if job == "tensorflow":
+        sharding = tf.data.Options()
+        sharding.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        train_ds = train_ds.with_options(sharding)
+        val_ds = None if val_ds is None else val_ds.with_options(sharding)
     return train_ds, val_ds
 
 
@@ -256,18 +309,37 @@ def _fit(run: Run, model, *, clock: Callable[[], float], log: Callable[[str], No
     callback, TensorBoard when it is installed, and the caller's ``extra_callbacks``."""
     import keras
 
-    from bench.training.callbacks import Backup, ResumeData, State, Trainer
+    from bench.training.callbacks import Backup, ResumeData, SameStart, SameStatistics, State, Trainer
     from bench.training.evaluation import KeepRawWeights
 
-    opts, plan, label = run.opts, run.plan, run.recipe.name
-    state = State(run.ckpt_dir / "state.json", identity=_identity(opts, run.deterministic))
+    opts, plan, label, placement = run.opts, run.plan, run.recipe.name, run.placement
+    cluster = placement.cluster
+    if cluster is not None:
+        label = f"{label} worker {cluster.task_index}/{cluster.count}"
+    reads, writes = _reads(opts, placement), placement.chief
+    state = State(
+        run.ckpt_dir / "state.json",
+        identity=_identity(opts, run.deterministic, _workers(cluster)),
+        read=reads,
+        write=writes,
+    )
     state.processes += 1
     trainer = Trainer(plan, run.recipe.schedule, state, clock=clock, label=label, log=log)
-    callbacks = [Backup(run.ckpt_dir / "backup"), ResumeData(run.pipes.train), trainer, *extra_callbacks]
+    own_dir = None if writes else Path(tempfile.mkdtemp(prefix="cnn-bench-worker-checkpoints-"))
+    callbacks = [Backup(run.ckpt_dir / "backup", read=reads, write_dir=own_dir)]
+    if cluster is not None:  # before Backup writes at an epoch's end, and after it restored at the start
+        from bench import backends
+
+        backend = backends.load(placement.backend)
+        callbacks.insert(0, SameStatistics(lambda model: backend.sync_statistics(placement, model)))
+        callbacks.append(SameStart(lambda v: backend.gather_replicas(placement, v), opts.out))
+    callbacks += [ResumeData(run.pipes.train), trainer, *extra_callbacks]
     raw = KeepRawWeights() if run.recipe.ema_momentum else None
     if raw:
         callbacks.append(raw)
-    if _have_tensorboard():
+    if not writes:
+        pass  # TensorBoard logs are the chief's
+    elif _have_tensorboard():
         callbacks.append(
             keras.callbacks.TensorBoard(
                 str(run.out / "tensorboard" / run.rid), write_graph=False, update_freq="epoch", profile_batch=0
@@ -285,15 +357,43 @@ def _fit(run: Run, model, *, clock: Callable[[], float], log: Callable[[str], No
     load_avg_start = _loadavg()
     wall_start = time.monotonic()
     started = datetime.datetime.now(datetime.UTC)
-    model.fit(
-        run.train_ds,
-        epochs=plan.epochs,
-        steps_per_epoch=plan.steps_per_epoch,
-        validation_data=run.val_ds,
-        callbacks=callbacks,
-        verbose=0,
-    )
+    try:
+        with _lost_workers(cluster):
+            model.fit(
+                run.train_ds,
+                epochs=plan.epochs,
+                steps_per_epoch=plan.steps_per_epoch,
+                validation_data=run.val_ds,
+                callbacks=callbacks,
+                verbose=0,
+            )
+    finally:
+        if own_dir is not None:
+            shutil.rmtree(own_dir, ignore_errors=True)
     return Fit(trainer, state, load_avg_start, started, wall_start, time.monotonic() - wall_start, raw)
+
+
+@contextlib.contextmanager
+def _lost_workers(cluster):
+    """An engine error that says a worker of the job is gone, as ``WorkerLost`` naming it; others pass."""
+    try:
+        yield
+    except Exception as e:
+        message = cluster_mod.lost(e, cluster)
+        if message is None:
+            raise
+        raise WorkerLost(message) from None
+
+
+def weights_digest(model) -> str:
+    """sha256 of the model's weights (every variable, in order, as float32 bytes): the workers of a
+    job compare their copies by it."""
+    import numpy as np
+
+    h = hashlib.sha256()
+    for w in model.get_weights():
+        h.update(np.ascontiguousarray(np.asarray(w, dtype=np.float32)).tobytes())
+    return h.hexdigest()
 
 
 def _document(run: Run, model, fit: Fit) -> dict:
@@ -362,23 +462,41 @@ def _document(run: Run, model, fit: Fit) -> dict:
     }
 
 
-def _result(run: Run, model, fit: Fit) -> tuple[dict, Path]:
+def _result(run: Run, model, fit: Fit) -> tuple[dict, Path | None]:
     """The result document with the final evaluation (or the failure), written; the checkpoints
-    are removed once the run is over (a finished run, or one whose weights went NaN)."""
+    are removed once the run is over (a finished run, or one whose weights went NaN). In a job of
+    several workers, every worker compares its weights with the others' first; the chief alone
+    evaluates and writes, the others wait for it and return a summary, and no path."""
+    cluster = run.placement.cluster
+    digests = None
+    if cluster is not None:
+        digest = weights_digest(model)
+        digests = _gather(run, int(digest[:6], 16))  # exact in float32: 24 bits of each worker's digest
+    if not run.placement.chief:
+        summary = _worker_summary(run, model, fit, digest, digests)
+        _gather(run, 0.0)  # stop with the chief, once it has written: the engines' shutdown waits for every worker
+        return summary, None
     result = _document(run, model, fit)
     trainer = fit.trainer
     result["steps_run"] = int(model.optimizer.iterations.numpy())
+    if cluster is not None:
+        result["cluster"] = {
+            **cluster.record(global_batch=run.recipe.batch_size),
+            "weights_sha256": digest,
+            "workers_agree": len(set(digests)) == 1,
+        }
     if trainer.failure:
         result.update(status="failed", error=trainer.failure)
         shutil.rmtree(run.ckpt_dir, ignore_errors=True)  # its last checkpoint may hold the NaN weights
     else:
-        if trainer.steady_step_s > 0:  # the first step of a process traces and compiles: reported apart
-            result["images_per_s"] = round((trainer.steps_run - 1) * run.recipe.batch_size / trainer.steady_step_s, 2)
+        result["images_per_s"] = _images_per_s(trainer, run.recipe.batch_size)
+        if cluster is not None and result["images_per_s"] is not None:
+            result["images_per_s_per_worker"] = round(result["images_per_s"] / cluster.count, 2)
         result["first_step_s"] = None if trainer.first_step_s is None else round(trainer.first_step_s, 3)
         from bench.training import evaluation
 
         ev = evaluation.final(
-            model,
+            _evaluation_model(run, model),
             run.recipe,
             run.train_ds,
             run.pipes.test,
@@ -404,7 +522,64 @@ def _result(run: Run, model, fit: Fit) -> tuple[dict, Path]:
     path = write_json(run.out / f"{run.rid}.json", result)
     if result["status"] == "ok":
         shutil.rmtree(run.ckpt_dir, ignore_errors=True)
+    if cluster is not None:
+        _gather(run, 0.0)  # the others wait here for the result
     return result, path
+
+
+def _images_per_s(trainer, batch_size: int) -> float | None:
+    """Images a second over this process's steps after its first (which traces and compiles:
+    reported apart); in a job, the job's images (the global batch) a second."""
+    if trainer.steady_step_s <= 0:
+        return None
+    return round((trainer.steps_run - 1) * batch_size / trainer.steady_step_s, 2)
+
+
+def _worker_summary(run: Run, model, fit: Fit, digest: str, digests: list[float]) -> dict:
+    """What a worker other than the chief reports (it writes nothing): enough to compare it with the others."""
+    cluster = run.placement.cluster
+    return {
+        "recipe": run.recipe.name,
+        "status": "failed" if fit.trainer.failure else "ok",
+        "error": fit.trainer.failure,
+        "worker": cluster.task_index,
+        "workers": cluster.count,
+        "steps_run": int(model.optimizer.iterations.numpy()),
+        "images_per_s": _images_per_s(fit.trainer, run.recipe.batch_size),
+        "weights_sha256": digest,
+        "workers_agree": len(set(digests)) == 1,
+    }
+
+
+def _gather(run: Run, value: float) -> list[float]:
+    """``value`` from every worker of the job (a collective: each worker waits for the others)."""
+    from bench import backends
+
+    with _lost_workers(run.placement.cluster):
+        return backends.load(run.placement.backend).gather_replicas(run.placement, value)
+
+
+def _evaluation_model(run: Run, model):
+    """The model the final evaluation runs: ``model`` itself in one process. On a job's chief, a copy
+    of it outside the job (jax: no distribution; tensorflow: no strategy), so that evaluating needs
+    no other worker; the weights are the job's, the same on every worker."""
+    if run.placement.cluster is None:
+        return model
+    import keras
+
+    import models
+
+    weights = model.get_weights()
+    if keras.distribution.distribution() is not None:  # jax: data and models stop being spread over the job
+        keras.distribution.set_distribution(None)
+    copy = models.create(
+        run.recipe.model,
+        input_shape=run.pipes.info.input_shape,
+        classes=run.pipes.info.classes,
+        **run.recipe.model_overrides,
+    )
+    copy.set_weights(weights)
+    return copy
 
 
 def weight_decay(model) -> dict | list[dict] | None:

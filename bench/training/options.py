@@ -10,6 +10,7 @@ import dataclasses
 import os
 from pathlib import Path
 
+from bench import cluster as cluster_mod
 from bench.backends import BACKENDS, DEFAULT_BACKEND, check_backend
 from bench.devices import DEVICES, PRECISIONS, check_device
 from bench.errors import UsageError
@@ -69,7 +70,28 @@ OPTIONS: dict[str, dict] = {
     "--eager": dict(action="store_true", help="run eagerly, without tf.function (debugging; tests' few steps)"),
     "--fresh": dict(action="store_true", help="ignore an existing checkpoint and start over"),
     "--plot": dict(action="store_true", help="also write the learning curve as a PNG next to the JSON"),
+    # -- one job over several workers (bench.cluster); TF_CONFIG in the environment works as --cluster does
+    "--workers": dict(
+        default=1,
+        type=int,
+        metavar="N",
+        help="start N workers of this run on this machine (loopback) and train across them (default: %(default)s)",
+    ),
+    "--cluster": dict(
+        default=None,
+        metavar="HOST:PORT,...",
+        help="this process is one worker of a multi-host run: every worker's address, worker 0 (the chief) first; "
+        "'auto' on jax finds the cluster (TPU pod slice, Slurm, Open MPI)",
+    ),
+    "--task-index": dict(default=None, type=int, metavar="I", help="which worker of --cluster this process is"),
+    "--worker-timeout": dict(
+        default=cluster_mod.DEFAULT_TIMEOUT_S,
+        type=float,
+        metavar="S",
+        help="a worker silent for S seconds fails the run on the others; workers get 5 x S to join (default: %(default)s)",
+    ),
 }
+CLUSTER_FLAGS = ("--workers", "--cluster", "--task-index", "--worker-timeout")
 
 
 def dest(flag: str) -> str:
@@ -147,8 +169,51 @@ def check(opts: Options) -> Options:
     ):
         if path is not None and Path(path).exists() and not Path(path).is_dir():
             raise UsageError(f"{flag} {str(path)!r} is not a directory")
+    cluster_of(opts, environ={})  # the flags; TF_CONFIG is read where the run is set up
     if opts.archive is not None:  # mock data reads no archive: only its name is checked then
         from bench.training.data import CIFAR10_JPEG_SHA256, check_archive
 
         check_archive("--archive", opts.archive, sha256=None if opts.mock else CIFAR10_JPEG_SHA256)
     return opts
+
+
+def cluster_of(opts: Options, environ=None):
+    """This process's ``bench.cluster.Cluster`` from ``--cluster``/``--task-index`` or ``TF_CONFIG`` in
+    ``environ`` (None for one process, and for the ``--workers`` launcher), checked against the
+    other options: a one-line ``UsageError`` for what a multi-worker run cannot do."""
+    found = cluster_mod.resolve(
+        opts.cluster, opts.task_index, timeout_s=opts.worker_timeout, workers=opts.workers, environ=environ
+    )
+    if found is None and opts.workers == 1:
+        return None
+    what = f"--workers {opts.workers}" if found is None else found.source
+    if opts.backend == "torch":
+        raise UsageError(
+            f"{what}: a multi-worker run is tensorflow's (MultiWorkerMirroredStrategy) or jax's; not torch"
+        )
+    if opts.device == "tpu":
+        raise UsageError(
+            f"{what}: a TPU pod slice is one TPUStrategy on tensorflow (--device tpu --tpu NAME, one process), "
+            "or --cluster auto on every host on jax"
+        )
+    if opts.cpu_replicas is not None:
+        raise UsageError(f"--cpu-replicas with {what}: each worker trains on its own devices; give one of them")
+    return found
+
+
+def argv(opts: Options, *, without=CLUSTER_FLAGS) -> list[str]:
+    """The command-line flags that give ``opts`` (defaults left out), less the flags in ``without``:
+    what each worker started by ``--workers`` is given, with its own ``--cluster``."""
+    out: list[str] = []
+    for flag, spec in OPTIONS.items():
+        value = getattr(opts, dest(flag))
+        if flag in without or value == Options.__dataclass_fields__[dest(flag)].default:
+            continue
+        if spec.get("action") == "store_true":
+            out.append(flag)
+        elif spec.get("action") == "append":
+            for item in value:
+                out += [flag, str(item)]
+        else:
+            out += [flag, str(value)]
+    return out

@@ -512,6 +512,60 @@ CASES += [
 # -- end of the sharding block
 
 
+# -- one job over several workers (issue #11, bench.cluster): train's, fingerprint's and throughput's cluster flags
+CLUSTER = ["--cluster", "10.0.0.1:2222,10.0.0.2:2222"]
+CASES += [
+    ("train", "--workers", "out of range", [*TRAIN, "--workers", "0"], "--workers 0"),
+    ("train", "--workers", "wrong type", [*TRAIN, "--workers", "two"], "two"),
+    ("train", "--workers", "out of range", [*TRAIN, "--workers", "3"], "--workers 3 does not divide the batch size"),
+    ("train", "--workers", "out of range", [*TRAIN, "--workers", "2", "--budget", "minutes=1"], "minutes=1"),
+    ("train", "--workers", "out of range", [*TRAIN, "--workers", "2", *CLUSTER, "--task-index", "0"], "--workers 2"),
+    ("train", "--cluster", "wrong type", [*TRAIN, "--cluster", "nohost,other", "--task-index", "0"], "nohost"),
+    ("train", "--cluster", "out of range", [*TRAIN, "--cluster", "h:1,h:70000", "--task-index", "0"], "70000"),
+    ("train", "--cluster", "out of range", [*TRAIN, "--cluster", "h:1", "--task-index", "0"], "names 1 worker"),
+    ("train", "--cluster", "missing", [*TRAIN, "--cluster"], "--cluster"),
+    ("train", "--cluster", "wrong type", [*TRAIN, *CLUSTER, "--task-index", "0", "--backend", "torch"], "torch"),
+    ("train", "--cluster", "wrong type", [*TRAIN, *CLUSTER, "--task-index", "0", "--device", "tpu"], "TPU pod"),
+    ("train", "--task-index", "missing", [*TRAIN, *CLUSTER], "--task-index 0 to 1"),
+    ("train", "--task-index", "out of range", [*TRAIN, *CLUSTER, "--task-index", "2"], "--task-index 2"),
+    ("train", "--task-index", "out of range", [*TRAIN, "--task-index", "1"], "--task-index 1 needs --cluster"),
+    ("train", "--task-index", "wrong type", [*TRAIN, "--task-index", "one"], "one"),
+    ("train", "--worker-timeout", "out of range", [*TRAIN, "--worker-timeout", "0"], "--worker-timeout 0"),
+    ("train", "--worker-timeout", "out of range", [*TRAIN, "--worker-timeout", "nan"], "nan"),
+    ("train", "--worker-timeout", "wrong type", [*TRAIN, "--worker-timeout", "soon"], "soon"),
+    ("fingerprint", "--workers", "out of range", [*FINGERPRINT, "--workers", "2"], "--workers 2 is train's"),
+    ("fingerprint", "--cluster", "out of range", [*FINGERPRINT, *CLUSTER, "--task-index", "0"], "--cluster"),
+    ("fingerprint", "--task-index", "out of range", [*FINGERPRINT, "--task-index", "0"], "--task-index 0"),
+    ("fingerprint", "--worker-timeout", "out of range", [*FINGERPRINT, "--worker-timeout", "5"], "--worker-timeout"),
+    ("throughput", "--workers", "out of range", ["throughput", "--workers", "0"], "--workers 0"),
+    ("throughput", "--workers", "wrong type", ["throughput", "--workers", "2", "--backend", "tensorflow,jax"], "jax"),
+    ("throughput", "--workers", "out of range", ["throughput", "--workers", "3"], "--batch-size 128"),
+    ("throughput", "--cluster", "out of range", ["throughput", "--cluster", "h:1", "--task-index", "0"], "1 worker"),
+    ("throughput", "--cluster", "wrong type", ["throughput", *CLUSTER, "--task-index", "0", "--data", "real"], "real"),
+    ("throughput", "--task-index", "out of range", ["throughput", *CLUSTER, "--task-index", "5"], "--task-index 5"),
+    ("throughput", "--task-index", "missing", ["throughput", "--task-index", "0"], "needs --cluster"),
+    ("throughput", "--worker-timeout", "out of range", ["throughput", "--worker-timeout", "-1"], "-1"),
+    ("throughput", "--worker-timeout", "wrong type", ["throughput", "--worker-timeout", "x"], "'x'"),
+]
+BAD_TF_CONFIG = {
+    "not JSON": ("{cluster", "TF_CONFIG is not valid JSON"),
+    "no cluster": ('{"task": {"type": "worker", "index": 0}}', "TF_CONFIG has no 'cluster'"),
+    "a parameter server": ('{"cluster": {"worker": ["h:1"], "ps": ["h:2"]}, "task": {}}', "job 'ps'"),
+    "an index out of range": ('{"cluster": {"worker": ["h:1", "h:2"]}, "task": {"type": "worker", "index": 7}}', "7"),
+}
+
+
+@pytest.mark.parametrize("command", ["train", "throughput"])
+@pytest.mark.parametrize("value,token", BAD_TF_CONFIG.values(), ids=list(BAD_TF_CONFIG))
+def test_a_bad_tf_config_is_one_line_and_exit_2(command, value, token, case_dir, capsys, monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", value)
+    before = _files(case_dir)
+    code, out, err = _run(TRAIN if command == "train" else ["throughput"], case_dir, capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and token in lines[0], (out + err)[-2000:]
+    assert _files(case_dir) == before
+
+
 # a bad result file given to gate: that file's ERROR finding (exit 1), the other files still judged
 # (a directory's other JSON, such as throughput results, is skipped; a file named is judged)
 GATE_FILES = [

@@ -155,6 +155,18 @@ USAGE_ERRORS = [
         ["--steps-per-execution", "0"],
         "--steps-per-execution 0 is invalid; expected a positive number of steps",
     ),
+    # one run over several workers (bench.cluster)
+    ("--workers", ["--workers", "0"], "--workers 0 is invalid; expected 1 to 1024 worker processes on this machine"),
+    ("--workers", ["--workers", "2", "--backend", "torch"], "--workers 2: a multi-worker run is tensorflow's"),
+    ("--workers", ["--workers", "5"], "--workers 5 does not divide the batch size 128"),
+    ("--cluster", ["--cluster", "h:1,h"], "--cluster: 'h' is not HOST:PORT"),
+    (
+        "--cluster",
+        ["--cluster", "h:1,h:2", "--task-index", "0", "--cpu-replicas", "2"],
+        "--cpu-replicas with --cluster",
+    ),
+    ("--task-index", ["--cluster", "h:1,h:2", "--task-index", "-1"], "--task-index -1 is invalid; --cluster names"),
+    ("--worker-timeout", ["--worker-timeout", "inf"], "--worker-timeout inf is invalid; expected seconds above 0"),
 ]
 # values argparse itself refuses (type, choices, a switch given a value): exit 2, its message last
 PARSE_ERRORS = [
@@ -166,6 +178,9 @@ PARSE_ERRORS = [
     ("--eager", ["--eager=yes"], "argument --eager: ignored explicit argument 'yes'"),
     ("--fresh", ["--fresh=1"], "argument --fresh: ignored explicit argument '1'"),
     ("--plot", ["--plot=no"], "argument --plot: ignored explicit argument 'no'"),
+    ("--workers", ["--workers", "2.5"], "argument --workers: invalid int value: '2.5'"),
+    ("--task-index", ["--task-index", "one"], "argument --task-index: invalid int value: 'one'"),
+    ("--worker-timeout", ["--worker-timeout", "soon"], "argument --worker-timeout: invalid float value: 'soon'"),
 ]
 
 
@@ -202,3 +217,26 @@ def test_a_programmatic_run_is_checked_too(tmp_path, no_training):
 
     with pytest.raises(UsageError, match="--steps-per-execution 0 is invalid"):
         train(RECIPE, Options(steps_per_execution=0, mock=4, out=str(tmp_path)))
+
+
+def test_a_worker_gets_the_options_of_the_run_less_its_place_in_the_job():
+    """``--workers N`` starts each worker with the run's own flags (``options.argv``), and its own --cluster."""
+    given = [
+        "--budget",
+        "steps=3",
+        "--set",
+        "x=1",
+        "--set",
+        "y=2",
+        "--eager",
+        "--workers",
+        "2",
+        "--worker-timeout",
+        "9",
+    ]
+    opts = Options.from_args(parser().parse_args(given))
+    assert options.argv(opts) == ["--budget", "steps=3", "--set", "x=1", "--set", "y=2", "--eager"]
+    assert Options.from_args(parser().parse_args(options.argv(opts))) == Options(
+        budget="steps=3", overrides=("x=1", "y=2"), eager=True
+    )
+    assert options.argv(opts, without=()) == [*options.argv(opts), "--workers", "2", "--worker-timeout", "9.0"]
