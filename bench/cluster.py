@@ -173,6 +173,23 @@ def resolve(
     return Cluster(addresses, task_index, "--cluster", timeout_s)
 
 
+def check_job(what: str, *, backend: str, device: str, cpu_replicas: bool) -> None:
+    """What no multi-worker job does, as one-line ``UsageError``s naming ``what`` made it one
+    (``--workers 2``, ``--cluster``, ``TF_CONFIG``): torch, a TPU (a pod slice is driven otherwise),
+    a CPU split into logical devices."""
+    if backend == "torch":
+        raise UsageError(
+            f"{what}: a multi-worker job is tensorflow's (MultiWorkerMirroredStrategy) or jax's; not torch"
+        )
+    if device == "tpu":
+        raise UsageError(
+            f"{what}: a TPU pod slice is one TPUStrategy on tensorflow (--device tpu --tpu NAME, one process), "
+            "or --cluster auto on every host on jax"
+        )
+    if cpu_replicas:
+        raise UsageError(f"--cpu-replicas with {what}: each worker runs on its own devices; give one of them")
+
+
 def parse_addresses(text: str, *, what: str = "--cluster") -> tuple[str, ...]:
     """``HOST:PORT,HOST:PORT,...`` (two or more, distinct) as a tuple, or a one-line ``UsageError``."""
     parts = [p.strip() for p in str(text).split(",")]

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{result['recipe']} worker {result['worker']} of {result['workers']}: {result['status']}, "
             f"{result['steps_run']} steps, {result['images_per_s']} img/s (the job's), weights sha256 "
-            f"{result['weights_sha256'][:16]} ({'the same on every worker' if result['workers_agree'] else 'NOT the same on every worker'}); "
+            f"{result['weights_sha256'][:16]} ({_agree(result['workers_agree'])}); "
             "worker 0 writes the result"
         )
         return 0 if result["status"] == "ok" and result["workers_agree"] else 1
@@ -52,13 +52,17 @@ def run(args: argparse.Namespace) -> int:
         f"{result['wall_time_s']:.0f} s, {result['images_per_s']} img/s"
         + (
             f" over {job['workers']} workers ({result.get('images_per_s_per_worker')} each), weights sha256 "
-            f"{job['weights_sha256'][:16]} ({'the same on every worker' if job['workers_agree'] else 'NOT the same on every worker'})"
+            f"{job['weights_sha256'][:16]} ({_agree(job['workers_agree'])})"
             if job
             else ""
         )
         + f"; wrote {path}"
     )
     return 0 if not job or job["workers_agree"] else 1
+
+
+def _agree(same: bool) -> str:
+    return "the same on every worker" if same else "NOT the same on every worker"
 
 
 def _launch(recipe: str, opts: options.Options) -> int:

@@ -44,17 +44,7 @@ def check(opts: dict, chosen, device: str, axes: dict):
     what = f"--workers {workers}" if job is None else job.source
     if len(chosen) > 1:
         raise UsageError(f"{what} times one --backend at a time, not {','.join(chosen)}")
-    if chosen[0] == "torch":
-        raise UsageError(
-            f"{what}: a multi-worker job is tensorflow's (MultiWorkerMirroredStrategy) or jax's; not torch"
-        )
-    if device == "tpu":
-        raise UsageError(
-            f"{what}: a TPU pod slice is one TPUStrategy on tensorflow (--device tpu --tpu NAME, one process), "
-            "or --cluster auto on every host on jax"
-        )
-    if opts.get("cpu_replicas", 1) > 1:
-        raise UsageError(f"--cpu-replicas with {what}: each worker times on its own devices; give one of them")
+    cluster_mod.check_job(what, backend=chosen[0], device=device, cpu_replicas=opts.get("cpu_replicas", 1) > 1)
     if "real" in axes["data"]:
         raise UsageError(f"--data real with {what}: a job's workers time synthetic batches only")
     return job

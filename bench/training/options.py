@@ -187,17 +187,7 @@ def cluster_of(opts: Options, environ=None):
     if found is None and opts.workers == 1:
         return None
     what = f"--workers {opts.workers}" if found is None else found.source
-    if opts.backend == "torch":
-        raise UsageError(
-            f"{what}: a multi-worker run is tensorflow's (MultiWorkerMirroredStrategy) or jax's; not torch"
-        )
-    if opts.device == "tpu":
-        raise UsageError(
-            f"{what}: a TPU pod slice is one TPUStrategy on tensorflow (--device tpu --tpu NAME, one process), "
-            "or --cluster auto on every host on jax"
-        )
-    if opts.cpu_replicas is not None:
-        raise UsageError(f"--cpu-replicas with {what}: each worker trains on its own devices; give one of them")
+    cluster_mod.check_job(what, backend=opts.backend, device=opts.device, cpu_replicas=opts.cpu_replicas is not None)
     return found
 
 

@@ -156,3 +156,30 @@ def test_a_lost_worker_is_named_in_one_line(c, text, named):
 def test_other_errors_and_one_process_runs_are_not_a_lost_worker():
     assert cluster.lost(ValueError("shapes (3,) and (4,) do not match"), W2) is None
     assert cluster.lost(UnavailableError("Connection reset by peer"), None) is None
+
+
+def test_cluster_auto_where_jax_finds_no_cluster_is_one_line(tmp_path):
+    """``--cluster auto`` asks jax.distributed to find the cluster (TPU pod slice, Slurm, Open MPI);
+    on this machine there is none: one line, exit 2, nothing written (a process of its own: jax's
+    configuration is the process's)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("jax")
+    out = tmp_path / "r.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "TF_CONFIG")} | {"JAX_PLATFORMS": "cpu"}
+    argv = ["throughput", "--backend", "jax", "--cluster", "auto", "--bench-out", str(out)]
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", *argv],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert len(errors) == 1 and errors[0].startswith("error: --cluster auto: jax.distributed found no cluster here")
+    assert not out.exists()

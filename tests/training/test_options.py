@@ -157,7 +157,7 @@ USAGE_ERRORS = [
     ),
     # one run over several workers (bench.cluster)
     ("--workers", ["--workers", "0"], "--workers 0 is invalid; expected 1 to 1024 worker processes on this machine"),
-    ("--workers", ["--workers", "2", "--backend", "torch"], "--workers 2: a multi-worker run is tensorflow's"),
+    ("--workers", ["--workers", "2", "--backend", "torch"], "--workers 2: a multi-worker job is tensorflow's"),
     ("--workers", ["--workers", "5"], "--workers 5 does not divide the batch size 128"),
     ("--cluster", ["--cluster", "h:1,h"], "--cluster: 'h' is not HOST:PORT"),
     (
