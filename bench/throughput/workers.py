@@ -74,7 +74,7 @@ def run(plan, opts: dict, pytest_args: list[str]) -> int:
     env = {**os.environ, "KERAS_BACKEND": backend}
     env.pop("TF_CONFIG", None)
     per_worker = ",".join(str(b) for b in dict.fromkeys(c.batch_size // n for c in plan.cases))
-    base = {**opts, "workers": 1, "cluster": None, "task_index": None}
+    base = {**opts, "workers": 1, "cluster": None, "task_index": None, "isolate": "none"}  # each worker: one process
     with tempfile.TemporaryDirectory(prefix="cnn-bench-throughput-workers-") as tmp:
         one_out, job_out = Path(tmp) / "one-worker.json", Path(tmp) / "job.json"
         print(f"cnn-bench: one worker alone first, at the per-worker batch ({per_worker})", flush=True)
