@@ -21,10 +21,11 @@ A fingerprint has five parts that decide the numbers, and a sixth that describes
   NumPy) and the device class.
 
 ``digest`` hashes the first five. The gate (``bench.regression.accuracy``) fails a result whose
-recipe, model or data differ from its baseline's with the differences in words (``model changed:
+five parts differ from its baseline's with the differences in words (``model changed:
 conv2_block1_bn momentum 0.99 -> 0.5``), before any statistics: a deterministic catch for every change
-to them, which leaves the statistical band for what a fingerprint cannot see (data code, numerics,
-library upgrades: an environment difference is a note, not a failure). The batch digests and the
+to them, which leaves the statistical band for what a fingerprint cannot see (code that changes the
+numbers without changing what is compiled, fed or scored, op order, library upgrades: an environment
+difference is a note, not a failure). The batch digests and the
 probe depend on the image decoder and the kernels, so they count only when the versions and the
 device class match. A field that a baseline's fingerprint predates is a note, not a change
 (``bench fingerprint --record`` adds it).
