@@ -183,18 +183,30 @@ def evaluation_part(pipes, recipe) -> dict:
     """Top-1 and loss that the evaluation code (``bench.training.evaluation.evaluate``, with the
     recipe's test-time augmentation) gives a fixed probe on the first ``PROBE_BATCHES`` test batches.
     The probe is a linear softmax classifier with seeded weights and no symmetry (a flipped image
-    scores differently), so the figures move with any change to how predictions are made or scored."""
+    scores differently), so the figures move with any change to how predictions are made or scored.
+    It is this process's alone: outside a multi-worker job's distribution, whose peers would wait."""
+    import keras
+
+    spread = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        return _probe_scores(pipes, recipe)
+    finally:
+        keras.distribution.set_distribution(spread)
+
+
+def _probe_scores(pipes, recipe) -> dict:
     import keras
     import numpy as np
 
     from bench.training.evaluation import evaluate
 
     shape, classes = tuple(pipes.info.input_shape), pipes.info.classes
-    rng = np.random.default_rng(0)
+    size = int(np.prod(shape))
     probe = keras.Sequential(
         [keras.Input(shape), keras.layers.Flatten(), keras.layers.Dense(classes, activation="softmax")], name="probe"
     )
-    size = int(np.prod(shape))
+    rng = np.random.default_rng(0)
     probe.layers[-1].set_weights(
         [rng.normal(0, 1 / np.sqrt(size), (size, classes)).astype("float32"), np.zeros(classes, "float32")]
     )
