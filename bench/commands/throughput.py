@@ -41,18 +41,17 @@ def run(args: argparse.Namespace) -> int:
 
     from bench import backends
     from bench.throughput import fanout, isolate
+    from bench.throughput import workers as workers_mod
     from bench.throughput.plugin import ThroughputPlugin, open_session
 
     opts = {dest(flag): getattr(args, dest(flag)) for flag in OPTIONS}
     chosen = backend_list(opts["backend"])
     if opts["workers"] > 1:
-        from bench.throughput import workers
-
         if backends.running() is None:
             os.environ["KERAS_BACKEND"] = "numpy"  # this process only checks the plan and starts the workers
-        return workers.run(resolve(opts), opts, list(args.pytest_args))
+        return workers_mod.run(resolve(opts), opts, list(args.pytest_args))
     # a worker of a multi-worker job runs its cases here: its peers wait for it in every collective
-    in_process = opts["isolate"] == "none" or opts.get("cluster") is not None or "TF_CONFIG" in os.environ
+    in_process = opts["isolate"] == "none" or workers_mod.job_of(opts) is not None
     if in_process and len(chosen) == 1 and backends.running() in (None, chosen[0]):
         backends.activate(chosen[0])  # before Keras is imported: this process runs that backend
         plan = fanout.assigned(resolve(opts))

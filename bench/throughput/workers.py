@@ -29,16 +29,22 @@ from bench.stats import finite
 EFFICIENCY = "job images/s / (workers x one worker's images/s at the per-worker batch)"
 
 
-def check(opts: dict, chosen, device: str, axes: dict):
-    """This process's ``bench.cluster.Cluster`` (None for one process and for the ``--workers``
-    launcher), and what a throughput job cannot do, as one-line ``UsageError``s."""
-    workers = opts.get("workers", 1)
-    job = cluster_mod.resolve(
+def job_of(opts: dict):
+    """This process's ``bench.cluster.Cluster`` from the options and ``TF_CONFIG`` (None for one process
+    and for the ``--workers`` launcher); a bad value is a one-line ``UsageError``."""
+    return cluster_mod.resolve(
         opts.get("cluster"),
         opts.get("task_index"),
         timeout_s=opts.get("worker_timeout", cluster_mod.DEFAULT_TIMEOUT_S),
-        workers=workers,
+        workers=opts.get("workers", 1),
     )
+
+
+def check(opts: dict, chosen, device: str, axes: dict):
+    """This process's ``bench.cluster.Cluster`` (``job_of``), and what a throughput job cannot do,
+    as one-line ``UsageError``s."""
+    workers = opts.get("workers", 1)
+    job = job_of(opts)
     if job is None and workers == 1:
         return None
     what = f"--workers {workers}" if job is None else job.source
