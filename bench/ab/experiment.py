@@ -30,6 +30,7 @@ class Settings:
     rule: str = "throughput:-5%"
     seed: int = 0
     repo: Path = REPO_ROOT
+    interleave: str = "rounds"  # runner.INTERLEAVE: how a pair's two processes share the machine
 
 
 def run(
@@ -39,33 +40,40 @@ def run(
     *,
     calibration: Callable[[str | None], float | None] = lambda device_class: None,
     workdir: Path | None = None,
-    measure: Callable | None = None,
     log=print,
 ) -> dict:
     """A/B of ``head`` against ``base``: the result document (``cases``, ``pairs``, ``sides``, ...).
     ``calibration(device_class)`` is the A/A threshold recorded for the machine (a fraction) or None.
-    ``measure(prepared, throughput_args, out, cases=...)`` defaults to ``runner.measure``."""
+    A pair's processes take turns (``runner.measure_interleaved``) when ``settings.interleave`` is
+    "rounds" and both trees know how; else they run one after the other (``runner.measure``)."""
     base = parse(base) if isinstance(base, str) else base
     head = parse(head) if isinstance(head, str) else head
     t0 = time.perf_counter()
     rng = np.random.default_rng(settings.seed)
     drop_backend = base.backend != head.backend
-    measure = measure or runner.measure
     with (
         tempfile.TemporaryDirectory(prefix="cnn-bench-ab-") as tmp,
         runner.prepared_sides(base, head, settings.repo, log=log) as sides,
     ):
         logs = Path(workdir or tmp)
         logs.mkdir(parents=True, exist_ok=True)
+        interleave = settings.interleave
+        if interleave == "rounds" and not all(runner.has(s, "turns") for s in sides):
+            interleave = "processes"
+            log("cnn-bench ab: a side's tree predates turn-taking: its pairs run one process after the other")
 
         def one(cases):
-            return lambda prepared, i: measure(
-                prepared,
-                list(settings.throughput_args),
-                logs / f"{i:03d}-{prepared.label}.json",
-                cases=cases,
-                drop_backend=drop_backend,
-            )
+            def pair(order, indices):
+                args = list(settings.throughput_args)
+                outs = [logs / f"{i:03d}-{p.label}.json" for p, i in zip(order, indices, strict=True)]
+                if interleave == "rounds":
+                    return runner.measure_interleaved(order, args, outs, cases=cases, drop_backend=drop_backend)
+                return [
+                    runner.measure(p, args, o, cases=cases, drop_backend=drop_backend)
+                    for p, o in zip(order, outs, strict=True)
+                ]
+
+            return pair
 
         pairs = runner.run_pairs(sides, settings.pairs, one(None), rng=rng, log=log)
         device_class = next(
@@ -92,6 +100,7 @@ def run(
         "device_class": device_class,
         "produced_by": machine_line(machine or {}),
         "settings": {**dataclasses.asdict(settings), "repo": str(settings.repo)},
+        "interleave": interleave,
         "threshold": {"value": threshold, "rule": settings.rule, "calibration": cal},
         "sides": environments,
         "cases": cases,

@@ -149,12 +149,32 @@ def ab(repo: Path, base: str, head: str, out: Path, ab_args: list[str]) -> dict:
     return {"status": status, "wall_s": time.perf_counter() - t0, "doc": doc}
 
 
+def rejudge(doc: dict, threshold: float) -> list[str]:
+    """The cases an A/B document would fail at another ``threshold`` (a fraction), from its own pairs:
+    the first set judged again, and the confirming set for each case flagged. Valid only at or above
+    the threshold it ran with, so that every case flagged here had its confirming pairs run."""
+    from bench.ab import verdict
+
+    ran = doc["threshold"]["value"]
+    if threshold < ran - 1e-12:
+        raise ValueError(
+            f"a run judged at {ran:.1%} cannot be judged at {threshold:.1%}: its confirming pairs are missing"
+        )
+    first = verdict.evaluate(doc["pairs"], threshold)
+    second = verdict.evaluate(doc["confirmation_pairs"], threshold) if doc["confirmation_pairs"] else {}
+    return verdict.regressed(verdict.confirm(first, second))
+
+
 def trials(repo: Path, base: str, head: str, args, ab_args: list[str], work: Path) -> list[dict]:
     rows = []
     for i in range(args.trials):
         with load(args.load and i % 2 == 1):
             r = ab(repo, base, head, work / f"trial{i:02d}", ab_args)
         doc = r["doc"]
+        if args.keep and doc:
+            from bench.io import write_json
+
+            write_json(Path(args.keep) / f"trial{i:02d}.json", doc)
         cases = {
             k: {f: v.get(f) for f in ("ratio", "lo", "hi", "verdict", "confirmed")}
             for k, v in doc.get("cases", {}).items()
@@ -167,15 +187,21 @@ def trials(repo: Path, base: str, head: str, args, ab_args: list[str], work: Pat
             "cases": cases,
             "loadavg": loads,
             "load": args.load and i % 2 == 1,
+            "interleave": doc.get("interleave"),
+            "regressions_at": {f"{t:g}": rejudge(doc, t) for t in args.judge_at} if doc else {},
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
 
 
-def table_row(name: str, rows: list[dict], *, expect_regression: bool) -> str:
+def table_row(name: str, rows: list[dict], *, expect_regression: bool, judge_at=()) -> str:
     confirmed = sum(r["status"] == 1 for r in rows)
     errors = sum(r["status"] not in (0, 1) for r in rows)
+    also = "".join(
+        f"; at a {float(t):.0%} threshold {sum(bool(r['regressions_at'].get(t)) for r in rows)}/{len(rows)}"
+        for t in (f"{t:g}" for t in judge_at)
+    )
     loads = [v for r in rows for v in r["loadavg"]] or [float("nan")]
     ratios = (
         {
@@ -188,7 +214,7 @@ def table_row(name: str, rows: list[dict], *, expect_regression: bool) -> str:
     measured = ", ".join(f"{k.split('-bs')[0]} {v:.3f}" for k, v in ratios.items())
     goal = "caught" if expect_regression else "false alarms"
     return (
-        f"| {name} | {confirmed}/{len(rows)} {goal} | {errors} errored | median {statistics.median(r['wall_s'] for r in rows):.0f} s to a verdict"
+        f"| {name} | {confirmed}/{len(rows)} {goal}{also} | {errors} errored | median {statistics.median(r['wall_s'] for r in rows):.0f} s to a verdict"
         f" | median HEAD/BASE: {measured} | load avg {min(loads):.1f}-{max(loads):.1f} |"
     )
 
@@ -221,10 +247,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bad-at", type=int, default=11, help="bisect: the commit (1-based) that injects the slowdown")
     parser.add_argument("--load", action="store_true", help="a second throughput loop during every other trial")
     parser.add_argument("--out", default=None, help="also write the rows as JSON here")
+    parser.add_argument("--keep", default=None, help="keep each trial's ab.json in this directory")
+    parser.add_argument(
+        "--judge-at",
+        type=float,
+        action="append",
+        default=[],
+        help="also count confirmed regressions at this threshold (a fraction, at or above the one the runs used;"
+        " repeatable)",
+    )
     argv = sys.argv[1:] if argv is None else argv
     split = argv.index("--") if "--" in argv else len(argv)  # after --: options for every `python -m bench ab`
     args = parser.parse_args(argv[:split])
     args.ab_args = argv[split + 1 :]
+    if args.keep:
+        Path(args.keep).mkdir(parents=True, exist_ok=True)
     if args.figure == "compare":
         for label, r in compare_false_alarms(args.results).items():
             print(f"| compare, baseline from {label} | {r['failing']}/{r['compared']} false alarms |")
@@ -236,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         result: dict = {"figure": args.figure, "argv": sys.argv, "base": base}
         if args.figure == "aa":
             rows = trials(repo, f"git:{base}", f"git:{base}", args, args.ab_args, work)
-            result["row"] = table_row("A/A", rows, expect_regression=False)
+            result["row"] = table_row("A/A", rows, expect_regression=False, judge_at=args.judge_at)
         elif args.figure == "power":
             counts, timing = chains(args.slowdown)
             result.update(matmuls=counts, timing=timing)
@@ -246,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             slow = inject(repo, args.slowdown, counts)
             rows = trials(repo, f"git:{base}", f"git:{slow}", args, args.ab_args, work)
-            result["row"] = table_row(f"{args.slowdown:.0%} slower", rows, expect_regression=True)
+            result["row"] = table_row(
+                f"{args.slowdown:.0%} slower", rows, expect_regression=True, judge_at=args.judge_at
+            )
         else:
             counts, timing = chains(args.slowdown)
             history = []

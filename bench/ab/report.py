@@ -65,8 +65,11 @@ def header(doc: dict) -> list[str]:
         f"threshold {t['value']:.1%} = max(rule {t['rule']}, A/A calibration "
         + (f"{t['calibration']:.1%})" if t["calibration"] is not None else "none recorded for this device class)")
     )
+    how = {"rounds": "their rounds interleaved", "processes": "one process after the other"}.get(doc.get("interleave"))
     lines.append(
-        f"{len(doc['pairs'])} pair(s) + {len(doc['confirmation_pairs'])} confirmation pair(s); {doc['wall_s']:.0f} s"
+        f"{len(doc['pairs'])} pair(s) + {len(doc['confirmation_pairs'])} confirmation pair(s)"
+        + (f", {how}" if how else "")
+        + f"; {doc['wall_s']:.0f} s"
     )
     return lines
 

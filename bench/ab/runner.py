@@ -1,16 +1,27 @@
-"""The two sides prepared (trees, environments) and timed in alternating processes.
+"""The two sides prepared (trees, environments) and timed in pairs of processes.
 
 Each process is the side's own ``python -m bench throughput`` in the side's tree and environment,
 on the selected cases for a few short rounds (compile time excluded, as in the suite), writing its
 result JSON; only the median images/s of each case (and the samples behind it) is kept. Pairs come
 in counterbalanced blocks of two (ABBA or BAAB, the block's first order drawn at random), so that a
 machine that drifts during the run slows both sides alike and the ratio within each pair cancels it.
+
+How a pair's two processes share the machine (``--interleave``):
+
+- ``rounds`` (the default): both run at once and take turns (``bench.throughput.turns``): one
+  process works while the other waits, the turn passing at every case and every round in the order
+  ABBA BAAB..., so the two sides' rounds are seconds apart and never overlap. A load that comes and
+  goes over minutes, which makes one process 2-4x slower than the next on a busy 2-core machine,
+  then falls on both sides of a pair alike.
+- ``processes``: one after the other, as asv does. Used when either side's tree predates
+  turn-taking (an older ``git:`` ref).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import os
 import re
 import subprocess
@@ -24,8 +35,11 @@ from bench.ab import envs, worktree
 from bench.ab.sides import Side, git, resolve
 from bench.errors import UsageError
 from bench.io import read_json
+from bench.throughput import turns
 
 LABELS = ("BASE", "HEAD")
+INTERLEAVE = ("rounds", "processes")
+TURNS = (0, 1, 1, 0)  # which of a pair's processes gets each turn, repeated: ABBA ABBA ...
 
 
 @dataclasses.dataclass
@@ -70,9 +84,17 @@ def prepare(label: str, side: Side, repo: Path, stack: contextlib.ExitStack, *, 
     return Prepared(label, side, tree, python, env, environment)
 
 
+def has(prepared: Prepared, module: str) -> bool:
+    """Whether the side's tree has ``bench/throughput/<module>.py`` (an older ``git:`` ref may not)."""
+    return (prepared.tree / "bench" / "throughput" / f"{module}.py").is_file()
+
+
 def child_argv(prepared: Prepared, throughput_args: list[str], out: Path, cases: list[str] | None) -> list[str]:
-    """The command one process runs: the side's own throughput command on the chosen cases."""
+    """The command one process runs: the side's own throughput command on the chosen cases, in one
+    process (``--isolate none``, where the side knows the flag: its cases are timed, not guarded)."""
     argv = [prepared.python, "-m", "bench", "throughput", *throughput_args, "--bench-out", str(out)]
+    if has(prepared, "isolate"):
+        argv += ["--isolate", "none"]
     if prepared.side.backend:
         argv += ["--backend", prepared.side.backend]
     pytest_args = ["-q", "-p", "no:cacheprovider"]
@@ -92,8 +114,6 @@ def case_key(case_id: str, *, drop_backend: bool) -> str:
 def measure(prepared: Prepared, throughput_args: list[str], out: Path, *, cases=None, drop_backend=False) -> dict:
     """Run one process of ``prepared``; its per-case medians and samples (``{"cases": {key: {...}}}``),
     the load average before it, its wall time and exit status. Its output goes to ``out``'s ``.log``."""
-    from bench.regression.throughput import results
-
     argv = child_argv(prepared, throughput_args, out, cases)
     load = list(os.getloadavg())
     t0 = time.perf_counter()
@@ -101,7 +121,88 @@ def measure(prepared: Prepared, throughput_args: list[str], out: Path, *, cases=
         status = subprocess.run(
             argv, cwd=prepared.tree, env={**os.environ, **prepared.env}, stdout=log, stderr=subprocess.STDOUT
         ).returncode
-    record = {"loadavg_before": load, "wall_s": time.perf_counter() - t0, "returncode": status, "cases": {}}
+    return _record(prepared, out, status, load, time.perf_counter() - t0, drop_backend=drop_backend)
+
+
+def measure_interleaved(
+    order: list[Prepared], throughput_args: list[str], outs: list[Path], *, cases=None, drop_backend=False
+) -> list[dict]:
+    """Run a pair's two processes at once, taking turns (``bench.throughput.turns``, ``give_turns``):
+    each works only while the other waits, the turn passing ABBA... from ``order[0]``. Returns their
+    records, as ``measure`` does (``wall_s``: from the pair's start to the process's exit); a process
+    that exits early leaves the other to finish alone."""
+    procs, to_child, from_child, logs, walls = [], [], [], [], []
+    load = list(os.getloadavg())
+    t0 = time.perf_counter()
+    try:
+        for prepared, out in zip(order, outs, strict=True):
+            child_read, runner_write = os.pipe()
+            runner_read, child_write = os.pipe()
+            log = open(out.with_suffix(".log"), "w")  # noqa: SIM115 (closed below, with the process)
+            env = {**os.environ, **prepared.env, turns.ENV: f"{child_read},{child_write}"}
+            argv = child_argv(prepared, throughput_args, out, cases)
+            procs.append(
+                subprocess.Popen(
+                    argv,
+                    cwd=prepared.tree,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=(child_read, child_write),
+                )
+            )
+            os.close(child_read)
+            os.close(child_write)
+            to_child.append(runner_write)
+            from_child.append(runner_read)
+            logs.append(log)
+        walls = give_turns(procs, to_child, from_child)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        for fd in (*to_child, *from_child):
+            os.close(fd)
+        for log in logs:
+            log.close()
+    return [
+        {**_record(p, out, proc.returncode, load, wall - t0, drop_backend=drop_backend), "interleaved": True}
+        for p, out, proc, wall in zip(order, outs, procs, walls, strict=True)
+    ]
+
+
+def give_turns(procs: list[subprocess.Popen], to_child: list[int], from_child: list[int]) -> list[float]:
+    """Give the turn to one process at a time, ABBA... from the first, until all have exited; each
+    works only while holding it. No turn is given until every process waits for its first (they start
+    up at once, untimed). Returns when each exited (``time.perf_counter``)."""
+    waiting = [os.read(fd, 1) == turns.YIELD for fd in from_child]
+    ended = [None if w else _ended(p) for w, p in zip(waiting, procs, strict=True)]
+    for i in itertools.cycle(TURNS):
+        if not any(waiting):
+            break
+        if not waiting[i]:
+            continue
+        try:
+            os.write(to_child[i], turns.GO)
+            waiting[i] = os.read(from_child[i], 1) == turns.YIELD
+        except OSError:  # it died between turns
+            waiting[i] = False
+        if not waiting[i]:
+            ended[i] = _ended(procs[i])
+    return ended
+
+
+def _ended(proc: subprocess.Popen) -> float:
+    proc.wait()
+    return time.perf_counter()
+
+
+def _record(prepared: Prepared, out: Path, status: int, load: list, wall_s: float, *, drop_backend: bool) -> dict:
+    """One process's record from its exit status and result file."""
+    from bench.regression.throughput import results
+
+    record = {"loadavg_before": load, "wall_s": wall_s, "returncode": status, "cases": {}}
     if not out.exists():
         tail = out.with_suffix(".log").read_text().strip().splitlines()[-1:] or ["no output"]
         why = tail[0].removeprefix("error: ")[:200]
@@ -117,17 +218,23 @@ def measure(prepared: Prepared, throughput_args: list[str], out: Path, *, cases=
     return record
 
 
+def one_by_one(measure_one: Callable[[Prepared, int], dict]) -> Callable[[list[Prepared], list[int]], list[dict]]:
+    """A pair's processes one after the other: ``measure_one(prepared, process_index)`` for each."""
+    return lambda order, indices: [measure_one(p, i) for p, i in zip(order, indices, strict=True)]
+
+
 def run_pairs(
     sides: tuple[Prepared, Prepared],
     n_pairs: int,
-    measure_one: Callable[[Prepared, int], dict],
+    measure_pair: Callable[[list[Prepared], list[int]], list[dict]],
     *,
     rng: np.random.Generator,
     start: int = 0,
     log=print,
 ) -> list[dict]:
     """``n_pairs`` pairs of processes, each ``{"pair", "order", "BASE": record, "HEAD": record}``;
-    ``measure_one(prepared, process_index)`` runs one process and returns its record."""
+    ``measure_pair([first, second], [process_index, ...])`` runs a pair's two processes (in that
+    order, or taking turns from the first) and returns their records."""
     pairs = []
     first = None
     for i in range(n_pairs):
@@ -137,9 +244,8 @@ def run_pairs(
             first = LABELS[1 - LABELS.index(first)]  # the block's second pair in the other order
         order = [first, LABELS[1 - LABELS.index(first)]]
         pair = {"pair": start + i, "order": order}
-        for j, label in enumerate(order):
-            prepared = sides[LABELS.index(label)]
-            record = measure_one(prepared, 2 * (start + i) + j)
+        records = measure_pair([sides[LABELS.index(x)] for x in order], [2 * (start + i), 2 * (start + i) + 1])
+        for label, record in zip(order, records, strict=True):
             if record.get("error") and not any(p[label].get("cases") for p in pairs):
                 raise UsageError(record["error"])  # the side cannot run at all: say why at once
             pair[label] = record

@@ -71,6 +71,12 @@ def add_measure_arguments(parser: argparse.ArgumentParser, *, out: str = DEFAULT
         "--order-seed", type=int, default=None, help="seed of the pair orders (default: from the clock)"
     )
     parser.add_argument("--repo", default=None, help="the git repository git: sides name (default: this tree's)")
+    parser.add_argument(
+        "--interleave",
+        default="rounds",
+        help="how a pair's two processes share the machine: 'rounds' (both at once, taking turns at every"
+        " round) or 'processes' (one after the other) (default: %(default)s)",
+    )
     for flag in PASSED:
         kwargs = {k: v for k, v in OPTIONS[flag].items() if k != "default"}
         parser.add_argument(flag, default=None, **kwargs)
@@ -128,6 +134,10 @@ def settings(args: argparse.Namespace):
     check_outputs(args)
     if args.order_seed is not None and not 0 <= args.order_seed < 2**32:
         raise UsageError(f"--order-seed {args.order_seed} is invalid; expected 0 to {2**32 - 1}")
+    from bench.ab.runner import INTERLEAVE
+
+    if args.interleave not in INTERLEAVE:
+        raise UsageError(f"--interleave {args.interleave!r} is invalid; expected one of {', '.join(INTERLEAVE)}")
     rule = rules.Rule.parse_for(args.tolerance, metric="throughput", unit="%")
     repo = Path(args.repo).resolve() if args.repo else REPO_ROOT
     if not (repo / ".git").exists():
@@ -141,6 +151,7 @@ def settings(args: argparse.Namespace):
         rule=str(rule),
         seed=seed,
         repo=repo,
+        interleave=args.interleave,
     )
 
 

@@ -20,7 +20,7 @@ from bench import backends, devices, stats
 from bench import cluster as cluster_mod
 from bench.backends import Placement
 from bench.errors import UsageError
-from bench.throughput import hardware, timing, workload
+from bench.throughput import hardware, timing, turns, workload
 from bench.throughput.workload import Case
 
 ERROR_FIELDS = ("id", "case", "device", "device_class", "error")
@@ -99,6 +99,9 @@ def measure(
     jit = session.backend.jit_compile(case.compile)
     session.backend.seed(session.seed, tf_data=case.data == "real")
     hardware.reset_peak_memory(session.backend, session.placement)
+    turn = turns.current()  # in an interleaved A/B pair: work only while holding the turn
+    if turn is not None:
+        turn()
     work = None
     try:
         work = workload.build(
@@ -114,15 +117,23 @@ def measure(
         if getattr(benchmark, "disabled", False):  # --benchmark-disable: run once, record nothing
             run_round()
             return extra
-        benchmark.pedantic(run_round, rounds=rounds, warmup_rounds=warmup_rounds, iterations=1)
+        benchmark.pedantic(run_round, setup=turn, rounds=rounds, warmup_rounds=warmup_rounds, iterations=1)
         samples = list(benchmark.stats.stats.data)
         noisy = timing.extend_until_steady(
-            run_round, samples, max_rounds=max_rounds, max_cv=max_cv, timer=timer, record=benchmark.stats.update
+            run_round,
+            samples,
+            max_rounds=max_rounds,
+            max_cv=max_cv,
+            timer=timer,
+            record=benchmark.stats.update,
+            before=turn,
         )
         synthetic = None
         if work.synthetic_step is not None:  # --data real: the same model on device-resident batches
             synth_round = timing.make_round(work.synthetic_step, n_steps, work.sync)
-            synthetic = timing.time_rounds(synth_round, rounds=rounds, warmup_rounds=1, timer=timer)
+            synthetic = timing.time_rounds(
+                synth_round, rounds=rounds, warmup_rounds=1, timer=timer, before=turn or (lambda: None)
+            )
         memory = hardware.peak_memory(session.backend, session.placement)
         ref = session.reference(case.precision)
     except Exception as e:

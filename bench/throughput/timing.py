@@ -63,11 +63,15 @@ def extend_until_steady(
     max_cv: float,
     timer: Timer = time.perf_counter,
     record: Callable[[float], None] | None = None,
+    before: Callable[[], None] | None = None,
 ) -> bool:
     """While the round times in ``samples`` vary by more than ``max_cv``, time more rounds (appending
     to ``samples``, and passing each to ``record``) up to ``max_rounds`` in all. Returns whether the
-    spread is still above ``max_cv`` at the end: the result is then *noisy*."""
+    spread is still above ``max_cv`` at the end: the result is then *noisy*. ``before`` is called,
+    untimed, before each round (``bench.throughput.turns``)."""
     while cv(samples) > max_cv and len(samples) < max_rounds:
+        if before is not None:
+            before()
         t = time_call(run_round, timer)
         samples.append(t)
         if record is not None:
@@ -76,10 +80,20 @@ def extend_until_steady(
 
 
 def time_rounds(
-    run_round: Callable[[], Any], *, rounds: int, warmup_rounds: int = 1, timer: Timer = time.perf_counter
+    run_round: Callable[[], Any],
+    *,
+    rounds: int,
+    warmup_rounds: int = 1,
+    timer: Timer = time.perf_counter,
+    before: Callable[[], None] = lambda: None,
 ) -> list[float]:
-    """The hand-written loop: ``warmup_rounds`` untimed rounds, then ``rounds`` timed ones. The
-    suite times with pytest-benchmark instead; this is what it is checked against."""
-    for _ in range(warmup_rounds):
-        run_round()
-    return [time_call(run_round, timer) for _ in range(rounds)]
+    """The hand-written loop: ``warmup_rounds`` untimed rounds, then ``rounds`` timed ones, each
+    after an untimed call of ``before``. The suite times with pytest-benchmark instead; this is what
+    it is checked against."""
+    samples = []
+    for i in range(warmup_rounds + rounds):
+        before()
+        t = time_call(run_round, timer)
+        if i >= warmup_rounds:
+            samples.append(t)
+    return samples

@@ -32,6 +32,7 @@ def test_ab_between_two_commits_of_a_temporary_repository(tmp_path, capsys):
     assert main(argv) == 0
     doc = json.loads((out / "ab.json").read_text())
     assert [len(p["order"]) for p in doc["pairs"]] == [2, 2]
+    assert doc["interleave"] == "rounds"  # both commits know how to take turns
     (case,) = doc["cases"]
     # the mechanism end to end, not the statistics: two pairs on a loaded machine may well be inconclusive
     assert case.startswith("resnet20-infer-bs128") and doc["cases"][case]["verdict"] in (

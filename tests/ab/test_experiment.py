@@ -36,6 +36,11 @@ def slowdown(monkeypatch):
         }
 
     monkeypatch.setattr(runner, "measure", measure)
+    monkeypatch.setattr(
+        runner,
+        "measure_interleaved",
+        lambda order, args, outs, **kw: [measure(p, args, o, **kw) for p, o in zip(order, outs, strict=True)],
+    )
     return state
 
 
@@ -107,3 +112,15 @@ def test_accuracy_ab_trains_both_sides_on_the_same_seeds(tmp_path, monkeypatch, 
     assert "mean -0.40 points" in capsys.readouterr().out
     assert json.loads((tmp_path / "ab-accuracy.json").read_text())["verdict"] == "lower"
     assert main(["ab", ".", "--recipe", "nope"]) == 2
+
+
+def test_pairs_take_turns_by_default_and_one_after_the_other_when_asked(tmp_path, slowdown, monkeypatch, capsys):
+    taken = []
+    interleaved = runner.measure_interleaved
+    monkeypatch.setattr(runner, "measure_interleaved", lambda *a, **kw: taken.append(1) or interleaved(*a, **kw))
+    code, out = ab(tmp_path, "--pairs", "2")
+    assert code == 0 and json.loads((out / "ab.json").read_text())["interleave"] == "rounds" and len(taken) == 2
+    assert "2 pair(s) + 0 confirmation pair(s), their rounds interleaved" in capsys.readouterr().out
+    code, out = ab(tmp_path, "--pairs", "2", "--interleave", "processes")
+    assert code == 0 and json.loads((out / "ab.json").read_text())["interleave"] == "processes" and len(taken) == 2
+    assert "one process after the other" in capsys.readouterr().out

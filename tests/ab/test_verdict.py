@@ -11,7 +11,11 @@ TRAIN, INFER = list(CASES)
 
 def pairs(n=8, seed=0, **kwargs):
     return runner.run_pairs(
-        SIDES, n, fake_measure(seed=seed, **kwargs), rng=np.random.default_rng(seed), log=lambda *a: None
+        SIDES,
+        n,
+        runner.one_by_one(fake_measure(seed=seed, **kwargs)),
+        rng=np.random.default_rng(seed),
+        log=lambda *a: None,
     )
 
 

@@ -391,6 +391,7 @@ MEASURE = [
     ("--out", "unwritable", ["--out", "/proc/cnn-bench"], "/proc/cnn-bench"),
     ("--order-seed", "out of range", ["--order-seed", "-1"], "-1"),
     ("--repo", "wrong type", ["--repo", "{tmp}/dir"], "dir"),
+    ("--interleave", "wrong type", ["--interleave", "threads"], "threads"),
     ("--device", "wrong type", ["--device", "quantum"], "quantum"),
     ("--backend", "wrong type", ["--backend", "mxnet"], "mxnet"),
     ("--models", "wrong type", ["--models", "resnet_nope"], "resnet_nope"),
