@@ -31,6 +31,7 @@ class Settings:
     seed: int = 0
     repo: Path = REPO_ROOT
     interleave: str = "rounds"  # runner.INTERLEAVE: how a pair's two processes share the machine
+    process_timeout: float = 3600.0  # seconds a process (or, interleaved, a pair) may run before it is killed
 
 
 def run(
@@ -66,12 +67,10 @@ def run(
             def pair(order, indices):
                 args = list(settings.throughput_args)
                 outs = [logs / f"{i:03d}-{p.label}.json" for p, i in zip(order, indices, strict=True)]
+                kw = {"cases": cases, "drop_backend": drop_backend, "timeout": settings.process_timeout}
                 if interleave == "rounds":
-                    return runner.measure_interleaved(order, args, outs, cases=cases, drop_backend=drop_backend)
-                return [
-                    runner.measure(p, args, o, cases=cases, drop_backend=drop_backend)
-                    for p, o in zip(order, outs, strict=True)
-                ]
+                    return runner.measure_interleaved(order, args, outs, **kw)
+                return [runner.measure(p, args, o, **kw) for p, o in zip(order, outs, strict=True)]
 
             return pair
 

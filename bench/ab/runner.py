@@ -22,8 +22,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import math
 import os
 import re
+import select
 import subprocess
 import time
 from collections.abc import Callable
@@ -111,26 +113,41 @@ def case_key(case_id: str, *, drop_backend: bool) -> str:
     return re.sub(r"-(?:xla|compile)_\w+?(-(?:synthetic|real))-\w+$", r"\1", case_id)
 
 
-def measure(prepared: Prepared, throughput_args: list[str], out: Path, *, cases=None, drop_backend=False) -> dict:
+def measure(
+    prepared: Prepared, throughput_args: list[str], out: Path, *, cases=None, drop_backend=False, timeout=math.inf
+) -> dict:
     """Run one process of ``prepared``; its per-case medians and samples (``{"cases": {key: {...}}}``),
-    the load average before it, its wall time and exit status. Its output goes to ``out``'s ``.log``."""
+    the load average before it, its wall time and exit status. Its output goes to ``out``'s ``.log``.
+    A process still running after ``timeout`` seconds is killed and recorded as an error."""
     argv = child_argv(prepared, throughput_args, out, cases)
     load = list(os.getloadavg())
     t0 = time.perf_counter()
     with open(out.with_suffix(".log"), "w") as log:
-        status = subprocess.run(
+        proc = subprocess.Popen(
             argv, cwd=prepared.tree, env={**os.environ, **prepared.env}, stdout=log, stderr=subprocess.STDOUT
-        ).returncode
-    return _record(prepared, out, status, load, time.perf_counter() - t0, drop_backend=drop_backend)
+        )
+        try:
+            status, killed = proc.wait(timeout=None if math.isinf(timeout) else timeout), None
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            status, killed = proc.wait(), timeout
+    return _record(prepared, out, status, load, time.perf_counter() - t0, drop_backend=drop_backend, timeout=killed)
 
 
 def measure_interleaved(
-    order: list[Prepared], throughput_args: list[str], outs: list[Path], *, cases=None, drop_backend=False
+    order: list[Prepared],
+    throughput_args: list[str],
+    outs: list[Path],
+    *,
+    cases=None,
+    drop_backend=False,
+    timeout=math.inf,
 ) -> list[dict]:
     """Run a pair's two processes at once, taking turns (``bench.throughput.turns``, ``give_turns``):
     each works only while the other waits, the turn passing ABBA... from ``order[0]``. Returns their
     records, as ``measure`` does (``wall_s``: from the pair's start to the process's exit); a process
-    that exits early leaves the other to finish alone."""
+    that exits early leaves the other to finish alone. Processes still running ``timeout`` seconds
+    after the pair's start are killed and recorded as errors."""
     procs, to_child, from_child, logs, walls = [], [], [], [], []
     load = list(os.getloadavg())
     t0 = time.perf_counter()
@@ -156,7 +173,7 @@ def measure_interleaved(
             to_child.append(runner_write)
             from_child.append(runner_read)
             logs.append(log)
-        walls = give_turns(procs, to_child, from_child)
+        walls = give_turns(procs, to_child, from_child, deadline=t0 + timeout)
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -167,42 +184,94 @@ def measure_interleaved(
         for log in logs:
             log.close()
     return [
-        {**_record(p, out, proc.returncode, load, wall - t0, drop_backend=drop_backend), "interleaved": True}
+        {
+            **_record(
+                p,
+                out,
+                proc.returncode,
+                load,
+                (time.perf_counter() if wall is None else wall) - t0,
+                drop_backend=drop_backend,
+                timeout=timeout if wall is None else None,
+            ),
+            "interleaved": True,
+        }
         for p, out, proc, wall in zip(order, outs, procs, walls, strict=True)
     ]
 
 
-def give_turns(procs: list[subprocess.Popen], to_child: list[int], from_child: list[int]) -> list[float]:
+def give_turns(
+    procs: list[subprocess.Popen], to_child: list[int], from_child: list[int], *, deadline: float = math.inf
+) -> list[float | None]:
     """Give the turn to one process at a time, ABBA... from the first, until all have exited; each
     works only while holding it. No turn is given until every process waits for its first (they start
-    up at once, untimed). Returns when each exited (``time.perf_counter``)."""
-    waiting = [os.read(fd, 1) == turns.YIELD for fd in from_child]
-    ended = [None if w else _ended(p) for w, p in zip(waiting, procs, strict=True)]
-    for i in itertools.cycle(TURNS):
-        if not any(waiting):
-            break
-        if not waiting[i]:
-            continue
-        try:
-            os.write(to_child[i], turns.GO)
-            waiting[i] = os.read(from_child[i], 1) == turns.YIELD
-        except OSError:  # it died between turns
-            waiting[i] = False
-        if not waiting[i]:
-            ended[i] = _ended(procs[i])
+    up at once, untimed). Returns when each exited (``time.perf_counter``); at ``deadline`` (same
+    clock) the processes still running are killed, and their entries are None."""
+    ended: list[float | None] = [None] * len(procs)
+    try:
+        waiting = [_read(fd, deadline) == turns.YIELD for fd in from_child]
+        for i, w in enumerate(waiting):
+            if not w:
+                ended[i] = _ended(procs[i], deadline)
+        for i in itertools.cycle(TURNS):
+            if not any(waiting):
+                break
+            if not waiting[i]:
+                continue
+            try:
+                os.write(to_child[i], turns.GO)
+                waiting[i] = _read(from_child[i], deadline) == turns.YIELD
+            except OSError:  # it died between turns
+                waiting[i] = False
+            if not waiting[i]:
+                ended[i] = _ended(procs[i], deadline)
+    except TimeoutError:
+        for proc, end in zip(procs, ended, strict=True):
+            if end is None:
+                proc.kill()
+                proc.wait()
     return ended
 
 
-def _ended(proc: subprocess.Popen) -> float:
-    proc.wait()
+def _read(fd: int, deadline: float) -> bytes:
+    """One byte from ``fd``, or ``TimeoutError`` when none comes before ``deadline``."""
+    left = deadline - time.perf_counter()
+    ready, _, _ = select.select([fd], [], [], None if math.isinf(left) else max(left, 0.0))
+    if not ready:
+        raise TimeoutError
+    return os.read(fd, 1)
+
+
+def _ended(proc: subprocess.Popen, deadline: float) -> float:
+    left = deadline - time.perf_counter()
+    try:
+        proc.wait(timeout=None if math.isinf(left) else max(left, 0.0))
+    except subprocess.TimeoutExpired as gone_quiet:  # closed its pipe but still runs
+        raise TimeoutError from gone_quiet
     return time.perf_counter()
 
 
-def _record(prepared: Prepared, out: Path, status: int, load: list, wall_s: float, *, drop_backend: bool) -> dict:
-    """One process's record from its exit status and result file."""
+def _record(
+    prepared: Prepared,
+    out: Path,
+    status: int,
+    load: list,
+    wall_s: float,
+    *,
+    drop_backend: bool,
+    timeout: float | None = None,
+) -> dict:
+    """One process's record from its exit status and result file (an error when it was killed at
+    ``timeout`` seconds)."""
     from bench.regression.throughput import results
 
     record = {"loadavg_before": load, "wall_s": wall_s, "returncode": status, "cases": {}}
+    if timeout is not None:
+        record["error"] = (
+            f"{prepared.label} ({prepared.side.text}) was killed after {timeout:g} s without finishing"
+            " (--process-timeout)"
+        )
+        return record
     if not out.exists():
         tail = out.with_suffix(".log").read_text().strip().splitlines()[-1:] or ["no output"]
         why = tail[0].removeprefix("error: ")[:200]

@@ -77,6 +77,13 @@ def add_measure_arguments(parser: argparse.ArgumentParser, *, out: str = DEFAULT
         help="how a pair's two processes share the machine: 'rounds' (both at once, taking turns at every"
         " round) or 'processes' (one after the other) (default: %(default)s)",
     )
+    parser.add_argument(
+        "--process-timeout",
+        type=float,
+        default=3600.0,
+        help="seconds a process (with --interleave rounds: a pair) may run before it is killed and counted as"
+        " an error (default: %(default)g)",
+    )
     for flag in PASSED:
         kwargs = {k: v for k, v in OPTIONS[flag].items() if k != "default"}
         parser.add_argument(flag, default=None, **kwargs)
@@ -138,6 +145,8 @@ def settings(args: argparse.Namespace):
 
     if args.interleave not in INTERLEAVE:
         raise UsageError(f"--interleave {args.interleave!r} is invalid; expected one of {', '.join(INTERLEAVE)}")
+    if not args.process_timeout > 0:  # NaN too
+        raise UsageError(f"--process-timeout {args.process_timeout:g} is invalid; expected a number of seconds above 0")
     rule = rules.Rule.parse_for(args.tolerance, metric="throughput", unit="%")
     repo = Path(args.repo).resolve() if args.repo else REPO_ROOT
     if not (repo / ".git").exists():
@@ -152,6 +161,7 @@ def settings(args: argparse.Namespace):
         seed=seed,
         repo=repo,
         interleave=args.interleave,
+        process_timeout=args.process_timeout,
     )
 
 

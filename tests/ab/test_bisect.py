@@ -72,7 +72,7 @@ def test_the_command_finds_the_commit_that_made_it_slower(tmp_path, monkeypatch,
 
     rng = np.random.default_rng(0)
 
-    def measure(prepared, throughput_args, out, *, cases=None, drop_backend=False):
+    def measure(prepared, throughput_args, out, *, cases=None, drop_backend=False, timeout=None):
         factor = 0.85 if (prepared.tree / "SLOW").exists() else 1.0
         medians = {
             k: v * factor * float(np.exp(rng.normal(0, 0.01))) for k, v in CASES.items() if not cases or k in cases

@@ -14,10 +14,11 @@ from tests.ab.fakes import CASES
 @pytest.fixture
 def slowdown(monkeypatch):
     """Set ``slowdown["HEAD"]`` to make HEAD's processes slower; records each process's ``-k`` cases."""
-    state = {"HEAD": 0.0, "calls": [], "rng": np.random.default_rng(0)}
+    state = {"HEAD": 0.0, "calls": [], "timeouts": [], "rng": np.random.default_rng(0)}
 
-    def measure(prepared, throughput_args, out, *, cases=None, drop_backend=False):
+    def measure(prepared, throughput_args, out, *, cases=None, drop_backend=False, timeout=None):
         state["calls"].append((prepared.label, cases, list(throughput_args)))
+        state["timeouts"].append(timeout)
         factor = 1.0 - (state["HEAD"] if prepared.label == "HEAD" else 0.0)
         chosen = {k: v for k, v in CASES.items() if cases is None or k in cases}
         return {
@@ -124,3 +125,11 @@ def test_pairs_take_turns_by_default_and_one_after_the_other_when_asked(tmp_path
     code, out = ab(tmp_path, "--pairs", "2", "--interleave", "processes")
     assert code == 0 and json.loads((out / "ab.json").read_text())["interleave"] == "processes" and len(taken) == 2
     assert "one process after the other" in capsys.readouterr().out
+
+
+def test_every_process_gets_the_timeout(tmp_path, slowdown):
+    code, out = ab(tmp_path, "--pairs", "2", "--process-timeout", "90")
+    assert code == 0 and slowdown["timeouts"] == [90.0] * 4
+    assert json.loads((out / "ab.json").read_text())["settings"]["process_timeout"] == 90.0
+    ab(tmp_path, "--pairs", "2", "--interleave", "processes")
+    assert slowdown["timeouts"][4:] == [3600.0] * 4

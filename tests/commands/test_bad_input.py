@@ -392,6 +392,8 @@ MEASURE = [
     ("--order-seed", "out of range", ["--order-seed", "-1"], "-1"),
     ("--repo", "wrong type", ["--repo", "{tmp}/dir"], "dir"),
     ("--interleave", "wrong type", ["--interleave", "threads"], "threads"),
+    ("--process-timeout", "out of range", ["--process-timeout", "0"], "--process-timeout 0"),
+    ("--process-timeout", "wrong type", ["--process-timeout", "soon"], "soon"),
     ("--device", "wrong type", ["--device", "quantum"], "quantum"),
     ("--backend", "wrong type", ["--backend", "mxnet"], "mxnet"),
     ("--models", "wrong type", ["--models", "resnet_nope"], "resnet_nope"),
