@@ -1,6 +1,9 @@
 """The A/B verdict from pairs: per case, the ratio HEAD/BASE within each pair of processes.
 
-Each pair gives one ratio of median images/s (HEAD over BASE: below 1 is slower). The estimate is
+Each pair gives one ratio HEAD/BASE (below 1 is slower): when its processes took turns round by
+round, the median over rounds of the ratio of their i-th rounds, which ran a second apart (a burst
+of load that slowed one side's round is then judged against the other side's neighbouring round,
+not against its whole run); else the ratio of the two processes' medians. The estimate is
 their geometric mean and the interval a Student-t interval on the log ratios over pairs (pairs,
 not rounds, are the independent draws: rounds of one process share its luck). A case is flagged
 **slower** when the interval lies below 1 and the estimate is below ``1 - threshold``, where the
@@ -24,7 +27,7 @@ SLOWER, FASTER, SAME, INCONCLUSIVE, ERROR = "slower", "faster", "no change", "in
 
 
 def ratios(pairs: Sequence[dict], key: str) -> tuple[list[float], str | None]:
-    """HEAD/BASE median ratios of ``key`` over ``pairs``, and the first error that spoiled one (if any)."""
+    """HEAD/BASE ratios of ``key``, one per pair (``pair_ratio``), and the first error that spoiled one (if any)."""
     out = []
     for p in pairs:
         b, h = ((p[label].get("cases") or {}).get(key) or {} for label in ("BASE", "HEAD"))
@@ -32,8 +35,18 @@ def ratios(pairs: Sequence[dict], key: str) -> tuple[list[float], str | None]:
             if not r or r.get("error") or not r.get("median"):
                 why = (r or {}).get("error") or p[label].get("error") or "no result"
                 return out, f"{label} pair {p['pair'] + 1}: {why}"
-        out.append(h["median"] / b["median"])
+        out.append(pair_ratio(b, h, interleaved=all(p[label].get("interleaved") for label in ("BASE", "HEAD"))))
     return out, None
+
+
+def pair_ratio(base: dict, head: dict, *, interleaved: bool) -> float:
+    """One pair's HEAD/BASE images/s: round by round when its processes took turns (``interleaved``:
+    their i-th rounds ran a second apart), the median of those ratios; else, or when the rounds do not
+    match up, the ratio of the two processes' medians."""
+    b, h = (np.asarray(r.get("samples") or [], dtype=float) for r in (base, head))
+    if interleaved and b.size == h.size > 0 and (b > 0).all() and (h > 0).all():
+        return float(np.exp(np.median(np.log(h / b))))
+    return head["median"] / base["median"]
 
 
 def interval(values: Sequence[float], *, confidence: float = CONFIDENCE) -> dict:

@@ -101,3 +101,28 @@ def test_paired_accuracy_deterministic_and_noisy_pairs():
     assert same["verdict"] == accuracy.SAME and same["p"] == 1.0
     noisy = accuracy.paired([70.0, 71.0, 69.5], [69.0, 71.8, 69.1], tolerance=0.3, alpha=0.05)
     assert noisy["verdict"] == accuracy.SAME
+
+
+def pair_of(base_samples, head_samples, *, interleaved):
+    side = lambda s: {
+        "cases": {TRAIN: {"median": float(np.median(s)), "samples": s, "error": None}},
+        **({"interleaved": True} if interleaved else {}),
+    }
+    return {"pair": 0, "order": ["BASE", "HEAD"], "BASE": side(base_samples), "HEAD": side(head_samples)}
+
+
+# a load that comes and goes, falling on both sides' neighbouring rounds alike; HEAD 5 % slower throughout
+BASE_ROUNDS, HEAD_ROUNDS = [1000.0, 600.0, 1000.0, 600.0, 600.0], [950.0, 570.0, 950.0, 570.0, 950.0]
+
+
+def test_rounds_taken_in_turns_are_compared_round_by_round():
+    values, error = verdict.ratios([pair_of(BASE_ROUNDS, HEAD_ROUNDS, interleaved=True)], TRAIN)
+    assert error is None and values == [pytest.approx(0.95)]
+
+
+def test_rounds_of_processes_run_one_after_the_other_are_not_paired():
+    # no round of one process ran beside a round of the other: only their medians compare
+    values, _ = verdict.ratios([pair_of(BASE_ROUNDS, HEAD_ROUNDS, interleaved=False)], TRAIN)
+    assert values == [pytest.approx(950.0 / 600.0)]
+    values, _ = verdict.ratios([pair_of(BASE_ROUNDS, HEAD_ROUNDS[:4], interleaved=True)], TRAIN)
+    assert values == [pytest.approx(760.0 / 600.0)]  # rounds that do not match up: medians
