@@ -99,9 +99,8 @@ def measure(
     jit = session.backend.jit_compile(case.compile)
     session.backend.seed(session.seed, tf_data=case.data == "real")
     hardware.reset_peak_memory(session.backend, session.placement)
-    turn = turns.current()  # in an interleaved A/B pair: work only while holding the turn
-    if turn is not None:
-        turn()
+    turns.wait()  # in an interleaved A/B pair: work only while holding the turn
+    turn = turns.current()
     work = None
     try:
         work = workload.build(
@@ -131,9 +130,7 @@ def measure(
         synthetic = None
         if work.synthetic_step is not None:  # --data real: the same model on device-resident batches
             synth_round = timing.make_round(work.synthetic_step, n_steps, work.sync)
-            synthetic = timing.time_rounds(
-                synth_round, rounds=rounds, warmup_rounds=1, timer=timer, before=turn or (lambda: None)
-            )
+            synthetic = timing.time_rounds(synth_round, rounds=rounds, warmup_rounds=1, timer=timer, before=turn)
         memory = hardware.peak_memory(session.backend, session.placement)
         ref = session.reference(case.precision)
     except Exception as e:

@@ -85,14 +85,15 @@ def time_rounds(
     rounds: int,
     warmup_rounds: int = 1,
     timer: Timer = time.perf_counter,
-    before: Callable[[], None] = lambda: None,
+    before: Callable[[], None] | None = None,
 ) -> list[float]:
     """The hand-written loop: ``warmup_rounds`` untimed rounds, then ``rounds`` timed ones, each
-    after an untimed call of ``before``. The suite times with pytest-benchmark instead; this is what
+    after an untimed call of ``before`` (when given). The suite times with pytest-benchmark instead; this is what
     it is checked against."""
     samples = []
     for i in range(warmup_rounds + rounds):
-        before()
+        if before is not None:
+            before()
         t = time_call(run_round, timer)
         if i >= warmup_rounds:
             samples.append(t)

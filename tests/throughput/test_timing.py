@@ -68,3 +68,25 @@ def test_time_rounds_skips_warmup():
 
     assert timing.time_rounds(run_round, rounds=2, warmup_rounds=1, timer=clock) == [1.0, 2.0]
     assert math.isinf(timing.cv([1.0]))
+
+
+def test_before_runs_untimed_ahead_of_every_round():
+    """The turn-taking hook (``bench.throughput.turns``): called before each round, warm-up
+    included, and never timed."""
+    clock = FakeClock()
+    calls = []
+
+    def before():
+        calls.append("before")
+        clock.now += 100.0  # waiting for the turn: not part of any round
+
+    def run_round():
+        calls.append("round")
+        clock.now += 1.0
+
+    assert timing.time_rounds(run_round, rounds=2, warmup_rounds=1, timer=clock, before=before) == [1.0, 1.0]
+    assert calls == ["before", "round"] * 3
+    calls.clear()
+    samples = [1.0, 2.0]
+    timing.extend_until_steady(run_round, samples, max_rounds=4, max_cv=0.01, timer=clock, before=before)
+    assert samples == [1.0, 2.0, 1.0, 1.0] and calls == ["before", "round"] * 2
