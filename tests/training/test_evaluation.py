@@ -57,7 +57,7 @@ def test_every_variant_asked_for_is_recorded_and_the_chosen_one_is_the_result():
         ({"evaluation": "swa"}, "evaluation 'swa' is invalid"),
         ({"precise_bn_batches": -1}, "precise_bn_batches -1 is invalid"),
         ({"ema_momentum": 1.0}, "ema_momentum 1.0 is invalid"),
-        ({"evaluation": "precise_bn"}, "needs precise_bn_batches > 0"),
+        ({"evaluation": "precise_bn", "precise_bn_batches": 0}, "needs precise_bn_batches > 0"),
         ({"evaluation": "ema"}, "needs ema_momentum"),
     ],
 )
@@ -74,7 +74,8 @@ def test_the_variants_leave_training_unchanged_end_to_end(tmp_path):
     moving-average evaluation is the plain run's to the last digit (op determinism)."""
     name = "smoke_resnet20_cifar10_jpeg"
     common = dict(budget="steps=3", mock=32, seed=5, deterministic="on")
-    plain, _ = train(name, Options(**common, overrides=("batch_size=8",), out=str(tmp_path / "a")), log=lambda m: None)
+    off = ("batch_size=8", "precise_bn_batches=0", "evaluation=moving_bn")  # the recipe with no variant
+    plain, _ = train(name, Options(**common, overrides=off, out=str(tmp_path / "a")), log=lambda m: None)
     both, _ = train(
         name,
         Options(
