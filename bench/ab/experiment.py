@@ -1,5 +1,9 @@
 """One A/B run from start to verdict: sides prepared, pairs run, a second set of pairs for any case
-flagged slower, and the result document (what ``python -m bench ab`` writes and ``bisect`` reads)."""
+flagged slower, and the result document (what ``python -m bench ab`` writes and ``bisect`` reads).
+
+With ``Settings.max_pairs`` above a set's size, the set grows (``grow``): two pairs at a time (an
+ABBA block) for the cases still undecided (``verdict.undecided``), until each is flagged slower or
+has a slowdown of ``Settings.detect`` ruled out, or the set reaches ``max_pairs``."""
 
 from __future__ import annotations
 
@@ -32,6 +36,8 @@ class Settings:
     repo: Path = REPO_ROOT
     interleave: str = "rounds"  # runner.INTERLEAVE: how a pair's two processes share the machine
     process_timeout: float = 3600.0  # seconds a process (or, interleaved, a pair) may run before it is killed
+    max_pairs: int | None = None  # a set grows to this many pairs while a case is undecided (None: fixed sets)
+    detect: float = 5.0  # percent: a growing set stops for a case once a slowdown this large is ruled out
 
 
 def run(
@@ -64,6 +70,8 @@ def run(
             log("cnn-bench ab: a side's tree predates turn-taking: its pairs run one process after the other")
 
         def one(cases):
+            cases = None if drop_backend else cases  # -k by id; ids differ between backends
+
             def pair(order, indices):
                 args = list(settings.throughput_args)
                 outs = [logs / f"{i:03d}-{p.label}.json" for p, i in zip(order, indices, strict=True)]
@@ -74,22 +82,12 @@ def run(
 
             return pair
 
-        pairs = runner.run_pairs(sides, settings.pairs, one(None), rng=rng, log=log)
-        device_class = next(
-            (p[x].get("device_class") for p in pairs for x in runner.LABELS if p[x].get("device_class")), None
-        )
-        cal = calibration(device_class)
-        threshold = max(settings.tolerance / 100.0, cal or 0.0)
-        cases = verdict.evaluate(pairs, threshold)
-        flagged = [k for k, r in cases.items() if r["verdict"] == verdict.SLOWER]
-        second = []
-        if flagged and settings.confirm_pairs:
-            log(
-                f"cnn-bench ab: {len(flagged)} case(s) flagged slower; confirming with {settings.confirm_pairs} new pair(s)"
-            )
-            ids = None if drop_backend else flagged  # -k by id; ids differ between backends
-            second = runner.run_pairs(sides, settings.confirm_pairs, one(ids), rng=rng, start=len(pairs), log=log)
-        cases = verdict.confirm(cases, verdict.evaluate(second, threshold) if second else {})
+        def take(count, cases, start):
+            asked = None if drop_backend else cases
+            return runner.run_pairs(sides, count, one(cases), rng=rng, start=start, asked=asked, log=log)
+
+        pairs, second, cases, threshold, cal = decide(take, settings, calibration, log=log)
+        device_class = _device_class(pairs)
         environments = {s.label: {**s.environment, "versions": _versions(pairs, s.label)} for s in sides}
     machine = next((p[x].get("machine_info") for p in pairs for x in runner.LABELS if p[x].get("machine_info")), {})
     doc = {
@@ -110,6 +108,63 @@ def run(
     doc["regressions"] = verdict.regressed(cases)
     doc["summary"] = summary(doc)
     return doc
+
+
+def decide(take: Callable[[int, list[str] | None, int], list[dict]], settings: Settings, calibration, *, log=print):
+    """The pairs an A/B runs and its verdict, given ``take(count, cases, start)``, which runs
+    ``count`` new pairs for ``cases`` (None: all) numbered from ``start``: the first set (grown while
+    a case is undecided), then a confirming set for the cases it flags slower (grown likewise).
+    Returns (pairs, confirmation pairs, per-case rows, threshold, calibration)."""
+    pairs = take(settings.pairs, None, 0)
+    cal = calibration(_device_class(pairs))
+    threshold = max(settings.tolerance / 100.0, cal or 0.0)
+    limit = settings.max_pairs or 0
+    detect = settings.detect / 100.0
+    pairs = grow(pairs, take, limit=limit, threshold=threshold, detect=detect, log=log)
+    cases = verdict.evaluate(pairs, threshold)
+    flagged = [k for k, r in cases.items() if r["verdict"] == verdict.SLOWER]
+    second = []
+    if flagged and settings.confirm_pairs:
+        log(
+            f"cnn-bench ab: {len(flagged)} case(s) flagged slower; confirming with {settings.confirm_pairs} new pair(s)"
+        )
+        offset = len(pairs)
+
+        def take_more(count, cases, start):
+            return take(count, cases, offset + start)
+
+        second = take_more(settings.confirm_pairs, flagged, 0)
+        second = grow(second, take_more, limit=limit, threshold=threshold, detect=detect, among=flagged, log=log)
+    cases = verdict.confirm(cases, verdict.evaluate(second, threshold) if second else {})
+    return pairs, second, cases, threshold, cal
+
+
+def _device_class(pairs: list[dict]) -> str | None:
+    return next((p[x].get("device_class") for p in pairs for x in runner.LABELS if p[x].get("device_class")), None)
+
+
+def grow(
+    pairs: list[dict],
+    take: Callable[[int, list[str], int], list[dict]],
+    *,
+    limit: int,
+    threshold: float,
+    detect: float,
+    among: list[str] | None = None,
+    log=print,
+) -> list[dict]:
+    """``pairs`` (one set) grown two pairs at a time while a case (of ``among``) is undecided
+    (``verdict.undecided``), up to ``limit`` pairs. ``take(count, cases, start)`` runs ``count`` new
+    pairs for ``cases``, numbered from ``start`` within the set."""
+    pairs = list(pairs)
+    while len(pairs) < limit:
+        open_cases = verdict.undecided(verdict.evaluate(pairs, threshold), detect, among)
+        if not open_cases:
+            break
+        count = min(2, limit - len(pairs))
+        log(f"cnn-bench ab: {len(open_cases)} case(s) undecided after {len(pairs)} pair(s); {count} more")
+        pairs += take(count, open_cases, len(pairs))
+    return pairs
 
 
 def _versions(pairs: list[dict], label: str) -> dict | None:

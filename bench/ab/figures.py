@@ -9,6 +9,9 @@
 ``python -m bench.ab.figures compare RESULT.json ...`` (unchanged code: the A/A processes' own results)
     ``compare``'s false alarms: against a baseline from the first run alone (the rank test over
     rounds) and from the first three runs (their between-run spread), each later run compared.
+``python -m bench.ab.figures simulate RECORDED ... --trials 2000 -- [ab options]``
+    An A/B design's false alarms, power and pairs replayed from the pairs of recorded A/A runs
+    (``bench.ab.simulate``): which design is worth measuring for real. Nothing is run.
 ``python -m bench.ab.figures bisect --commits 16 --bad-at 11 -- [ab options]``
     ``bisect`` over a throw-away history of ``--commits`` commits after HEAD, the slowdown
     injected at commit ``--bad-at``: the first bad commit found, and in how many A/B steps.
@@ -235,10 +238,48 @@ def compare_false_alarms(paths: list[str]) -> dict:
     return out
 
 
+def simulate_figure(args) -> int:
+    """``simulate``: the table for the design the ab options after ``--`` describe."""
+    from bench.ab import simulate
+    from bench.ab.experiment import Settings
+    from bench.commands import ab as ab_command
+    from bench.regression import rules
+
+    parser = argparse.ArgumentParser(prog="figures simulate -- [ab options]")
+    ab_command.add_measure_arguments(parser)
+    ab = parser.parse_args(args.ab_args)
+    rule = rules.Rule.parse_for(ab.tolerance, metric="throughput", unit="%")
+    settings = Settings(
+        pairs=ab.pairs,
+        confirm_pairs=ab.confirm_pairs,
+        tolerance=rule.tolerance,
+        rule=str(rule),
+        max_pairs=ab.max_pairs,
+        detect=ab.detect,
+    )
+    pools = simulate.pools(args.results)
+    rows = simulate.table(pools, settings, [float(x) for x in args.slowdowns.split(",")], args.trials)
+    text = simulate.markdown(pools, settings, rows)
+    print(text)
+    if args.out:
+        from bench.io import write_json
+
+        write_json(
+            args.out, {"figure": "simulate", "argv": sys.argv, "design": simulate.design(settings), "rows": rows}
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ab.figures", description=__doc__.splitlines()[0])
-    parser.add_argument("figure", choices=("aa", "power", "bisect", "compare"))
-    parser.add_argument("results", nargs="*", help="compare: unchanged runs' result files, in the order they ran")
+    parser.add_argument("figure", choices=("aa", "power", "bisect", "compare", "simulate"))
+    parser.add_argument(
+        "results",
+        nargs="*",
+        help="compare: unchanged runs' result files, in the order they ran; simulate: recorded A/A runs"
+        " (ab.json files, figures reports or directories of them)",
+    )
+    parser.add_argument("--slowdowns", default="0,0.02,0.05,0.1", help="simulate: the slowdowns to replay (fractions)")
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument(
         "--slowdown", type=float, default=0.05, help="power and bisect: the injected fraction of the step"
@@ -262,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     args.ab_args = argv[split + 1 :]
     if args.keep:
         Path(args.keep).mkdir(parents=True, exist_ok=True)
+    if args.figure == "simulate":
+        return simulate_figure(args)
     if args.figure == "compare":
         for label, r in compare_false_alarms(args.results).items():
             print(f"| compare, baseline from {label} | {r['failing']}/{r['compared']} false alarms |")

@@ -299,11 +299,13 @@ def run_pairs(
     *,
     rng: np.random.Generator,
     start: int = 0,
+    asked: list[str] | None = None,
     log=print,
 ) -> list[dict]:
-    """``n_pairs`` pairs of processes, each ``{"pair", "order", "BASE": record, "HEAD": record}``;
+    """``n_pairs`` pairs of processes, each ``{"pair", "order", "asked", "BASE": record, "HEAD": record}``;
     ``measure_pair([first, second], [process_index, ...])`` runs a pair's two processes (in that
-    order, or taking turns from the first) and returns their records."""
+    order, or taking turns from the first) and returns their records. ``asked``: the cases the
+    pair was run for (None: every case), which its verdicts then count it for."""
     pairs = []
     first = None
     for i in range(n_pairs):
@@ -312,7 +314,7 @@ def run_pairs(
         else:
             first = LABELS[1 - LABELS.index(first)]  # the block's second pair in the other order
         order = [first, LABELS[1 - LABELS.index(first)]]
-        pair = {"pair": start + i, "order": order}
+        pair = {"pair": start + i, "order": order, "asked": asked}
         records = measure_pair([sides[LABELS.index(x)] for x in order], [2 * (start + i), 2 * (start + i) + 1])
         for label, record in zip(order, records, strict=True):
             if record.get("error") and not any(p[label].get("cases") for p in pairs):

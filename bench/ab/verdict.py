@@ -12,6 +12,10 @@ A/A run's interval reached from 1: the smallest change these pairs can tell from
 likewise above; **no change** when the whole interval lies within the threshold of 1; else
 **inconclusive** (the pairs are too noisy to tell: more pairs, or a quieter machine). A flagged
 slower case is confirmed only when a second, independent set of pairs flags it again.
+
+A set can grow (``undecided``): while a case is neither flagged slower nor has a slowdown of the
+size to detect ruled out (its interval's lower end still below ``1 - detect``), more pairs are run
+for it, up to a cap; the confirming set grows the same way for the cases it confirms.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ def ratios(pairs: Sequence[dict], key: str) -> tuple[list[float], str | None]:
     """HEAD/BASE ratios of ``key``, one per pair (``pair_ratio``), and the first error that spoiled one (if any)."""
     out = []
     for p in pairs:
+        if p.get("asked") is not None and key not in p["asked"]:
+            continue  # a pair run for other cases only (a growing set's)
         b, h = ((p[label].get("cases") or {}).get(key) or {} for label in ("BASE", "HEAD"))
         for label, r in (("BASE", b), ("HEAD", h)):
             if not r or r.get("error") or not r.get("median"):
@@ -110,6 +116,16 @@ def evaluate(pairs: Sequence[dict], threshold: float) -> dict[str, dict]:
         else:
             out[key] = {**row, **judge(values, threshold)}
     return out
+
+
+def undecided(rows: dict[str, dict], detect: float, among: Sequence[str] | None = None) -> list[str]:
+    """Cases (of ``among``; None: all) that more pairs could still decide: not flagged slower, not
+    errored, and a slowdown of ``detect`` (a fraction) not yet ruled out by their interval."""
+    return [
+        k
+        for k, r in rows.items()
+        if (among is None or k in among) and r["verdict"] not in (SLOWER, ERROR) and r["lo"] < 1.0 - detect
+    ]
 
 
 def confirm(first: dict[str, dict], second: dict[str, dict]) -> dict[str, dict]:

@@ -61,6 +61,20 @@ def add_measure_arguments(parser: argparse.ArgumentParser, *, out: str = DEFAULT
         help="pairs in the confirming set; 0: no confirmation (default: %(default)s)",
     )
     parser.add_argument(
+        "--max-pairs",
+        type=int,
+        default=None,
+        help="grow each set, two pairs at a time, up to this many pairs while a case is neither flagged slower"
+        " nor clear of a --detect slowdown (default: fixed sets of --pairs and --confirm-pairs)",
+    )
+    parser.add_argument(
+        "--detect",
+        type=float,
+        default=5.0,
+        help="with --max-pairs: the slowdown in percent a growing set must rule out before it stops for a case"
+        " (default: %(default)g)",
+    )
+    parser.add_argument(
         "--tolerance", default=rules.THROUGHPUT_RULE, help="the rule, e.g. 'throughput:-3%%' (default: %(default)s)"
     )
     parser.add_argument(
@@ -137,6 +151,13 @@ def settings(args: argparse.Namespace):
         raise UsageError(
             f"--pairs {args.pairs} / --confirm-pairs {args.confirm_pairs}: need --pairs >= 2 and --confirm-pairs >= 0"
         )
+    if args.max_pairs is not None and args.max_pairs < max(args.pairs, args.confirm_pairs):
+        raise UsageError(
+            f"--max-pairs {args.max_pairs} is invalid; expected at least --pairs and --confirm-pairs"
+            f" ({max(args.pairs, args.confirm_pairs)})"
+        )
+    if not 0 < args.detect < 100:  # NaN too
+        raise UsageError(f"--detect {args.detect:g} is invalid; expected a slowdown in percent between 0 and 100")
     check_throughput_options(args)
     check_outputs(args)
     if args.order_seed is not None and not 0 <= args.order_seed < 2**32:
@@ -162,6 +183,8 @@ def settings(args: argparse.Namespace):
         repo=repo,
         interleave=args.interleave,
         process_timeout=args.process_timeout,
+        max_pairs=args.max_pairs,
+        detect=args.detect,
     )
 
 

@@ -133,3 +133,26 @@ def test_every_process_gets_the_timeout(tmp_path, slowdown):
     assert json.loads((out / "ab.json").read_text())["settings"]["process_timeout"] == 90.0
     ab(tmp_path, "--pairs", "2", "--interleave", "processes")
     assert slowdown["timeouts"][4:] == [3600.0] * 4
+
+
+def test_a_growing_set_catches_what_fixed_sets_of_two_cannot(tmp_path, slowdown, capsys):
+    slowdown["HEAD"] = 0.05
+    rule = ["--tolerance", "throughput:-2%", "--pairs", "2", "--confirm-pairs", "2"]
+    code, out = ab(tmp_path, *rule)
+    doc = json.loads((out / "ab.json").read_text())
+    assert any(r["verdict"] == "inconclusive" for r in doc["cases"].values())  # 2 pairs: too wide to tell
+    code, out = ab(tmp_path, *rule, "--max-pairs", "8")
+    doc = json.loads((out / "ab.json").read_text())
+    assert code == 1 and all(r["verdict"] == "slower" and r["confirmed"] for r in doc["cases"].values())
+    assert 2 < len(doc["pairs"]) <= 8 and 2 < len(doc["confirmation_pairs"]) <= 8
+    counts = [r["n"] for r in doc["cases"].values()]  # a case stops growing once decided
+    assert max(counts) == len(doc["pairs"]) and min(counts) >= 2
+    assert "undecided after 2 pair(s); 2 more" in capsys.readouterr().out
+    assert doc["settings"]["max_pairs"] == 8 and doc["settings"]["detect"] == 5.0
+
+
+def test_a_growing_set_stops_once_the_slowdown_to_detect_is_ruled_out(tmp_path, slowdown):
+    code, out = ab(tmp_path, "--pairs", "2", "--max-pairs", "12", "--detect", "5")
+    doc = json.loads((out / "ab.json").read_text())
+    assert code == 0 and len(doc["pairs"]) < 12 and doc["confirmation_pairs"] == []
+    assert all(r["lo"] >= 0.95 for r in doc["cases"].values())

@@ -126,3 +126,49 @@ def test_rounds_of_processes_run_one_after_the_other_are_not_paired():
     assert values == [pytest.approx(950.0 / 600.0)]
     values, _ = verdict.ratios([pair_of(BASE_ROUNDS, HEAD_ROUNDS[:4], interleaved=True)], TRAIN)
     assert values == [pytest.approx(760.0 / 600.0)]  # rounds that do not match up: medians
+
+
+def _take_for(measure):
+    """``experiment.grow``'s ``take`` over synthetic processes: pairs run for the asked cases only."""
+    taken = []
+
+    def take(count, cases, start):
+        new = runner.run_pairs(
+            SIDES,
+            count,
+            runner.one_by_one(measure),
+            rng=np.random.default_rng(start),
+            start=start,
+            asked=cases,
+            log=lambda *a: None,
+        )
+        for p in new:
+            for label in ("BASE", "HEAD"):
+                p[label]["cases"] = {k: v for k, v in p[label]["cases"].items() if k in cases}
+        taken.append((count, sorted(cases)))
+        return new
+
+    return take, taken
+
+
+def test_only_undecided_cases_grow_and_only_their_pairs_count():
+    from bench.ab.experiment import grow
+
+    first = pairs(n=2, seed=1, cv=0.02)  # two pairs: every interval too wide to decide
+    assert set(verdict.undecided(verdict.evaluate(first, 0.02), 0.05)) == {TRAIN, INFER}
+    take, taken = _take_for(fake_measure(seed=2, cv=0.02))
+    grown = grow(first, take, limit=7, threshold=0.02, detect=0.05, among=[INFER], log=lambda *a: None)
+    assert all(cases == [INFER] for _, cases in taken) and [n for n, _ in taken][-1] in (1, 2)
+    rows = verdict.evaluate(grown, 0.02)
+    assert rows[TRAIN]["n"] == 2 and rows[INFER]["n"] == len(grown) > 2  # TRAIN's row ignores INFER's pairs
+    assert len(grown) == 7 or verdict.undecided(rows, 0.05, [INFER]) == []
+
+
+def test_a_set_does_not_grow_past_its_limit_or_once_decided():
+    from bench.ab.experiment import grow
+
+    take, taken = _take_for(fake_measure(seed=4, cv=0.02))
+    assert grow(pairs(n=4, seed=4), take, limit=4, threshold=0.02, detect=0.05, log=lambda *a: None) and taken == []
+    flagged = pairs(n=6, seed=5, slowdown=0.2)
+    assert verdict.undecided(verdict.evaluate(flagged, 0.02), 0.05) == []
+    assert len(grow(flagged, take, limit=12, threshold=0.02, detect=0.05, log=lambda *a: None)) == 6 and taken == []

@@ -386,6 +386,10 @@ BISECT = ["bisect", "--good", "HEAD~1", "--bad", "HEAD", "--out", "{tmp}/bisect"
 MEASURE = [
     ("--pairs", "out of range", ["--pairs", "1"], "--pairs 1"),
     ("--confirm-pairs", "out of range", ["--confirm-pairs", "-1"], "--confirm-pairs -1"),
+    ("--max-pairs", "out of range", ["--pairs", "4", "--max-pairs", "3"], "--max-pairs 3"),
+    ("--max-pairs", "wrong type", ["--max-pairs", "many"], "many"),
+    ("--detect", "out of range", ["--detect", "0"], "--detect 0"),
+    ("--detect", "out of range", ["--detect", "nan"], "--detect nan"),
     ("--tolerance", "out of range", ["--tolerance", "throughput:-80%"], "80"),
     ("--baselines", "corrupt", ["--baselines", "{tmp}/corrupt.json"], "corrupt.json"),
     ("--out", "unwritable", ["--out", "/proc/cnn-bench"], "/proc/cnn-bench"),
