@@ -13,6 +13,10 @@ the seeds' mean and spread of top-1 and test loss, and what a single new run can
   the seeds (both move together when a seed is lucky, so gating both buys little against seed
   noise; the loss earns its place on changes that move calibration more than ranking).
 
+- ``held out``: each seed judged as a new run by the band of the others (leave-one-out, top-1
+  and loss both): how many fall outside, and the furthest one as a share of its band (1.0 is on
+  the edge). An empirical check of the false-alarm rate that costs no training.
+
 Minutes are the median wall time of the runs, as measured (a loaded machine inflates them).
 """
 
@@ -75,9 +79,27 @@ def table(docs: list[dict]) -> list[dict]:
                 "loss_sd": round(statistics.stdev(loss), 4),
                 "loss_band_pct": round(100 * loss_band / statistics.fmean(loss), 2),
                 "loss_band_as_top1_pt": None if slope is None else round(abs(slope) * loss_band, 2),
+                **held_out(top1, loss),
             }
         )
     return rows
+
+
+def held_out(top1: list[float], loss: list[float]) -> dict:
+    """Leave-one-out: each run against the band of the others (both metrics), needing 3 others."""
+    if len(top1) < 4:
+        return {"held_out_outside": None, "held_out_worst": None}
+    outside, worst = 0, 0.0
+    for i in range(len(top1)):
+        share = 0.0
+        for values in (top1, loss):
+            rest = values[:i] + values[i + 1 :]
+            share = max(
+                share, abs(values[i] - statistics.fmean(rest)) / prediction_halfwidth(rest, FALSE_ALARM)["halfwidth"]
+            )
+        outside += share > 1.0
+        worst = max(worst, share)
+    return {"held_out_outside": outside, "held_out_worst": round(worst, 2)}
 
 
 def _slope(x: list[float], y: list[float]) -> float | None:
@@ -87,12 +109,17 @@ def _slope(x: list[float], y: list[float]) -> float | None:
 
 
 def markdown(rows: list[dict]) -> str:
-    head = "| variant | n | minutes | top-1 mean | top-1 sd | band (pt) | 3 sd (pt) | loss mean | loss sd | loss band | loss band as top-1 (pt) |"
+    head = (
+        "| variant | n | minutes | top-1 mean | top-1 sd | band (pt) | 3 sd (pt) | loss mean | loss sd | loss band"
+        " | loss band as top-1 (pt) | held out: outside band | furthest (share of band) |"
+    )
     lines = [head, "|---|" + "---:|" * (head.count("|") - 2)]
     for r in rows:
+        outside = "-" if r["held_out_outside"] is None else f"{r['held_out_outside']}/{r['n']}"
         lines.append(
             f"| {r['variant']} | {r['n']} | {r['minutes']} | {r['top1_mean']} | {r['top1_sd']} | ±{r['top1_band_pt']} | "
-            f"{r['top1_3sd_pt']} | {r['loss_mean']} | {r['loss_sd']} | ±{r['loss_band_pct']} % | {r['loss_band_as_top1_pt']} |"
+            f"{r['top1_3sd_pt']} | {r['loss_mean']} | {r['loss_sd']} | ±{r['loss_band_pct']} % | {r['loss_band_as_top1_pt']} | "
+            f"{outside} | {r['held_out_worst'] or '-'} |"
         )
     return "\n".join(lines)
 

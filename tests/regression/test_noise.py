@@ -35,3 +35,13 @@ def test_results_without_variants_count_as_the_moving_average_evaluation():
 def test_too_few_runs_is_a_one_line_error(tmp_path, capsys):
     (tmp_path / "r.json").write_text(json.dumps(_doc(0, 75.0, 0.7)))
     assert noise.main([str(tmp_path)]) == 2 and "3 or more" in capsys.readouterr().err
+
+
+def test_held_out_seeds_are_judged_by_the_band_of_the_others():
+    steady = [75.0, 75.2, 74.8, 75.1, 74.9, 75.05]
+    losses = [0.7 + (75 - t) * 0.01 for t in steady]
+    assert noise.held_out(steady, losses)["held_out_outside"] == 0
+    outlier = [*steady, 80.0]  # 5 points off a 0.15-point spread: outside the band of the others
+    out = noise.held_out(outlier, [*losses, 0.65])
+    assert out["held_out_outside"] >= 1 and out["held_out_worst"] > 1.0
+    assert noise.held_out(steady[:3], losses[:3]) == {"held_out_outside": None, "held_out_worst": None}
