@@ -28,3 +28,51 @@ def test_names_are_unique_and_cover_every_kind():
     names = [m.name for m in mutations.MUTATIONS]
     assert len(names) == len(set(names)) >= 8
     assert {m.kind for m in mutations.MUTATIONS} == {"model", "recipe", "training", "data", "evaluation"}
+
+
+def _fake_pytest(outcomes):
+    """A ``_run`` for ``unit_suite``: the whole suite fails the first test in ``outcomes`` not
+    deselected; a test run alone gives its entry of ``outcomes`` ("flaky": passes, "real": fails)."""
+    calls = []
+
+    def run(cmd, tree, log, timeout):
+        calls.append(cmd)
+        if "tests" in cmd:  # the suite
+            deselected = {cmd[i + 1] for i, a in enumerate(cmd) if a == "--deselect"}
+            failing = [t for t in outcomes if t not in deselected]
+            return (1, f"FAILED {failing[0]} - AssertionError\n", 10.0) if failing else (0, "1 passed\n", 10.0)
+        return (0 if outcomes[cmd[-1]] == "flaky" else 1), "", 1.0
+
+    return run, calls
+
+
+def test_a_failure_that_repeats_is_the_unit_verdict(tmp_path):
+    run, calls = _fake_pytest({"tests/a.py::test_x": "real"})
+    row = mutations.unit_suite(tmp_path, tmp_path, run=run)
+    assert (
+        row["unit"] == "FAIL" and row["unit_detail"].startswith("FAILED tests/a.py::test_x") and row["unit_flaky"] == []
+    )
+    assert len(calls) == 2 and row["unit_s"] == 11.0
+
+
+def test_a_flaky_failure_is_set_aside_and_the_suite_run_again(tmp_path):
+    run, calls = _fake_pytest({"tests/t.py::test_timing": "flaky", "tests/m.py::test_model": "real"})
+    row = mutations.unit_suite(tmp_path, tmp_path, run=run)
+    assert (
+        row["unit"] == "FAIL"
+        and "test_model" in row["unit_detail"]
+        and row["unit_flaky"] == ["tests/t.py::test_timing"]
+    )
+    assert ["--deselect", "tests/t.py::test_timing"] == calls[2][-2:]
+    run, _ = _fake_pytest({"tests/t.py::test_timing": "flaky"})
+    row = mutations.unit_suite(tmp_path, tmp_path, run=run)
+    assert row["unit"] == "pass" and row["unit_flaky"] == ["tests/t.py::test_timing"]
+    assert "set aside as flaky: tests/t.py::test_timing" in mutations.markdown(
+        [{**row, "name": "n", "what": "w", "kind": "k", "fingerprint": "pass", "gate": "not trained"}], 300
+    )
+
+
+def test_flakes_are_set_aside_a_bounded_number_of_times(tmp_path):
+    run, calls = _fake_pytest({f"tests/t.py::test_{i}": "flaky" for i in range(5)})
+    row = mutations.unit_suite(tmp_path, tmp_path, run=run)
+    assert row["unit"] == "FAIL" and len(row["unit_flaky"]) == mutations.FLAKE_RETRIES
