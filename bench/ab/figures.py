@@ -239,28 +239,26 @@ def compare_false_alarms(paths: list[str]) -> dict:
 
 
 def simulate_figure(args) -> int:
-    """``simulate``: the table for the design the ab options after ``--`` describe."""
+    """``simulate``: the table for the design the ab options after ``--`` describe. Bad input (an
+    option, a slowdown, a recorded file) is one line on stderr, exit 2."""
     from bench.ab import simulate
     from bench.ab.experiment import Settings
     from bench.commands import ab as ab_command
-    from bench.regression import rules
+    from bench.errors import UsageError
 
     parser = argparse.ArgumentParser(prog="figures simulate -- [ab options]")
     ab_command.add_measure_arguments(parser)
-    ab = parser.parse_args(args.ab_args)
-    rule = rules.Rule.parse_for(ab.tolerance, metric="throughput", unit="%")
-    settings = Settings(
-        pairs=ab.pairs,
-        confirm_pairs=ab.confirm_pairs,
-        tolerance=rule.tolerance,
-        rule=str(rule),
-        max_pairs=ab.max_pairs,
-        detect=ab.detect,
-    )
-    pools = simulate.pools(args.results)
-    rows = simulate.table(pools, settings, [float(x) for x in args.slowdowns.split(",")], args.trials)
-    text = simulate.markdown(pools, settings, rows)
-    print(text)
+    try:
+        settings = Settings(**ab_command.decision(parser.parse_args(args.ab_args)))
+        slowdowns = simulate.slowdowns(args.slowdowns)
+        if args.trials < 1:
+            raise UsageError(f"--trials {args.trials} is invalid; expected at least 1")
+        pools = simulate.pools(args.results)
+    except (UsageError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    rows = simulate.table(pools, settings, slowdowns, args.trials)
+    print(simulate.markdown(pools, settings, rows))
     if args.out:
         from bench.io import write_json
 

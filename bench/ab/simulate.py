@@ -14,13 +14,14 @@ design to measure for real, fast; it is not a measurement of the design (the rea
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from bench.ab import experiment, verdict
+from bench.errors import UsageError
+from bench.io import read_json
 
 
 def _runs(path: Path):
@@ -30,7 +31,9 @@ def _runs(path: Path):
         for child in sorted(path.glob("*.json")):
             yield from _runs(child)
         return
-    doc = json.loads(path.read_text())
+    doc = read_json(path, what="recorded A/A run")
+    if not isinstance(doc, dict):
+        raise UsageError(f"recorded A/A run {str(path)!r} is not an ab.json or a figures report")
     if doc.get("kind") == "ab":
         pairs = [*doc.get("pairs", []), *doc.get("confirmation_pairs", [])]
         yield (
@@ -51,6 +54,17 @@ def _runs(path: Path):
         )
 
 
+def slowdowns(text: str) -> list[float]:
+    """``--slowdowns`` as fractions in [0, 1): "0,0.02,0.05"."""
+    try:
+        values = [float(x) for x in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or not all(0.0 <= v < 1.0 for v in values):
+        raise UsageError(f"--slowdowns {text!r} is invalid; expected fractions in [0, 1), comma-separated (0,0.05)")
+    return values
+
+
 def pools(paths: list[str]) -> dict[str, dict]:
     """Per case, from the runs' pairs: ``residuals`` (log ratios minus their run's mean, scaled to
     undo the shrinkage of that mean), ``between`` (the sd of the run means beyond that), ``bias``
@@ -68,6 +82,8 @@ def pools(paths: list[str]) -> dict[str, dict]:
                         )
             for key, values in logs.items():
                 runs.setdefault(key, []).append(values)
+    if not runs:
+        raise UsageError(f"no recorded pairs in {', '.join(paths) or 'no file'}: give ab.json files or figures reports")
     out = {}
     for key, groups in runs.items():
         groups = [np.asarray(g) for g in groups if len(g) > 1]

@@ -143,10 +143,9 @@ def check_outputs(args: argparse.Namespace) -> None:
         baselines.load(args.baselines)
 
 
-def settings(args: argparse.Namespace):
-    from bench.ab.experiment import Settings
-    from bench.environment import REPO_ROOT
-
+def decision(args: argparse.Namespace) -> dict:
+    """How the pairs are sized and judged (``Settings`` fields: pairs, growth, the rule), checked:
+    one line, exit 2. Shared by ``settings`` and ``figures simulate``, which replays a design."""
     if args.pairs < 2 or args.confirm_pairs < 0:
         raise UsageError(
             f"--pairs {args.pairs} / --confirm-pairs {args.confirm_pairs}: need --pairs >= 2 and --confirm-pairs >= 0"
@@ -158,6 +157,22 @@ def settings(args: argparse.Namespace):
         )
     if not 0 < args.detect < 100:  # NaN too
         raise UsageError(f"--detect {args.detect:g} is invalid; expected a slowdown in percent between 0 and 100")
+    rule = rules.Rule.parse_for(args.tolerance, metric="throughput", unit="%")
+    return {
+        "pairs": args.pairs,
+        "confirm_pairs": 0 if getattr(args, "calibrate", False) else args.confirm_pairs,
+        "tolerance": rule.tolerance,
+        "rule": str(rule),
+        "max_pairs": args.max_pairs,
+        "detect": args.detect,
+    }
+
+
+def settings(args: argparse.Namespace):
+    from bench.ab.experiment import Settings
+    from bench.environment import REPO_ROOT
+
+    judged = decision(args)
     check_throughput_options(args)
     check_outputs(args)
     if args.order_seed is not None and not 0 <= args.order_seed < 2**32:
@@ -168,23 +183,17 @@ def settings(args: argparse.Namespace):
         raise UsageError(f"--interleave {args.interleave!r} is invalid; expected one of {', '.join(INTERLEAVE)}")
     if not args.process_timeout > 0:  # NaN too
         raise UsageError(f"--process-timeout {args.process_timeout:g} is invalid; expected a number of seconds above 0")
-    rule = rules.Rule.parse_for(args.tolerance, metric="throughput", unit="%")
     repo = Path(args.repo).resolve() if args.repo else REPO_ROOT
     if not (repo / ".git").exists():
         raise UsageError(f"--repo {str(repo)!r} is not a git repository")
     seed = args.order_seed if args.order_seed is not None else time.time_ns() % 2**32
     return Settings(
         throughput_args=tuple(throughput_args(args)),
-        pairs=args.pairs,
-        confirm_pairs=0 if getattr(args, "calibrate", False) else args.confirm_pairs,
-        tolerance=rule.tolerance,
-        rule=str(rule),
         seed=seed,
         repo=repo,
         interleave=args.interleave,
         process_timeout=args.process_timeout,
-        max_pairs=args.max_pairs,
-        detect=args.detect,
+        **judged,
     )
 
 

@@ -61,3 +61,50 @@ def test_the_replay_flags_a_large_slowdown_and_not_an_unchanged_tree(tmp_path):
 def test_too_few_recorded_runs_is_refused(tmp_path):
     with pytest.raises(ValueError, match="at least two runs"):
         simulate.pools([_report(tmp_path, [[1.0, 1.01]])])
+
+
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["--slowdowns", "0,1.5"], "--slowdowns '0,1.5'"),
+        (["--slowdowns", "nan"], "--slowdowns 'nan'"),
+        (["--trials", "0"], "--trials 0"),
+        (["--", "--max-pairs", "2", "--pairs", "3"], "--max-pairs 2"),
+        (["--", "--detect", "0"], "--detect 0"),
+        (["--", "--tolerance", "throughput:-80%"], "80"),
+        (["MISSING"], "does not exist"),
+        (["CORRUPT"], "CORRUPT"),
+        (["EMPTY"], "no recorded pairs"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, named):
+    from bench.ab import figures
+
+    good = _report(tmp_path, [[1.0, 1.01], [0.99, 1.0]])
+    (tmp_path / "corrupt.json").write_text("{not json")
+    (tmp_path / "empty.json").write_text("{}")
+    files = {
+        "MISSING": str(tmp_path / "nope.json"),
+        "CORRUPT": str(tmp_path / "corrupt.json"),
+        "EMPTY": str(tmp_path / "empty.json"),
+    }
+    argv = [files.get(a, a) for a in argv]
+    recorded = [a for a in argv if a.startswith(str(tmp_path))] or [good]
+    options = [a for a in argv if not a.startswith(str(tmp_path))]
+    split = options.index("--") if "--" in options else len(options)
+    out = tmp_path / "out.json"
+    code = figures.main(["simulate", *recorded, *options[:split], "--out", str(out), *options[split:]])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and named.replace("CORRUPT", "corrupt") in err
+    assert not out.exists()
+
+
+def test_the_figure_writes_its_rows(tmp_path, capsys):
+    from bench.ab import figures
+
+    good = _report(tmp_path, [[1.0, 1.01, 0.99], [0.99, 1.0, 1.02]])
+    out = tmp_path / "out.json"
+    assert figures.main(["simulate", good, "--trials", "20", "--slowdowns", "0,0.3", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["slowdown"] for r in rows] == [0.0, 0.3] and rows[1]["failed"] == 1.0
+    assert "| 30% |" in capsys.readouterr().out
