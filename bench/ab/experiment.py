@@ -191,6 +191,14 @@ def summary(doc: dict) -> str:
     if unconfirmed:
         parts.append(f"slower but not confirmed by a second set of pairs: {', '.join(unconfirmed)}")
     unsure = [k for k, r in cases.items() if r["verdict"] == verdict.INCONCLUSIVE]
+    detect = doc["settings"].get("detect")
+    cleared = [k for k in unsure if detect is not None and cases[k]["lo"] >= 1.0 - detect / 100.0]
+    if cleared:
+        parts.append(
+            f"cleared of a {detect:g} % slowdown (interval above {1 - detect / 100:.2f}, "
+            f"though not inside the threshold): {', '.join(cleared)}"
+        )
+    unsure = [k for k in unsure if k not in cleared]
     if unsure:
         parts.append(
             f"inconclusive (interval wider than the threshold: more --pairs or a quieter machine): {', '.join(unsure)}"

@@ -156,3 +156,22 @@ def test_a_growing_set_stops_once_the_slowdown_to_detect_is_ruled_out(tmp_path, 
     doc = json.loads((out / "ab.json").read_text())
     assert code == 0 and len(doc["pairs"]) < 12 and doc["confirmation_pairs"] == []
     assert all(r["lo"] >= 0.95 for r in doc["cases"].values())
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "detect", "says"),
+    [
+        (0.97, 1.09, 5.0, "OK: cleared of a 5 % slowdown (interval above 0.95, though not inside the threshold): c"),
+        (0.97, 1.09, 2.0, "OK: inconclusive (interval wider than the threshold"),  # a 2 % slowdown not ruled out
+        (0.93, 1.02, 5.0, "OK: inconclusive (interval wider than the threshold"),
+        (0.93, 1.02, None, "OK: inconclusive (interval wider than the threshold"),  # a document without --detect
+    ],
+)
+def test_the_summary_clears_an_inconclusive_case_of_the_slowdown_its_interval_rules_out(lo, hi, detect, says):
+    from bench.ab import experiment
+
+    row = {"verdict": "inconclusive", "ratio": 1.0, "lo": lo, "hi": hi, "confirmed": None}
+    settings = {} if detect is None else {"detect": detect}
+    doc = {"cases": {"c": row}, "regressions": [], "settings": settings, "threshold": {"calibration": 0.05}}
+    assert experiment.summary(doc).startswith(says)
+    assert ("cleared" in experiment.summary(doc)) != ("inconclusive" in experiment.summary(doc))
