@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -286,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bad-at", type=int, default=11, help="bisect: the commit (1-based) that injects the slowdown")
     parser.add_argument("--load", action="store_true", help="a second throughput loop during every other trial")
     parser.add_argument("--out", default=None, help="also write the rows as JSON here")
-    parser.add_argument("--keep", default=None, help="keep each trial's ab.json in this directory")
+    parser.add_argument(
+        "--keep", default=None, help="keep each trial's ab.json (bisect: bisect.json and bisect.md) in this directory"
+    )
     parser.add_argument(
         "--judge-at",
         type=float,
@@ -342,6 +345,10 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             status = subprocess.run([*argv, "--out", str(out), *args.ab_args], cwd=REPO_ROOT).returncode
             found = json.loads((out / "bisect.json").read_text()) if (out / "bisect.json").exists() else {}
+            if args.keep:  # every step's A/B document and the report, not the processes' own files
+                for name in ("bisect.json", "bisect.md"):
+                    if (out / name).exists():
+                        shutil.copy2(out / name, Path(args.keep) / name)
             right = found.get("first_bad") == history[args.bad_at - 1]
             result.update(
                 status=status,
