@@ -12,6 +12,7 @@ for the caller to say what it expected.
 
 from __future__ import annotations
 
+import base64
 import math
 import os
 from typing import Any
@@ -169,3 +170,27 @@ def check_throughput(doc: dict, where: str) -> dict:
     for i, e in enumerate(doc.get("errors") or []):
         _fields(e, ERROR, f"{where} errors[{i}]")
     return doc
+
+
+def encode_correct(correct) -> str:
+    """Which test images an evaluation got right, in the order read: one bit each, packed, in
+    base64 (1,250 bytes for 10,000 images), a training result's ``evaluations.*.correct``."""
+    import numpy as np
+
+    return base64.b64encode(np.packbits(np.asarray(correct, dtype=bool)).tobytes()).decode("ascii")
+
+
+def decode_correct(text: str, n: int):
+    """``encode_correct``'s bits back as a bool array of ``n`` images (ValueError when they are not that)."""
+    import binascii
+
+    import numpy as np
+
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, TypeError) as e:
+        raise ValueError(f"per-image bits are not base64: {e}") from None
+    bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8))
+    if bits.size < n or bits.size - n >= 8:
+        raise ValueError(f"{bits.size} bits recorded for {n} test images")
+    return bits[:n].astype(bool)

@@ -16,6 +16,13 @@ the seeds' mean and spread of top-1 and test loss, and what a single new run can
 - ``held out``: each seed judged as a new run by the band of the others (leave-one-out, top-1
   and loss both): how many fall outside, and the furthest one as a share of its band (1.0 is on
   the edge). An empirical check of the false-alarm rate that costs no training.
+- ``per-image floor`` (runs that record which test images they got right, ``correct``): the top-1
+  sd the seeds would show if each image flipped between right and wrong on its own, at its own
+  rate over the runs (the unbiased sum of the images' variances), its share of the observed
+  variance (the rest is runs that are better or worse as a whole), and how many images flip at
+  all. The variance of top-1 over runs is exactly the sum of the images' variances and their
+  covariances, so a share near 1 says the spread is which borderline images a run gets right:
+  no evaluation trick removes it, only more test images or more runs.
 
 Minutes are the median wall time of the runs, as measured (a loaded machine inflates them).
 """
@@ -29,6 +36,7 @@ from pathlib import Path
 
 from bench.io import read_json
 from bench.regression.rules import FALSE_ALARM
+from bench.results import decode_correct
 from bench.stats import finite, prediction_halfwidth
 
 
@@ -51,11 +59,13 @@ def variants(doc: dict) -> dict[str, dict]:
 
 def table(docs: list[dict]) -> list[dict]:
     by_variant: dict[str, list[tuple[int, float, float, float]]] = {}
+    recorded: dict[str, list[dict]] = {}
     for doc in docs:
         for name, ev in variants(doc).items():
             top1, loss = finite(ev.get("top1")), finite(ev.get("loss"))
             if top1 is not None and loss is not None:
                 by_variant.setdefault(name, []).append((doc.get("seed"), top1, loss, doc.get("wall_time_s") or 0.0))
+                recorded.setdefault(name, []).append(ev)
     rows = []
     for name, runs in by_variant.items():
         if len(runs) < 3:
@@ -80,9 +90,35 @@ def table(docs: list[dict]) -> list[dict]:
                 "loss_band_pct": round(100 * loss_band / statistics.fmean(loss), 2),
                 "loss_band_as_top1_pt": None if slope is None else round(abs(slope) * loss_band, 2),
                 **held_out(top1, loss),
+                **per_image_floor(recorded[name]),
             }
         )
     return rows
+
+
+def per_image_floor(evaluations: list[dict]) -> dict:
+    """The per-image floor (module docstring) of one variant's runs, or Nones when a run lacks the
+    bits or the runs did not read the same test images in the same order."""
+    import numpy as np
+
+    none = {"floor_sd_pt": None, "floor_share": None, "flipping_images": None}
+    same = {(ev.get("test_examples"), ev.get("labels_sha256")) for ev in evaluations}
+    if len(evaluations) < 2 or not all(ev.get("correct") for ev in evaluations) or len(same) != 1:
+        return none
+    n = evaluations[0]["test_examples"]
+    try:
+        right = np.stack([decode_correct(ev["correct"], n) for ev in evaluations]).astype(float)
+    except ValueError:
+        return none
+    k = right.shape[0]
+    rate = right.mean(axis=0)
+    floor = float((k / (k - 1)) * np.sum(rate * (1.0 - rate))) * (100.0 / n) ** 2  # points squared
+    observed = float(np.var(100.0 * right.mean(axis=1), ddof=1))
+    return {
+        "floor_sd_pt": round(floor**0.5, 3),
+        "floor_share": round(floor / observed, 2) if observed > 0 else None,
+        "flipping_images": int(np.count_nonzero((rate > 0) & (rate < 1))),
+    }
 
 
 def held_out(top1: list[float], loss: list[float]) -> dict:
@@ -111,7 +147,8 @@ def _slope(x: list[float], y: list[float]) -> float | None:
 def markdown(rows: list[dict]) -> str:
     head = (
         "| variant | n | minutes | top-1 mean | top-1 sd | band (pt) | 3 sd (pt) | loss mean | loss sd | loss band"
-        " | loss band as top-1 (pt) | held out: outside band | furthest (share of band) |"
+        " | loss band as top-1 (pt) | held out: outside band | furthest (share of band)"
+        " | per-image floor sd (pt) | floor share of variance | images that flip |"
     )
     lines = [head, "|---|" + "---:|" * (head.count("|") - 2)]
     for r in rows:
@@ -119,9 +156,14 @@ def markdown(rows: list[dict]) -> str:
         lines.append(
             f"| {r['variant']} | {r['n']} | {r['minutes']} | {r['top1_mean']} | {r['top1_sd']} | ±{r['top1_band_pt']} | "
             f"{r['top1_3sd_pt']} | {r['loss_mean']} | {r['loss_sd']} | ±{r['loss_band_pct']} % | {r['loss_band_as_top1_pt']} | "
-            f"{outside} | {r['held_out_worst'] or '-'} |"
+            f"{outside} | {r['held_out_worst'] or '-'} | {_dash(r['floor_sd_pt'])} | {_dash(r['floor_share'])} | "
+            f"{_dash(r['flipping_images'])} |"
         )
     return "\n".join(lines)
+
+
+def _dash(value) -> str:
+    return "-" if value is None else str(value)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from bench.regression import noise
@@ -45,3 +46,65 @@ def test_held_out_seeds_are_judged_by_the_band_of_the_others():
     out = noise.held_out(outlier, [*losses, 0.65])
     assert out["held_out_outside"] >= 1 and out["held_out_worst"] > 1.0
     assert noise.held_out(steady[:3], losses[:3]) == {"held_out_outside": None, "held_out_worst": None}
+
+
+def _runs(right):
+    """One precise_bn evaluation per row of ``right`` (runs x images, bools), with its bits."""
+    from bench.results import encode_correct
+
+    n = right.shape[1]
+    return [
+        {
+            "top1": 100.0 * r.mean(),
+            "loss": 1.0 - r.mean(),
+            "test_examples": n,
+            "labels_sha256": "ab",
+            "correct": encode_correct(r),
+        }
+        for r in right
+    ]
+
+
+def test_the_per_image_floor_is_the_sum_of_the_images_own_variances():
+    right = np.array([[1, 1, 0, 0], [1, 0, 1, 0], [1, 1, 1, 0]], dtype=bool)  # images 2 and 3 flip
+    out = noise.per_image_floor(_runs(right))
+    by_hand = 1.5 * (2 * (2 / 3) * (1 / 3)) * (100 / 4) ** 2  # k/(k-1) * sum p(1-p), in points squared
+    assert out["floor_sd_pt"] == pytest.approx(by_hand**0.5, abs=1e-3) and out["flipping_images"] == 2
+    assert out["floor_share"] == pytest.approx(round(by_hand / np.var(100 * right.mean(1), ddof=1), 2))
+
+
+def test_independent_flips_are_all_floor_and_whole_run_luck_is_not():
+    rng = np.random.default_rng(0)
+    k, n = 40, 10_000
+    rate = np.concatenate([np.ones(7000), np.zeros(1500), np.full(1500, 0.5)])
+    flips = rng.random((k, n)) < rate
+    independent = noise.per_image_floor(_runs(flips))
+    assert 0.6 < independent["floor_share"] < 1.5 and independent["flipping_images"] == 1500
+    luck = rng.random(k) < 0.5  # a lucky run gets the same 1,000 borderline images right, all together
+    together = np.concatenate(
+        [np.ones((k, 7000), bool), np.zeros((k, 2000), bool), np.repeat(luck[:, None], 1000, 1)], 1
+    )
+    shared = noise.per_image_floor(_runs(together))
+    assert shared["floor_share"] == pytest.approx(1 / 1000, abs=1e-3)  # the variance is all covariance
+
+
+def test_runs_that_read_other_images_or_lack_bits_have_no_floor(tmp_path):
+    right = np.random.default_rng(1).random((4, 100)) < 0.7
+    none = {"floor_sd_pt": None, "floor_share": None, "flipping_images": None}
+    other_order = _runs(right)
+    other_order[2]["labels_sha256"] = "cd"
+    assert noise.per_image_floor(other_order) == none
+    missing = _runs(right)
+    del missing[0]["correct"]
+    assert noise.per_image_floor(missing) == none
+    short = _runs(right)
+    short[1]["test_examples"] = 50
+    assert noise.per_image_floor(short) == none
+    for i, ev in enumerate(_runs(right)):
+        doc = {"kind": "bench.train", "status": "ok", "seed": i, "wall_time_s": 60.0, "evaluations": {"precise_bn": ev}}
+        (tmp_path / f"r{i}.json").write_text(json.dumps(doc))
+    assert noise.main([str(tmp_path), "--markdown", str(tmp_path / "t.md")]) == 0
+    row = (tmp_path / "t.md").read_text().splitlines()[-1]
+    assert row.startswith("| precise_bn | 4 |") and row.rstrip(" |").split(" | ")[-1] == str(
+        int(((right.mean(0) > 0) & (right.mean(0) < 1)).sum())
+    )

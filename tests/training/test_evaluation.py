@@ -93,3 +93,18 @@ def test_the_variants_leave_training_unchanged_end_to_end(tmp_path):
     assert both["top1"] == both["evaluations"]["ema"]["top1"] and both["loss"] != plain["loss"]
     assert both["fingerprint"]["digest"] != plain["fingerprint"]["digest"]
     assert both["fingerprint"]["recipe"]["ema_momentum"] == 0.9
+
+
+def test_the_evaluation_records_which_images_it_got_right_in_order():
+    from bench.results import decode_correct
+
+    model = _model()
+    _, ds = _batches()
+    out = evaluation.evaluate(model, ds)
+    right = decode_correct(out["correct"], out["test_examples"])
+    labels = np.concatenate([y for _, y in ds.as_numpy_iterator()])
+    expected = np.argmax(model.predict(ds.map(lambda x, y: x), verbose=0), axis=1) == labels
+    np.testing.assert_array_equal(right, expected)
+    assert 100.0 * right.mean() == pytest.approx(out["top1"], abs=1e-3)
+    reordered = ds.unbatch().skip(1).concatenate(ds.unbatch().take(1)).batch(16)
+    assert evaluation.evaluate(model, reordered)["labels_sha256"] != out["labels_sha256"]  # the order is recorded
