@@ -35,6 +35,7 @@ import numpy as np
 
 from bench.ab import envs, worktree
 from bench.ab.sides import Side, git, resolve
+from bench.ab.verdict import pair_ratio
 from bench.errors import UsageError
 from bench.io import read_json
 from bench.throughput import turns
@@ -326,11 +327,15 @@ def run_pairs(
 
 
 def _pair_line(pair: dict) -> str:
+    """Each case's HEAD/BASE for this pair, as the verdict counts it (``verdict.pair_ratio``)."""
     base, head = pair["BASE"]["cases"], pair["HEAD"]["cases"]
+    interleaved = all(pair[label].get("interleaved") for label in LABELS)
     parts = []
     for key in base:
-        b, h = base[key].get("median"), (head.get(key) or {}).get("median")
-        parts.append(f"{key.split('-bs')[0]} {h / b:.3f}" if b and h else f"{key.split('-bs')[0]} error")
+        b, h = base[key], head.get(key) or {}
+        ok = b.get("median") and h.get("median") and not b.get("error") and not h.get("error")
+        ratio = f"{pair_ratio(b, h, interleaved=interleaved):.3f}" if ok else "error"
+        parts.append(f"{key.split('-bs')[0]} {ratio}")
     return ", ".join(parts)
 
 

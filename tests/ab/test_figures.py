@@ -66,6 +66,7 @@ def test_the_bisect_figure_judges_the_answer_and_keeps_its_evidence(tmp_path, mo
     assert seen == {"commits": 6, "ab_args": ["--pairs", "3"]}
     result = json.loads(out.read_text())
     assert result["found"] == result["expected"] and result["steps"] == 4 and result["status"] == 1
+    assert result["matmuls"] == {"train": 3, "infer": 2}
     assert "| bisect, 6 commits, 5% at #4 | found in 4 A/B steps |" in capsys.readouterr().out
     assert json.loads((keep / "bisect.json").read_text())["first_bad"] == result["found"]
     assert (keep / "bisect.md").exists()

@@ -128,6 +128,17 @@ def test_rounds_of_processes_run_one_after_the_other_are_not_paired():
     assert values == [pytest.approx(760.0 / 600.0)]  # rounds that do not match up: medians
 
 
+def test_each_pair_is_logged_with_the_ratio_the_verdict_counts():
+    # taking turns: the median of the round-by-round ratios (0.950), not the ratio of the medians (950/600)
+    pair = pair_of(BASE_ROUNDS, [950.0, 570.0, 950.0, 600.0, 950.0], interleaved=True)
+    (value,), _ = verdict.ratios([pair], TRAIN)
+    assert runner._pair_line(pair) == f"resnet20-train {value:.3f}" and f"{value:.3f}" == "0.950"
+    pair = pair_of(BASE_ROUNDS, HEAD_ROUNDS, interleaved=False)
+    assert runner._pair_line(pair) == f"resnet20-train {950.0 / 600.0:.3f}"
+    pair["HEAD"]["cases"][TRAIN]["error"] = "oom"
+    assert runner._pair_line(pair) == "resnet20-train error"
+
+
 def _take_for(measure):
     """``experiment.grow``'s ``take`` over synthetic processes: pairs run for the asked cases only."""
     taken = []
