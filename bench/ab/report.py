@@ -123,8 +123,20 @@ def bisect_summary(result: dict) -> str:
     """The first bad candidate, the steps, and the evidence table."""
     steps = result["steps"]
     lines = [result["assumption"] + "."]
+    doubtful = []
     for i, s in enumerate(steps, 1):
-        lines.append(f"step {i}: {s['candidate']} {'bad' if s['bad'] else 'good'}: {s['evidence']['summary']}")
+        undecided = s["evidence"].get("undecided") or []
+        verdict = "bad" if s["bad"] else ("good" if not undecided else "counted good, undecided")
+        lines.append(f"step {i}: {s['candidate']} {verdict}: {s['evidence']['summary']}")
+        if undecided:
+            doubtful.append(f"step {i} ({s['candidate']}: {', '.join(undecided)})")
+    if doubtful:
+        lines.append(
+            "caution: a slowdown of the size to detect was not ruled out at "
+            + "; ".join(doubtful)
+            + ": if one of these was in fact bad, the first bad is that candidate or an earlier one;"
+            " run that A/B again with a larger --max-pairs or on a quieter machine"
+        )
     if result["first_bad"] is None:
         lines.append(f"the bad end {result['candidates'][-1]} did not regress against the good end here")
         return "\n".join(lines)

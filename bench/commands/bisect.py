@@ -4,7 +4,9 @@ the first commit (first parent) or version whose throughput regresses against th
 Each step is a whole ``ab`` (pairs, confirmation) of the midpoint against the good end, so about
 log2(N) A/B runs for N candidates. It assumes the regression is monotonic, and says so. Writes
 ``bisect.json`` (every step's A/B document) and ``bisect.md`` under ``--out``; exit 0 when a first
-bad candidate was found, 1 when the bad end does not regress here, 2 on bad input.
+bad candidate was found, 1 when the bad end does not regress here, 2 on bad input. A step counted
+good whose interval does not rule out a ``--detect`` slowdown is named in the summary: the first
+bad candidate may then be that one or earlier.
 """
 
 from __future__ import annotations
@@ -65,7 +67,10 @@ def run(args: argparse.Namespace) -> int:
         errors = [k for k in doc["regressions"] if doc["cases"][k]["verdict"] == verdict.ERROR]
         if errors:
             print(f"cnn-bench bisect: {candidate} gave no result for {', '.join(errors)}; counted as bad")
-        return bool(doc["regressions"]), doc
+        bad = bool(doc["regressions"])
+        # a step counted good while a --detect slowdown is still within its interval may be a miss
+        doc["undecided"] = [] if bad else verdict.undecided(doc["cases"], opts.detect / 100.0)
+        return bad, doc
 
     result = bisect.search(found, judge)
     result["kind"] = "bisect"

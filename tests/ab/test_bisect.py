@@ -103,3 +103,34 @@ def test_the_command_finds_the_commit_that_made_it_slower(tmp_path, monkeypatch,
     text = capsys.readouterr().out
     assert f"first bad: {shas[5]}" in text and "monotonic" in text
     assert run("worktree", "list").count("\n") == 0
+    # 1 % noise: every good step rules out a 5 % slowdown, and says so by naming none
+    assert all(s["evidence"]["undecided"] == [] for s in found["steps"]) and "caution" not in text
+
+
+def _row(verdict, lo, hi):
+    return {"verdict": verdict, "base": 100.0, "head": 100.0, "ratio": (lo + hi) / 2, "lo": lo, "hi": hi, "n": 3}
+
+
+def test_a_step_counted_good_that_could_not_rule_out_the_slowdown_is_named():
+    """A noisy step misses the slowdown at c8 (counted good, but undecided): the answer comes out
+    later than the truth, and the summary says which step to doubt."""
+    from bench.ab import report
+
+    def judge(candidate, miss="c8"):
+        truly_bad = int(candidate[1:]) >= 5
+        if candidate == miss:  # a miss: inconclusive, a 5 % slowdown not ruled out
+            return False, {
+                "summary": "OK: inconclusive",
+                "cases": {"t": _row("inconclusive", 0.90, 1.02)},
+                "undecided": ["t"],
+            }
+        row = _row("slower", 0.90, 0.94) if truly_bad else _row("no change", 0.98, 1.02)
+        return truly_bad, {"summary": "...", "cases": {"t": row}, "undecided": []}
+
+    found = bisect.search([f"c{i}" for i in range(17)], judge, log=lambda *a: None)
+    assert found["first_bad"] == "c9"  # wrong, as a miss makes it
+    text = report.bisect_summary(found)
+    assert "step 1: c8 counted good, undecided" in text
+    assert "caution: a slowdown of the size to detect was not ruled out at step 1 (c8: t)" in text
+    clean = bisect.search([f"c{i}" for i in range(17)], lambda c: judge(c, miss=None), log=lambda *a: None)
+    assert clean["first_bad"] == "c5" and "caution" not in report.bisect_summary(clean)
