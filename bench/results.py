@@ -172,9 +172,21 @@ def check_throughput(doc: dict, where: str) -> dict:
     return doc
 
 
+def per_image(correct, labels) -> dict:
+    """A training result's per-image record of one evaluation (``evaluations.*``): ``correct``,
+    which test images it got right (``encode_correct``), and ``labels_sha256``, a digest of the
+    test labels in the order read (runs whose bits line up image for image share it)."""
+    import hashlib
+
+    import numpy as np
+
+    order = hashlib.sha256(np.asarray(labels, dtype=np.int64).tobytes()).hexdigest()[:16]
+    return {"correct": encode_correct(correct), "labels_sha256": order}
+
+
 def encode_correct(correct) -> str:
     """Which test images an evaluation got right, in the order read: one bit each, packed, in
-    base64 (1,250 bytes for 10,000 images), a training result's ``evaluations.*.correct``."""
+    base64 (1,250 bytes for 10,000 images)."""
     import numpy as np
 
     return base64.b64encode(np.packbits(np.asarray(correct, dtype=bool)).tobytes()).decode("ascii")

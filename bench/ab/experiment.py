@@ -192,7 +192,8 @@ def summary(doc: dict) -> str:
         parts.append(f"slower but not confirmed by a second set of pairs: {', '.join(unconfirmed)}")
     unsure = [k for k, r in cases.items() if r["verdict"] == verdict.INCONCLUSIVE]
     detect = doc["settings"].get("detect")
-    cleared = [k for k in unsure if detect is not None and cases[k]["lo"] >= 1.0 - detect / 100.0]
+    still_open = verdict.undecided(cases, detect / 100.0) if detect is not None else unsure
+    cleared = [k for k in unsure if k not in still_open]  # a --detect slowdown ruled out, as a growing set stops
     if cleared:
         parts.append(
             f"cleared of a {detect:g} % slowdown (interval above {1 - detect / 100:.2f}, "

@@ -19,12 +19,10 @@ weights and only swaps it in when ``fit`` ends, and the statistics are recompute
 
 from __future__ import annotations
 
-import hashlib
-
 import keras
 import numpy as np
 
-from bench.results import encode_correct
+from bench.results import per_image
 
 
 def optimizer_arguments(recipe) -> dict:
@@ -135,8 +133,7 @@ def _assign(variables, values) -> None:
 def evaluate(model, test_ds, *, tta=()) -> dict:
     """Top-1 (percent) and cross-entropy over the whole test split; with ``tta=("flip",)`` the
     softmax of the image and of its mirror image are averaged (the plain figures are kept too).
-    ``correct`` records which images ``top1`` got right (``encode_correct``), and ``labels_sha256``
-    the test labels in the order read (runs whose bits line up image for image share it)."""
+    ``correct`` and ``labels_sha256`` record which images ``top1`` got right (``results.per_image``)."""
     import tensorflow as tf
 
     labels = np.concatenate([y for _, y in test_ds.as_numpy_iterator()])
@@ -153,6 +150,5 @@ def evaluate(model, test_ds, *, tta=()) -> dict:
         flipped = model.predict(test_ds.map(lambda x, y: tf.image.flip_left_right(x)), verbose=0).astype(np.float64)
         probs = (probs + flipped) / 2.0
     out["top1"], out["loss"] = scores(probs)
-    out["correct"] = encode_correct(np.argmax(probs, axis=1) == labels)
-    out["labels_sha256"] = hashlib.sha256(labels.astype(np.int64).tobytes()).hexdigest()[:16]
+    out.update(per_image(np.argmax(probs, axis=1) == labels, labels))
     return out
