@@ -34,7 +34,8 @@ import statistics
 import sys
 from pathlib import Path
 
-from bench.io import read_json
+from bench.errors import UsageError
+from bench.io import atomic_path, read_json, writable_file
 from bench.regression.rules import FALSE_ALARM
 from bench.results import decode_correct
 from bench.stats import finite, prediction_halfwidth
@@ -90,7 +91,7 @@ def table(docs: list[dict]) -> list[dict]:
                 "loss_band_pct": round(100 * loss_band / statistics.fmean(loss), 2),
                 "loss_band_as_top1_pt": None if slope is None else round(abs(slope) * loss_band, 2),
                 **held_out(top1, loss),
-                **per_image_floor(recorded[name]),
+                **_floor(name, runs, recorded[name]),
             }
         )
     return rows
@@ -98,7 +99,8 @@ def table(docs: list[dict]) -> list[dict]:
 
 def per_image_floor(evaluations: list[dict]) -> dict:
     """The per-image floor (module docstring) of one variant's runs, or Nones when a run lacks the
-    bits or the runs did not read the same test images in the same order."""
+    bits or the runs did not read the same test images in the same order; ValueError when a run's
+    bits are corrupt."""
     import numpy as np
 
     none = {"floor_sd_pt": None, "floor_share": None, "flipping_images": None}
@@ -106,10 +108,7 @@ def per_image_floor(evaluations: list[dict]) -> dict:
     if len(evaluations) < 2 or not all(ev.get("correct") for ev in evaluations) or len(same) != 1:
         return none
     n = evaluations[0]["test_examples"]
-    try:
-        right = np.stack([decode_correct(ev["correct"], n) for ev in evaluations]).astype(float)
-    except ValueError:
-        return none
+    right = np.stack([decode_correct(ev["correct"], n) for ev in evaluations]).astype(float)
     k = right.shape[0]
     rate = right.mean(axis=0)
     floor = float((k / (k - 1)) * np.sum(rate * (1.0 - rate))) * (100.0 / n) ** 2  # points squared
@@ -119,6 +118,13 @@ def per_image_floor(evaluations: list[dict]) -> dict:
         "floor_share": round(floor / observed, 2) if observed > 0 else None,
         "flipping_images": int(np.count_nonzero((rate > 0) & (rate < 1))),
     }
+
+
+def _floor(name: str, runs: list[tuple], evaluations: list[dict]) -> dict:
+    try:
+        return per_image_floor(evaluations)
+    except ValueError as e:
+        raise UsageError(f"{name} of seeds {sorted(r[0] for r in runs)}: {e}") from None
 
 
 def held_out(top1: list[float], loss: list[float]) -> dict:
@@ -171,14 +177,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("results", nargs="+", help="training result files or directories")
     parser.add_argument("--markdown", default=None, help="also write the table to this file")
     args = parser.parse_args(argv)
-    rows = table(load(args.results))
+    try:
+        if args.markdown:
+            writable_file("--markdown", args.markdown)  # checked before any reading
+        rows = table(load(args.results))
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if not rows:
         print("error: no variant has 3 or more successful runs in the given results", file=sys.stderr)
         return 2
     text = markdown(rows)
     print(text)
     if args.markdown:
-        Path(args.markdown).write_text(text + "\n")
+        with atomic_path(args.markdown, suffix=".md") as tmp:
+            tmp.write_text(text + "\n")
     return 0
 
 

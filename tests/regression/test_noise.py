@@ -108,3 +108,23 @@ def test_runs_that_read_other_images_or_lack_bits_have_no_floor(tmp_path):
     assert row.startswith("| precise_bn | 4 |") and row.rstrip(" |").split(" | ")[-1] == str(
         int(((right.mean(0) > 0) & (right.mean(0) < 1)).sum())
     )
+
+
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
+    right = np.random.default_rng(2).random((3, 40)) < 0.7
+    runs = _runs(right)
+    runs[1]["correct"] = "!!not bits"
+    for i, ev in enumerate(runs):
+        doc = {"kind": "bench.train", "status": "ok", "seed": i, "wall_time_s": 60.0, "evaluations": {"precise_bn": ev}}
+        (tmp_path / f"r{i}.json").write_text(json.dumps(doc))
+    table = tmp_path / "t.md"
+    cases = [
+        ([str(tmp_path / "missing.json")], "result file", "does not exist"),
+        ([str(tmp_path), "--markdown", str(tmp_path)], "--markdown", "is a directory"),
+        ([str(tmp_path), "--markdown", str(table)], "precise_bn of seeds [0, 1, 2]", "not base64"),
+    ]
+    for argv, names, why in cases:
+        assert noise.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and names in err and why in err and "\n" not in err
+    assert not table.exists()
