@@ -52,6 +52,18 @@ def check_backend(name: str) -> str:
     return name
 
 
+def planning() -> str:
+    """The Keras backend for a process that only checks a plan or builds models to count them:
+    Keras's numpy backend (no framework, no threads), which Keras 3.15 builds on jax's fft, so it
+    needs jax installed; without jax, the first installed of ``BACKENDS`` (tensorflow first)."""
+    if importlib.util.find_spec("jax") is not None:
+        return "numpy"
+    installed = [b for b in BACKENDS if importlib.util.find_spec(FRAMEWORKS[b]) is not None]
+    if not installed:
+        raise UsageError(f"no Keras backend is installed here: pip install -e '.[cpu]' (one of {', '.join(BACKENDS)})")
+    return installed[0]
+
+
 def running() -> str | None:
     """The backend Keras runs on in this process, or None when Keras is not imported yet."""
     keras = sys.modules.get("keras")

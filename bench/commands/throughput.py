@@ -48,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
     chosen = backend_list(opts["backend"])
     if opts["workers"] > 1:
         if backends.running() is None:
-            os.environ["KERAS_BACKEND"] = "numpy"  # this process only checks the plan and starts the workers
+            os.environ["KERAS_BACKEND"] = (
+                backends.planning()
+            )  # this process only checks the plan and starts the workers
         return workers_mod.run(resolve(opts), opts, list(args.pytest_args))
     # a worker of a multi-worker job runs its cases here: its peers wait for it in every collective
     in_process = opts["isolate"] == "none" or workers_mod.job_of(opts) is not None
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             return 130
         return int(status)
     if backends.running() is None:
-        os.environ["KERAS_BACKEND"] = "numpy"  # this process only checks the plan: no framework needed
+        os.environ["KERAS_BACKEND"] = backends.planning()  # this process only checks the plan
     plan = resolve(opts)
     _say_shard(plan)
     if plan.isolate != "none":

@@ -125,7 +125,7 @@ def _macs(names: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
 
     if backends.running() == "numpy":
         return tuple(_count(names).items())
-    env = {**os.environ, "KERAS_BACKEND": "numpy"}
+    env = {**os.environ, "KERAS_BACKEND": backends.planning()}
     root = Path(__file__).resolve().parents[2]  # where ``-m bench...`` finds this source, installed or not
     run = subprocess.run(
         [sys.executable, "-m", "bench.throughput.shard", *names], cwd=root, env=env, capture_output=True, text=True

@@ -76,3 +76,37 @@ def test_placement_records_where_it_ran():
     }
     with p.scope():
         pass
+
+
+def test_a_planning_process_uses_numpy_where_keras_can_and_else_an_installed_backend(monkeypatch):
+    """Keras 3.15's numpy backend imports jax (for fft): without jax, the plan is checked on the
+    first installed backend instead (``nox -s bench`` installs tensorflow-cpu and no jax)."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    missing = set()
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in missing else real(name, *a))
+    assert backends.planning() == "numpy"
+    missing.add("jax")
+    assert backends.planning() == "tensorflow"
+    missing.update({"tensorflow", "torch"})
+    monkeypatch.setitem(backends.FRAMEWORKS, "torch", "torch")
+    with pytest.raises(UsageError, match="no Keras backend is installed here"):
+        backends.planning()
+
+
+@pytest.mark.slow
+def test_throughput_checks_its_plan_where_jax_is_not_installed():
+    """``python -m bench throughput`` with jax unimportable (as in ``nox -s bench``'s environment):
+    a bad --models is still its one-line error, not Keras's numpy backend failing to import jax."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, runpy; sys.modules['jax'] = None; "
+        "sys.argv = ['bench', 'throughput', '--models', 'no_such_model_xyz']; "
+        "runpy.run_module('bench', run_name='__main__', alter_sys=True)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "no_such_model_xyz" in run.stderr and "Traceback" not in run.stderr
