@@ -4,11 +4,14 @@ Candidates run from the good end to the bad end; each step is an A/B of the midp
 good end (``judge(candidate) -> (bad, evidence)``), so ``ceil(log2(N))`` steps find the first bad of
 N. It assumes the regression is monotonic: once bad, every later candidate is bad too. A
 regression that comes and goes, or noise that makes one step lie, gives a wrong answer; the
-evidence of every step is kept so a reader can see which.
+evidence of every step is kept so a reader can see which. A step that comes out good while its
+interval still admits a slowdown of the size to detect (undecided: too noisy to tell) is A/B'd
+again with twice the pairs (``step``), up to a number of reruns, before it is counted good.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import subprocess
 from collections.abc import Callable, Sequence
@@ -67,3 +70,36 @@ def commits(repo: Path, good: str, bad: str) -> list[str]:
     if not between:
         raise UsageError(f"no commits between --good {good!r} and --bad {bad!r}")
     return [ends[0], *between]
+
+
+def more_pairs(settings):
+    """``settings`` (``experiment.Settings``) for a rerun: sets that grow, two pairs at a time while a
+    case is undecided, to twice the largest set the run before could have had."""
+    largest = max(settings.max_pairs or 0, settings.pairs, settings.confirm_pairs)
+    return dataclasses.replace(settings, max_pairs=2 * largest, seed=(settings.seed + 1) % 2**32)
+
+
+def step(run_ab: Callable[[object, int], dict], settings, *, reruns: int, log=print) -> tuple[bool, dict]:
+    """One bisect step: ``run_ab(settings, attempt)`` (an A/B document of the candidate against the
+    good end) until it is bad (a confirmed regression or an error), or good with a ``settings.detect``
+    slowdown ruled out for every case, or ``reruns`` reruns are spent, each with ``more_pairs``.
+    Returns (bad, the last document), the document holding ``undecided`` (the cases that still admit
+    the slowdown: counted good, doubtful) and ``earlier`` (the runs before it)."""
+    from bench.ab import verdict
+
+    earlier: list[dict] = []
+    attempt = 0
+    while True:
+        doc = run_ab(settings, attempt)
+        bad = bool(doc["regressions"])
+        doc["undecided"] = [] if bad else verdict.undecided(doc["cases"], settings.detect / 100.0)
+        if bad or not doc["undecided"] or attempt == reruns:
+            doc["earlier"] = earlier
+            return bad, doc
+        earlier.append(doc)
+        attempt += 1
+        settings = more_pairs(settings)
+        log(
+            f"cnn-bench bisect: undecided ({', '.join(doc['undecided'])}: a {settings.detect:g} % slowdown not ruled out);"
+            f" A/B again with sets of up to {settings.max_pairs} pairs (rerun {attempt} of {reruns})"
+        )

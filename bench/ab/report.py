@@ -127,7 +127,9 @@ def bisect_summary(result: dict) -> str:
     for i, s in enumerate(steps, 1):
         undecided = s["evidence"].get("undecided") or []
         verdict = "bad" if s["bad"] else ("good" if not undecided else "counted good, undecided")
-        lines.append(f"step {i}: {s['candidate']} {verdict}: {s['evidence']['summary']}")
+        runs = len(s["evidence"].get("earlier") or [])
+        again = f" (after {runs} undecided A/B run(s) of it, A/B'd again with more pairs)" if runs else ""
+        lines.append(f"step {i}: {s['candidate']} {verdict}{again}: {s['evidence']['summary']}")
         if undecided:
             doubtful.append(f"step {i} ({s['candidate']}: {', '.join(undecided)})")
     if doubtful:
@@ -135,7 +137,7 @@ def bisect_summary(result: dict) -> str:
             "caution: a slowdown of the size to detect was not ruled out at "
             + "; ".join(doubtful)
             + ": if one of these was in fact bad, the first bad is that candidate or an earlier one;"
-            " run that A/B again with a larger --max-pairs or on a quieter machine"
+            " run that A/B again with a larger --max-pairs, allow more --reruns, or use a quieter machine"
         )
     if result["first_bad"] is None:
         lines.append(f"the bad end {result['candidates'][-1]} did not regress against the good end here")

@@ -4,9 +4,10 @@ the first commit (first parent) or version whose throughput regresses against th
 Each step is a whole ``ab`` (pairs, confirmation) of the midpoint against the good end, so about
 log2(N) A/B runs for N candidates. It assumes the regression is monotonic, and says so. Writes
 ``bisect.json`` (every step's A/B document) and ``bisect.md`` under ``--out``; exit 0 when a first
-bad candidate was found, 1 when the bad end does not regress here, 2 on bad input. A step counted
-good whose interval does not rule out a ``--detect`` slowdown is named in the summary: the first
-bad candidate may then be that one or earlier.
+bad candidate was found, 1 when the bad end does not regress here, 2 on bad input. A step that
+comes out good while its interval does not rule out a ``--detect`` slowdown is A/B'd again with
+twice the pairs (``--reruns`` times at most); one still undecided then is counted good and named in
+the summary: the first bad candidate may then be that one or earlier.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--package", default=None, help="bisect this package's versions instead of commits")
     parser.add_argument(
         "--versions", default=None, help="with --package: versions, oldest (good) first, comma-separated"
+    )
+    parser.add_argument(
+        "--reruns",
+        type=int,
+        default=1,
+        help="a step that comes out good while a --detect slowdown is not ruled out is A/B'd again, each time with"
+        " sets growing to twice the pairs, at most this many times; 0: never (default: %(default)s)",
     )
     add_measure_arguments(parser, out="results/bisect/{time}")
 
@@ -52,25 +60,29 @@ def candidates(args: argparse.Namespace, repo: Path) -> tuple[list[str], Callabl
 def run(args: argparse.Namespace) -> int:
     from bench.ab import bisect, experiment, report, verdict
 
+    if args.reruns < 0:
+        raise UsageError(f"--reruns {args.reruns} is invalid; expected 0 or more")
     opts = settings(args)
     found, side = candidates(args, opts.repo)
     out = out_dir(args)
     lookup = calibration_lookup(args.baselines)
-    docs = []
+    steps = 0
 
     def judge(candidate: str) -> tuple[bool, dict]:
-        step = len(docs) + 1
-        doc = experiment.run(side(found[0]), side(candidate), opts, calibration=lookup, workdir=out / f"step{step}")
-        docs.append(doc)
-        print(report.table(doc["cases"]))
-        print(doc["summary"])
-        errors = [k for k in doc["regressions"] if doc["cases"][k]["verdict"] == verdict.ERROR]
-        if errors:
-            print(f"cnn-bench bisect: {candidate} gave no result for {', '.join(errors)}; counted as bad")
-        bad = bool(doc["regressions"])
-        # a step counted good while a --detect slowdown is still within its interval may be a miss
-        doc["undecided"] = [] if bad else verdict.undecided(doc["cases"], opts.detect / 100.0)
-        return bad, doc
+        nonlocal steps
+        steps += 1
+
+        def run_ab(current, attempt: int) -> dict:
+            workdir = out / (f"step{steps}" + (f"-rerun{attempt}" if attempt else ""))
+            doc = experiment.run(side(found[0]), side(candidate), current, calibration=lookup, workdir=workdir)
+            print(report.table(doc["cases"]))
+            print(doc["summary"])
+            errors = [k for k in doc["regressions"] if doc["cases"][k]["verdict"] == verdict.ERROR]
+            if errors:
+                print(f"cnn-bench bisect: {candidate} gave no result for {', '.join(errors)}; counted as bad")
+            return doc
+
+        return bisect.step(run_ab, opts, reruns=args.reruns)
 
     result = bisect.search(found, judge)
     result["kind"] = "bisect"

@@ -1,5 +1,6 @@
 """Bisection on a fake history with a fake A/B, and over a real throw-away git history."""
 
+import json
 import math
 import subprocess
 
@@ -134,3 +135,67 @@ def test_a_step_counted_good_that_could_not_rule_out_the_slowdown_is_named():
     assert "caution: a slowdown of the size to detect was not ruled out at step 1 (c8: t)" in text
     clean = bisect.search([f"c{i}" for i in range(17)], lambda c: judge(c, miss=None), log=lambda *a: None)
     assert clean["first_bad"] == "c5" and "caution" not in report.bisect_summary(clean)
+
+
+def _doc(verdict, lo, hi, *, failed=False):
+    return {"cases": {"t": _row(verdict, lo, hi)}, "regressions": ["t"] if failed else [], "summary": verdict}
+
+
+UNDECIDED = _doc("inconclusive", 0.90, 1.02)
+GOOD = _doc("no change", 0.98, 1.02)
+BAD = _doc("slower", 0.90, 0.94, failed=True)
+
+
+@pytest.mark.parametrize(
+    ("runs", "reruns", "bad", "calls", "undecided"),
+    [
+        ([GOOD], 1, False, 1, []),  # decided at once: no rerun
+        ([BAD], 1, True, 1, []),
+        ([UNDECIDED, BAD], 1, True, 2, []),  # the rerun, with more pairs, catches it
+        ([UNDECIDED, GOOD], 1, False, 2, []),  # ... or rules it out
+        ([UNDECIDED, UNDECIDED, UNDECIDED], 2, False, 3, ["t"]),  # reruns spent: counted good, undecided
+        ([UNDECIDED], 0, False, 1, ["t"]),  # --reruns 0: the old behaviour
+    ],
+)
+def test_an_undecided_step_is_run_again_with_more_pairs(runs, reruns, bad, calls, undecided):
+    from bench.ab.experiment import Settings
+
+    seen = []
+
+    def run_ab(settings, attempt):
+        seen.append((settings, attempt))
+        return json.loads(json.dumps(runs[attempt]))  # a fresh document each run
+
+    logged = []
+    got_bad, doc = bisect.step(run_ab, Settings(pairs=3, confirm_pairs=3), reruns=reruns, log=logged.append)
+    assert got_bad is bad and len(seen) == calls and doc["undecided"] == undecided
+    assert [a for _, a in seen] == list(range(calls))
+    assert [s.max_pairs for s, _ in seen] == [None, 6, 12][:calls]  # fixed sets, then growing to twice the pairs
+    assert len({s.seed for s, _ in seen}) == calls  # each rerun draws its own pair orders
+    assert len(doc["earlier"]) == calls - 1 and all("earlier" not in d for d in doc["earlier"])
+    assert len(logged) == calls - 1 and all("A/B again with sets of up to" in line for line in logged)
+
+
+def test_more_pairs_doubles_the_largest_set_a_run_could_have():
+    from bench.ab.experiment import Settings
+
+    assert bisect.more_pairs(Settings(pairs=3, confirm_pairs=3, max_pairs=8)).max_pairs == 16
+    assert bisect.more_pairs(Settings(pairs=4, confirm_pairs=6)).max_pairs == 12
+
+
+def test_a_step_run_again_says_so_in_the_summary():
+    from bench.ab import report
+    from bench.ab.experiment import Settings
+
+    def judge(candidate):
+        bad = int(candidate[1:]) >= 3
+        if candidate == "c2":  # undecided first, then cleared by the rerun
+            run_ab = lambda s, attempt: json.loads(json.dumps([UNDECIDED, GOOD][attempt]))
+            return bisect.step(run_ab, Settings(), reruns=1, log=lambda *a: None)
+        return bad, {**(BAD if bad else GOOD), "undecided": [], "earlier": []}
+
+    found = bisect.search([f"c{i}" for i in range(5)], judge, log=lambda *a: None)
+    text = report.bisect_summary(found)
+    assert found["first_bad"] == "c3"
+    assert "step 1: c2 good (after 1 undecided A/B run(s) of it, A/B'd again with more pairs)" in text
+    assert "caution" not in text

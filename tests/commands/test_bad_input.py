@@ -429,6 +429,8 @@ CASES += [
         "no-such-ref",
     ),
     ("bisect", "--bad", "missing", ["bisect", "--good", "HEAD~1", "--out", "{tmp}/b"], "--bad"),
+    ("bisect", "--reruns", "out of range", [*BISECT, "--reruns", "-1"], "--reruns -1"),
+    ("bisect", "--reruns", "wrong type", [*BISECT, "--reruns", "twice"], "twice"),
     ("bisect", "--package", "missing", ["bisect", "--versions", "3.14.0,3.15.1", "--out", "{tmp}/b"], "--package"),
     (
         "bisect",
