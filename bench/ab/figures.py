@@ -4,8 +4,9 @@
     A/A false alarms: ``ab git:HEAD git:HEAD`` (two worktrees of one commit) ``--trials`` times.
 ``python -m bench.ab.figures power --slowdown 0.05 --trials 20 -- [ab options]``
     Power: ``ab`` of HEAD against HEAD plus a commit that adds a chain of 256x256 matmuls to the
-    compiled step (inside the step's tf.function, after the model's own work), sized to
-    ``--slowdown`` of each mode's step time as measured on this machine first.
+    compiled step (inside the step's tf.function, after the model's own work: for training, after
+    every weight's update), sized to ``--slowdown`` of each mode's step time as measured on this
+    machine first, then checked by timing the injected step against the plain one (``injection``).
 ``python -m bench.ab.figures compare RESULT.json ...`` (unchanged code: the A/A processes' own results)
     ``compare``'s false alarms: against a baseline from the first run alone (the rank test over
     rounds) and from the first three runs (their between-run spread), each later run compared.
@@ -56,8 +57,10 @@ def resident_step(mode, model, placement, x, y):
     @tf.function
     def slowed():
         out = step()
-        first = tf.nest.flatten(out)[0]
-        c = a + 0.0 * tf.cast(tf.reduce_sum(first), a.dtype)  # after the model's own work, not beside it
+        # after the model's own work, not beside it: a training step's loss is out before its backward
+        # pass, so the chain waits for every updated weight (reads ordered after the step's writes)
+        done = [tf.nest.flatten(out)[0]] if mode != "train" else model.trainable_variables
+        c = a + 0.0 * tf.cast(tf.add_n([tf.reduce_sum(tf.cast(v, tf.float32)) for v in done]), a.dtype)
         for _ in range(chain):
             c = tf.matmul(c, a)
         extra = 0.0 * tf.reduce_sum(c)
@@ -128,11 +131,77 @@ def inject(repo: Path, fraction: float, counts: dict[str, int]) -> str:
     return commit(repo, f"inject a {fraction:.0%} slowdown")
 
 
-def sized(fraction: float, counts: dict[str, int], timing: dict) -> dict:
-    """What ``chains`` chose, printed and for the figure's JSON: on a loaded machine the step and the
-    matmul are timed under that load, so the slowdown injected is only about ``fraction``."""
-    print(f"injecting {fraction:.0%}: {counts} matmuls of {MATMUL_N}x{MATMUL_N} per step ({timing})", flush=True)
-    return {"matmuls": counts, "timing": timing}
+def measured_extra(counts: dict[str, int], *, rounds: int = 15, steps: int = 3) -> dict[str, float]:
+    """What the injection really adds to each mode's step: the plain and the injected step (``PATCH``
+    over the tensorflow backend, as the injected commit has it) timed in turns in a child process;
+    the median over rounds of their ratio, less 1."""
+    code = (
+        "import json, sys; from bench.ab.figures import _extra_in_process; "
+        "print(json.dumps(_extra_in_process(json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))))"
+    )
+    argv = [sys.executable, "-c", code, json.dumps(counts), str(rounds), str(steps)]
+    out = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _extra_in_process(counts: dict[str, int], rounds: int, steps: int) -> dict[str, float]:
+    from bench import devices
+    from bench.backends import tensorflow as tfb
+    from bench.throughput import workload
+
+    placement = tfb.open("cpu")
+    devices.set_precision("fp32")
+    plain = tfb.resident_step
+    injected = {"resident_step": plain}
+    exec(PATCH.format(fraction=0.0, chains=counts, n=MATMUL_N), injected)
+
+    def timed(w) -> float:
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            w.sync(w.step())
+        return time.perf_counter() - t0
+
+    out = {}
+    for mode in ("train", "infer"):
+        case, jit = workload.Case("resnet20", mode, 128), tfb.jit_compile("off")
+        base = workload.build(case, placement, jit_compile=jit)
+        tfb.resident_step = injected["resident_step"]
+        try:
+            slow = workload.build(case, placement, jit_compile=jit)
+        finally:
+            tfb.resident_step = plain
+        for w in (base, slow, base, slow):  # compile and warm up
+            timed(w)
+        ratios = [timed(slow) / timed(base) for _ in range(rounds)]
+        out[mode] = statistics.median(ratios) - 1.0
+        workload.release(base)
+        workload.release(slow)
+    return out
+
+
+def injection(fraction: float) -> tuple[dict[str, int], dict]:
+    """Matmuls per step for each mode that make its step ``fraction`` slower here, and the record of
+    how they were chosen: sized from the step's and a matmul's time (``chains``), then the injected
+    step timed against the plain one (``measured_extra``); a mode whose measured extra cost is off by
+    more than a quarter is scaled once and measured again. The measured fractions are what the
+    figure tested: on a loaded machine they drift from ``fraction``."""
+    counts, timing = chains(fraction)
+    measured = measured_extra(counts)
+    first_try = None
+    off = [m for m, v in measured.items() if abs(v - fraction) > 0.25 * fraction]
+    if off:
+        first_try = {"matmuls": dict(counts), "measured": measured}
+        for m in off:
+            counts[m] = max(1, round(counts[m] * fraction / max(measured[m], fraction / 10)))
+        measured = measured_extra(counts)
+    said = ", ".join(f"{m} +{v:.1%}" for m, v in measured.items())
+    print(
+        f"injecting {fraction:.0%}: {counts} matmuls of {MATMUL_N}x{MATMUL_N} per step; measured: {said}"
+        + (f" (first try {first_try})" if first_try else "")
+        + f" (sized from {timing})",
+        flush=True,
+    )
+    return counts, {"matmuls": counts, "timing": timing, "measured": measured, "first_try": first_try}
 
 
 @contextlib.contextmanager
@@ -326,16 +395,16 @@ def main(argv: list[str] | None = None) -> int:
             rows = trials(repo, f"git:{base}", f"git:{base}", args, args.ab_args, work)
             result["row"] = table_row("A/A", rows, expect_regression=False, judge_at=args.judge_at)
         elif args.figure == "power":
-            counts, timing = chains(args.slowdown)
-            result.update(sized(args.slowdown, counts, timing))
+            counts, record = injection(args.slowdown)
+            result.update(record)
             slow = inject(repo, args.slowdown, counts)
             rows = trials(repo, f"git:{base}", f"git:{slow}", args, args.ab_args, work)
             result["row"] = table_row(
                 f"{args.slowdown:.0%} slower", rows, expect_regression=True, judge_at=args.judge_at
             )
         else:
-            counts, timing = chains(args.slowdown)
-            result.update(sized(args.slowdown, counts, timing))
+            counts, record = injection(args.slowdown)
+            result.update(record)
             history = []
             for i in range(1, args.commits + 1):
                 if i == args.bad_at:

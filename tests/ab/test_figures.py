@@ -58,7 +58,9 @@ def test_the_bisect_figure_judges_the_answer_and_keeps_its_evidence(tmp_path, mo
         (out / "bisect.md").write_text("# Bisect\n")
         return subprocess.CompletedProcess(argv, 1)
 
-    monkeypatch.setattr(figures, "chains", lambda fraction: ({"train": 3, "infer": 2}, {}))
+    monkeypatch.setattr(
+        figures, "injection", lambda fraction: ({"train": 3, "infer": 2}, {"matmuls": {"train": 3, "infer": 2}})
+    )
     monkeypatch.setattr(figures.subprocess, "run", fake_run)
     keep, out = tmp_path / "keep", tmp_path / "row.json"
     argv = ["bisect", "--commits", "6", "--bad-at", "4", "--keep", str(keep), "--out", str(out), "--", "--pairs", "3"]
@@ -70,3 +72,39 @@ def test_the_bisect_figure_judges_the_answer_and_keeps_its_evidence(tmp_path, mo
     assert "| bisect, 6 commits, 5% at #4 | found in 4 A/B steps |" in capsys.readouterr().out
     assert json.loads((keep / "bisect.json").read_text())["first_bad"] == result["found"]
     assert (keep / "bisect.md").exists()
+
+
+def test_an_injection_that_misses_its_size_is_scaled_once_and_measured_again(monkeypatch, capsys):
+    """``chains`` sizes the chain from the step's and a matmul's time; what the injected step really
+    costs is measured (here: faked), and a mode off by more than a quarter is scaled once."""
+    from bench.ab import figures
+
+    monkeypatch.setattr(figures, "chains", lambda fraction: ({"train": 60, "infer": 14}, {"train": {}, "infer": {}}))
+    calls = []
+
+    def measured(counts):  # training overlaps half of its chain with the backward pass; inference does not
+        calls.append(dict(counts))
+        return {"train": 0.05 * counts["train"] / 120, "infer": 0.05 * counts["infer"] / 14}
+
+    monkeypatch.setattr(figures, "measured_extra", measured)
+    counts, record = figures.injection(0.05)
+    assert calls == [{"train": 60, "infer": 14}, {"train": 120, "infer": 14}]
+    assert counts == record["matmuls"] == {"train": 120, "infer": 14}
+    assert record["measured"] == pytest.approx({"train": 0.05, "infer": 0.05})
+    assert record["first_try"] == {"matmuls": {"train": 60, "infer": 14}, "measured": {"train": 0.025, "infer": 0.05}}
+    assert "measured: train +5.0%, infer +5.0%" in capsys.readouterr().out
+    calls.clear()
+    monkeypatch.setattr(figures, "measured_extra", lambda counts: calls.append(1) or {"train": 0.045, "infer": 0.06})
+    assert figures.injection(0.05)[1]["first_try"] is None and calls == [1]  # within a quarter: measured once
+
+
+@pytest.mark.slow
+def test_the_injected_step_costs_what_it_was_sized_to():
+    """The real injection on this machine: a chain sized to a training step's time makes that step
+    slower by about as much (it waits for the weights' update, not only the loss), and no chain
+    changes nothing. Loose bounds: a shared machine times noisily."""
+    from bench.ab import figures
+
+    counts, timing = figures.chains(0.2)
+    extra = figures.measured_extra(counts, rounds=7)
+    assert 0.1 < extra["train"] < 0.4 and 0.1 < extra["infer"] < 0.4, (counts, timing, extra)
