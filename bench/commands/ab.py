@@ -298,6 +298,7 @@ def calibration_entry(doc: dict, threshold: float) -> dict:
     return {
         "threshold": threshold,
         "pairs": doc["settings"]["pairs"],
+        "interleave": doc["interleave"],  # compare takes only one measured between processes (processes)
         "throughput_args": list(doc["settings"]["throughput_args"]),
         "cases": {k: {f: r.get(f) for f in ("ratio", "lo", "hi", "sd_log")} for k, r in doc["cases"].items()},
         "loadavg": [min(loads), max(loads)],

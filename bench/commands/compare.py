@@ -9,7 +9,7 @@ import argparse
 
 from bench.errors import UsageError
 from bench.regression import baselines, rules
-from bench.regression.throughput import judge_all, load_result, results, validate_entries
+from bench.regression.throughput import between_run_calibrations, judge_all, load_result, results, validate_entries
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--alpha {args.alpha} is invalid; expected 0 < alpha < 1")
     data = baselines.load(args.baselines)
     base = validate_entries(data["throughput"], args.baselines)
-    calibration = {dc: e.get("threshold") for dc, e in data["ab_calibration"].items()}
+    calibration = between_run_calibrations(data["ab_calibration"])
     current = []
     for path in args.results:
         current += results(load_result(path), device_class=args.device_class)

@@ -120,6 +120,19 @@ def validate_entries(entries: dict, path="baselines.json") -> dict:
 MIN_RUNS = 3  # between-run medians needed for a prediction interval
 
 
+def between_run_calibrations(section: dict) -> dict[str, float]:
+    """baselines.json's ``ab_calibration`` thresholds that ``compare`` may take for the spread between
+    runs, by device class: only those of an A/A whose processes ran one after the other
+    (``ab --calibrate --interleave processes``). With turns (the default) the two sides' rounds run a
+    second apart and the drift between runs cancels, so that threshold is far narrower than two runs
+    on different days differ; it serves ``ab``, not ``compare``."""
+    return {
+        dc: e["threshold"]
+        for dc, e in section.items()
+        if e.get("interleave") == "processes" and e.get("threshold") is not None
+    }
+
+
 def between_run_significance(current: float, entry: dict, *, alpha: float, calibration: float | None) -> dict:
     """Whether ``current`` (a run's median) is beyond the baseline's between-run spread:
     ``{"significant": bool | None, "note": str}``. From the entry's run medians (>= ``MIN_RUNS``):
@@ -138,7 +151,7 @@ def between_run_significance(current: float, entry: dict, *, alpha: float, calib
         return {"significant": change > calibration, "note": f"A/A calibration ±{calibration:.1%}"}
     return {
         "significant": None,
-        "note": "rounds of one run only: record >= 3 runs or `ab --calibrate` for the between-run spread",
+        "note": "rounds of one run only: record >= 3 runs or `ab --calibrate --interleave processes` for the between-run spread",
     }
 
 

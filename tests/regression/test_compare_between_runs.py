@@ -50,3 +50,19 @@ def test_the_aa_calibration_stands_in_for_runs(median, expected):
     # one recorded run; the machine's A/A threshold is 10 %: a 6 % drop passes, a 17 % drop does not
     found = verdict(median, entries(460.0), calibration={DC: 0.10})
     assert found.verdict == expected and "A/A calibration" in found.reason
+
+
+def test_only_an_aa_run_between_processes_stands_in_for_runs():
+    """An A/A with turns (the default) cancels the drift between runs that compare must allow for:
+    its narrow threshold would turn that drift into regressions, so compare takes only one whose
+    processes ran one after the other."""
+    section = {
+        "cpu:turns x2": {"threshold": 0.026, "interleave": "rounds"},
+        "cpu:older x2": {"threshold": 0.03},  # recorded before the field: with turns, the default then too
+        "cpu:apart x2": {"threshold": 0.12, "interleave": "processes"},
+    }
+    assert compare.between_run_calibrations(section) == {"cpu:apart x2": 0.12}
+    found = verdict(
+        391.0, entries(460.0), alpha=0.1, calibration=compare.between_run_calibrations({DC: section["cpu:turns x2"]})
+    )
+    assert "rounds of one run only" in found.reason and "--interleave processes" in found.reason
