@@ -6,7 +6,8 @@
     Power: ``ab`` of HEAD against HEAD plus a commit that adds a chain of 256x256 matmuls to the
     compiled step (inside the step's tf.function, after the model's own work: for training, after
     every weight's update), sized to ``--slowdown`` of each mode's step time as measured on this
-    machine first, then checked by timing the injected step against the plain one (``injection``).
+    machine first, then checked by timing the injected step against the plain one (``injection``);
+    with ``--load``, the loaded trials' HEAD has a chain of its own, sized and checked beside the load.
 ``python -m bench.ab.figures compare RESULT.json ...`` (unchanged code: the A/A processes' own results)
     ``compare``'s false alarms: against a baseline from the first run alone (the rank test over
     rounds) and from the first three runs (their between-run spread), each later run compared.
@@ -179,12 +180,18 @@ def _extra_in_process(counts: dict[str, int], rounds: int, steps: int) -> dict[s
     return out
 
 
-def injection(fraction: float) -> tuple[dict[str, int], dict]:
+def injection(fraction: float, *, loaded: bool = False) -> tuple[dict[str, int], dict]:
     """Matmuls per step for each mode that make its step ``fraction`` slower here, and the record of
     how they were chosen: sized from the step's and a matmul's time (``chains``), then the injected
     step timed against the plain one (``measured_extra``); a mode whose measured extra cost is off by
-    more than a quarter is scaled once and measured again. The measured fractions are what the
-    figure tested: on a loaded machine they drift from ``fraction``."""
+    more than a quarter is scaled once and measured again. ``loaded``: all of it beside the load
+    loaded trials run with (``load``), since a chain's share of the step is not the same under load
+    (measured: a chain costing +4.5 % of a quiet training step cost 0-1.5 % beside a second throughput loop)."""
+    with load(loaded):
+        return _injection(fraction, loaded)
+
+
+def _injection(fraction: float, loaded: bool) -> tuple[dict[str, int], dict]:
     counts, timing = chains(fraction)
     measured = measured_extra(counts)
     first_try = None
@@ -196,12 +203,18 @@ def injection(fraction: float) -> tuple[dict[str, int], dict]:
         measured = measured_extra(counts)
     said = ", ".join(f"{m} +{v:.1%}" for m, v in measured.items())
     print(
-        f"injecting {fraction:.0%}: {counts} matmuls of {MATMUL_N}x{MATMUL_N} per step; measured: {said}"
+        f"injecting {fraction:.0%}{' (sized under load)' if loaded else ''}: {counts} matmuls of {MATMUL_N}x{MATMUL_N} per step; measured: {said}"
         + (f" (first try {first_try})" if first_try else "")
         + f" (sized from {timing})",
         flush=True,
     )
-    return counts, {"matmuls": counts, "timing": timing, "measured": measured, "first_try": first_try}
+    return counts, {
+        "matmuls": counts,
+        "timing": timing,
+        "measured": measured,
+        "first_try": first_try,
+        "sized_under_load": loaded,
+    }
 
 
 @contextlib.contextmanager
@@ -245,11 +258,14 @@ def rejudge(doc: dict, threshold: float) -> list[str]:
     return verdict.regressed(verdict.confirm(first, second))
 
 
-def trials(repo: Path, base: str, head: str, args, ab_args: list[str], work: Path) -> list[dict]:
+def trials(repo: Path, base: str, head: str | dict[bool, str], args, ab_args: list[str], work: Path) -> list[dict]:
+    """``args.trials`` A/B runs of ``base`` against ``head`` (or ``head[loaded]``: a HEAD per
+    condition), every other one beside the load when ``args.load``."""
     rows = []
     for i in range(args.trials):
-        with load(args.load and i % 2 == 1):
-            r = ab(repo, base, head, work / f"trial{i:02d}", ab_args)
+        loaded = args.load and i % 2 == 1
+        with load(loaded):
+            r = ab(repo, base, head[loaded] if isinstance(head, dict) else head, work / f"trial{i:02d}", ab_args)
         doc = r["doc"]
         if args.keep and doc:
             from bench.io import write_json
@@ -266,7 +282,7 @@ def trials(repo: Path, base: str, head: str, args, ab_args: list[str], work: Pat
             "wall_s": r["wall_s"],
             "cases": cases,
             "loadavg": loads,
-            "load": args.load and i % 2 == 1,
+            "load": loaded,
             "interleave": doc.get("interleave"),
             "regressions_at": {f"{t:g}": rejudge(doc, t) for t in args.judge_at} if doc else {},
         }
@@ -395,10 +411,16 @@ def main(argv: list[str] | None = None) -> int:
             rows = trials(repo, f"git:{base}", f"git:{base}", args, args.ab_args, work)
             result["row"] = table_row("A/A", rows, expect_regression=False, judge_at=args.judge_at)
         elif args.figure == "power":
+            # a HEAD per condition: the chain sized on the machine as it is, and (--load) another sized
+            # beside the load, so that a loaded trial too tests a step ``--slowdown`` slower
             counts, record = injection(args.slowdown)
             result.update(record)
-            slow = inject(repo, args.slowdown, counts)
-            rows = trials(repo, f"git:{base}", f"git:{slow}", args, args.ab_args, work)
+            slow = {False: f"git:{inject(repo, args.slowdown, counts)}"}
+            if args.load:
+                counts, result["loaded"] = injection(args.slowdown, loaded=True)
+                git(repo, "checkout", "--quiet", "--detach", base)
+                slow[True] = f"git:{inject(repo, args.slowdown, counts)}"
+            rows = trials(repo, f"git:{base}", slow, args, args.ab_args, work)
             result["row"] = table_row(
                 f"{args.slowdown:.0%} slower", rows, expect_regression=True, judge_at=args.judge_at
             )

@@ -108,3 +108,40 @@ def test_the_injected_step_really_costs_more():
     counts, timing = figures.chains(0.2)
     extra = figures.measured_extra(counts, rounds=7)
     assert extra["train"] > 0.05 and extra["infer"] > 0.05, (counts, timing, extra)
+
+
+def test_loaded_power_trials_get_a_chain_sized_beside_the_load(tmp_path, monkeypatch):
+    """``power --load``: every other trial runs beside the load, against a HEAD whose chain was sized
+    and measured beside that load (a chain's share of the step shrinks under load), the others against
+    the chain sized on the machine as it is; both injected on the base commit."""
+    import json
+
+    from bench.ab import figures
+
+    sizes = {False: {"train": 3, "infer": 2}, True: {"train": 9, "infer": 4}}
+    under = []
+
+    def fake_injection(fraction, *, loaded=False):
+        under.append(loaded)
+        return dict(sizes[loaded]), {"matmuls": dict(sizes[loaded]), "sized_under_load": loaded}
+
+    ran = []
+
+    def fake_ab(repo, base, head, out, ab_args):
+        patched = figures.git(repo, "show", f"{head.removeprefix('git:')}:bench/backends/tensorflow.py")
+        parent = figures.git(repo, "rev-parse", f"{head.removeprefix('git:')}~1")
+        ran.append((patched.count("_EXTRA_MATMULS = "), patched.split("_EXTRA_MATMULS = ")[1].splitlines()[0], parent))
+        return {"status": 1, "wall_s": 1.0, "doc": {}}
+
+    loads = []
+    monkeypatch.setattr(figures, "injection", fake_injection)
+    monkeypatch.setattr(figures, "ab", fake_ab)
+    monkeypatch.setattr(figures, "load", lambda on: loads.append(on) or figures.contextlib.nullcontext())
+    out = tmp_path / "row.json"
+    assert figures.main(["power", "--trials", "4", "--load", "--out", str(out), "--", "--pairs", "3"]) == 0
+    assert under == [False, True] and loads == [False, True, False, True]
+    base = json.loads(out.read_text())["base"]
+    assert [r[:2] for r in ran] == [(1, repr(sizes[on])) for on in (False, True, False, True)]
+    assert {r[2] for r in ran} == {base}  # each chain alone on the base commit, not one over the other
+    result = json.loads(out.read_text())
+    assert result["matmuls"] == sizes[False] and result["loaded"]["matmuls"] == sizes[True]
