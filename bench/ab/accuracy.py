@@ -32,7 +32,12 @@ def train_one(prepared: runner.Prepared, recipe: str, seed: int, train_args: Seq
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "train.log", "w") as log:
         status = subprocess.run(
-            argv, cwd=prepared.tree, env={**os.environ, **prepared.env}, stdout=log, stderr=subprocess.STDOUT
+            argv,
+            cwd=prepared.tree,
+            env={**os.environ, **prepared.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            **runner.child_options(),
         ).returncode
     record = {"seed": seed, "returncode": status, "wall_s": time.perf_counter() - t0, "loadavg_before": load}
     docs = [read_json(p, what="training result") for p in sorted(out.glob("*.json"))]

@@ -26,7 +26,9 @@ import math
 import os
 import re
 import select
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +43,46 @@ from bench.io import read_json
 from bench.throughput import turns
 
 LABELS = ("BASE", "HEAD")
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _prctl():
+    """libc's ``prctl`` on Linux (looked up in the parent: a child between fork and exec must not import)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _prctl()
+
+
+def child_options() -> dict:
+    """``subprocess.Popen`` options for a timed process (or a training run) of an A/B: on Linux it is
+    killed when the A/B process dies, however that dies (SIGKILL, a closed terminal), instead of
+    running on alone and loading whatever the machine measures next."""
+    if _PRCTL is None:
+        return {}
+    parent = os.getpid()
+
+    def die_with_parent() -> None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took hold
+            os._exit(1)
+
+    return {"preexec_fn": die_with_parent}
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM ends the A/B process as an exception would (exit 143): its ``finally`` blocks kill the
+    timed processes and remove the temporary worktrees, which a bare SIGTERM would leave behind."""
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+
+
 INTERLEAVE = ("rounds", "processes")
 TURNS = (0, 1, 1, 0)  # which of a pair's processes gets each turn, repeated: ABBA ABBA ...
 
@@ -125,13 +167,22 @@ def measure(
     t0 = time.perf_counter()
     with open(out.with_suffix(".log"), "w") as log:
         proc = subprocess.Popen(
-            argv, cwd=prepared.tree, env={**os.environ, **prepared.env}, stdout=log, stderr=subprocess.STDOUT
+            argv,
+            cwd=prepared.tree,
+            env={**os.environ, **prepared.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            **child_options(),
         )
         try:
             status, killed = proc.wait(timeout=None if math.isinf(timeout) else timeout), None
         except subprocess.TimeoutExpired:
             proc.kill()
             status, killed = proc.wait(), timeout
+        finally:  # interrupted (Ctrl-C, ``exit_on_sigterm``): the process must not run on alone
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     return _record(prepared, out, status, load, time.perf_counter() - t0, drop_backend=drop_backend, timeout=killed)
 
 
@@ -167,6 +218,7 @@ def measure_interleaved(
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     pass_fds=(child_read, child_write),
+                    **child_options(),
                 )
             )
             os.close(child_read)

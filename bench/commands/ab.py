@@ -227,8 +227,9 @@ def write(doc: dict, out: Path, name: str = "ab") -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.ab import experiment, report, sides, verdict
+    from bench.ab import experiment, report, runner, sides, verdict
 
+    runner.exit_on_sigterm()
     if args.base is None and not args.calibrate:
         raise UsageError("give BASE (e.g. git:origin/main), or --calibrate for an A/A run")
     base = sides.parse(args.base or ".")

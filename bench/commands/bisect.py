@@ -58,8 +58,9 @@ def candidates(args: argparse.Namespace, repo: Path) -> tuple[list[str], Callabl
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.ab import bisect, experiment, report, verdict
+    from bench.ab import bisect, experiment, report, runner, verdict
 
+    runner.exit_on_sigterm()
     if args.reruns < 0:
         raise UsageError(f"--reruns {args.reruns} is invalid; expected 0 or more")
     opts = settings(args)

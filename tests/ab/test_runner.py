@@ -2,6 +2,9 @@
 and recorded as an error (which fails the case), whether the pair's processes run one after the
 other or take turns; a hang never hangs the runner."""
 
+import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,6 +18,10 @@ from bench.throughput import turns
 # a side whose `python -m bench throughput` hangs: before its first turn, or (HANG_AFTER_TURN) inside it
 HANGING_MAIN = """
 import os, time
+if os.environ.get("PID_FILE"):
+    with open(os.environ["PID_FILE"] + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(os.environ["PID_FILE"] + ".tmp", os.environ["PID_FILE"])
 if os.environ.get("HANG_AFTER_TURN"):
     from bench.throughput import turns
     turns.wait()
@@ -22,7 +29,7 @@ time.sleep(600)
 """
 
 
-def hanging_side(tmp_path, label: str, *, after_turn: bool = False) -> runner.Prepared:
+def hanging_side(tmp_path, label: str, *, after_turn: bool = False, pid_file: Path | None = None) -> runner.Prepared:
     tree = tmp_path / label
     (tree / "bench" / "throughput").mkdir(parents=True)
     (tree / "bench" / "__init__.py").write_text("")
@@ -31,6 +38,7 @@ def hanging_side(tmp_path, label: str, *, after_turn: bool = False) -> runner.Pr
     (tree / "bench" / "throughput" / "turns.py").write_text(Path(turns.__file__).read_text())
     (tree / "bench" / "errors.py").write_text("class UsageError(Exception):\n    pass\n")
     env = {"PYTHONPATH": str(tree), **({"HANG_AFTER_TURN": "1"} if after_turn else {})}
+    env.update({"PID_FILE": str(pid_file)} if pid_file else {})
     return runner.Prepared(label, parse("."), tree, sys.executable, env, {})
 
 
@@ -53,3 +61,56 @@ def test_a_hung_pair_taking_turns_is_killed_at_its_timeout(tmp_path, after_turn)
         f"{label} (.) was killed after 3 s without finishing (--process-timeout)" for label in ("BASE", "HEAD")
     ]
     assert all(r["interleaved"] and r["wall_s"] >= 3 for r in records)
+
+
+# an A/B process (``runner.measure`` or ``measure_interleaved``) timing sides that never finish
+AB_MAIN = """
+import pickle, sys
+from bench.ab import runner
+sides, mode = pickle.loads(bytes.fromhex(sys.argv[1])), sys.argv[2]
+runner.exit_on_sigterm()
+if mode == "processes":
+    runner.measure(sides[0], [], sides[0].tree.parent / "000-BASE.json")
+else:
+    runner.measure_interleaved(sides, [], [s.tree.parent / f"{i:03d}-{s.label}.json" for i, s in enumerate(sides)])
+"""
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or only its exit status left (a zombie nobody reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="dying with the parent uses Linux's prctl")
+@pytest.mark.parametrize("mode", ["processes", "rounds"])
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_a_killed_ab_leaves_no_timed_process_running(tmp_path, mode, how):
+    """Killing ``ab`` (by SIGKILL, or SIGTERM which it turns into an orderly exit) kills the processes
+    it was timing, instead of leaving them to load whatever the machine measures next."""
+    import pickle
+
+    labels = ("BASE",) if mode == "processes" else ("BASE", "HEAD")
+    pids = [tmp_path / f"{label}.pid" for label in labels]
+    sides = [hanging_side(tmp_path, label, pid_file=pid) for label, pid in zip(labels, pids, strict=True)]
+    argv = [sys.executable, "-c", AB_MAIN, pickle.dumps(sides).hex(), mode]
+    ab = subprocess.Popen(argv, env={**os.environ, "PYTHONPATH": str(Path(runner.__file__).parents[2])})
+    try:
+        deadline = time.monotonic() + 60
+        while not all(p.exists() for p in pids):
+            assert ab.poll() is None and time.monotonic() < deadline, "the timed processes never started"
+            time.sleep(0.1)
+        children = [int(p.read_text()) for p in pids]
+        ab.send_signal(how)
+        assert ab.wait(timeout=30) == (-how if how == signal.SIGKILL else 128 + how)
+        deadline = time.monotonic() + 20
+        while not all(_gone(c) for c in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert all(_gone(c) for c in children), f"still running after {how.name} of ab: {children}"
+    finally:
+        ab.kill()
+        for pid in pids:
+            if pid.exists() and not _gone(int(pid.read_text())):
+                os.kill(int(pid.read_text()), signal.SIGKILL)
