@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import shutil
 import statistics
@@ -132,10 +133,12 @@ def inject(repo: Path, fraction: float, counts: dict[str, int]) -> str:
     return commit(repo, f"inject a {fraction:.0%} slowdown")
 
 
-def measured_extra(counts: dict[str, int], *, rounds: int = 15, steps: int = 3) -> dict[str, float]:
+def measured_extra(counts: dict[str, int], *, rounds: int = 21, steps: int = 3) -> dict[str, float]:
     """What the injection really adds to each mode's step: the plain and the injected step (``PATCH``
-    over the tensorflow backend, as the injected commit has it) timed in turns in a child process;
-    the median over rounds of their ratio, less 1."""
+    over the tensorflow backend, as the injected commit has it) timed in turns in a child process,
+    each timing at least ``steps`` steps and a quarter of a second (one inference step takes about
+    50 ms here: three are too short to time a 5 % difference); the median over ``rounds`` of their
+    ratio, less 1."""
     code = (
         "import json, sys; from bench.ab.figures import _extra_in_process; "
         "print(json.dumps(_extra_in_process(json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))))"
@@ -156,9 +159,9 @@ def _extra_in_process(counts: dict[str, int], rounds: int, steps: int) -> dict[s
     injected = {"resident_step": plain}
     exec(PATCH.format(fraction=0.0, chains=counts, n=MATMUL_N), injected)
 
-    def timed(w) -> float:
+    def timed(w, n: int) -> float:
         t0 = time.perf_counter()
-        for _ in range(steps):
+        for _ in range(n):
             w.sync(w.step())
         return time.perf_counter() - t0
 
@@ -172,8 +175,13 @@ def _extra_in_process(counts: dict[str, int], rounds: int, steps: int) -> dict[s
         finally:
             tfb.resident_step = plain
         for w in (base, slow, base, slow):  # compile and warm up
-            timed(w)
-        ratios = [timed(slow) / timed(base) for _ in range(rounds)]
+            timed(w, steps)
+        n = max(steps, math.ceil(0.25 * steps / timed(base, steps)))
+        ratios = []
+        for i in range(rounds):  # which goes first alternates, so that neither always follows the other
+            first, second = (slow, base) if i % 2 else (base, slow)
+            a, b = timed(first, n), timed(second, n)
+            ratios.append(a / b if first is slow else b / a)
         out[mode] = statistics.median(ratios) - 1.0
         workload.release(base)
         workload.release(slow)
