@@ -399,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
         " repeatable)",
     )
     argv = sys.argv[1:] if argv is None else argv
+    from bench.ab import runner
+
+    runner.exit_on_sigterm()  # a killed figure stops its load loop and its running ab (their finally blocks)
     split = argv.index("--") if "--" in argv else len(argv)  # after --: options for every `python -m bench ab`
     args = parser.parse_args(argv[:split])
     args.ab_args = argv[split + 1 :]
