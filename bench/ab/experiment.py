@@ -25,18 +25,21 @@ SCHEMA = 1
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """How an A/B run measures and judges: the throughput options each process gets, the pairs, the rule."""
+    """How an A/B run measures and judges: the throughput options each process gets, the pairs, the rule.
+
+    The defaults (``ab``'s and ``bisect``'s) are the design measured in the README's A/A and power trials:
+    sets of 3 pairs growing to 8 until a slowdown of ``detect`` is flagged or ruled out, a 3 % rule."""
 
     throughput_args: tuple[str, ...] = ()
-    pairs: int = 4
-    confirm_pairs: int = 4
-    tolerance: float = 5.0  # percent, from the rule
-    rule: str = "throughput:-5%"
+    pairs: int = 3
+    confirm_pairs: int = 3
+    tolerance: float = 3.0  # percent, from the rule
+    rule: str = "throughput:-3%"
     seed: int = 0
     repo: Path = REPO_ROOT
     interleave: str = "rounds"  # runner.INTERLEAVE: how a pair's two processes share the machine
     process_timeout: float = 3600.0  # seconds a process (or, interleaved, a pair) may run before it is killed
-    max_pairs: int | None = None  # a set grows to this many pairs while a case is undecided (None: fixed sets)
+    max_pairs: int | None = 8  # a set grows to this many pairs while a case is undecided (None: fixed sets)
     detect: float = 5.0  # percent: a growing set stops for a case once a slowdown this large is ruled out
 
 

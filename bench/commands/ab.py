@@ -29,7 +29,7 @@ PASSED = (
     "--data",
     "--steps",
 )
-TIMING = {"--rounds": 5, "--warmup-rounds": 1, "--round-seconds": 0.5}
+TIMING = {"--rounds": 15, "--warmup-rounds": 1, "--round-seconds": 0.5}  # 15: as measured (Settings)
 DEFAULT_OUT = "results/ab/{time}"
 
 
@@ -50,32 +50,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_measure_arguments(parser: argparse.ArgumentParser, *, out: str = DEFAULT_OUT) -> None:
-    """How each A/B measures and judges (shared with ``bisect``): pairs, rule, outputs, throughput options."""
+    """How each A/B measures and judges (shared with ``bisect``): pairs, rule, outputs, throughput options.
+    The defaults are ``Settings``'s, the measured design."""
+    from bench.ab.experiment import Settings
     from bench.throughput.plan import OPTIONS
 
-    parser.add_argument("--pairs", type=int, default=4, help="pairs of processes (default: %(default)s)")
+    parser.add_argument("--pairs", type=int, default=Settings.pairs, help="pairs of processes (default: %(default)s)")
     parser.add_argument(
         "--confirm-pairs",
         type=int,
-        default=4,
+        default=Settings.confirm_pairs,
         help="pairs in the confirming set; 0: no confirmation (default: %(default)s)",
     )
     parser.add_argument(
         "--max-pairs",
         type=int,
-        default=None,
+        default=Settings.max_pairs,
         help="grow each set, two pairs at a time, up to this many pairs while a case is neither flagged slower"
-        " nor clear of a --detect slowdown (default: fixed sets of --pairs and --confirm-pairs)",
+        " nor clear of a --detect slowdown; 0: fixed sets of --pairs and --confirm-pairs (default: %(default)s;"
+        " --calibrate: fixed)",
     )
     parser.add_argument(
         "--detect",
         type=float,
-        default=5.0,
+        default=Settings.detect,
         help="with --max-pairs: the slowdown in percent a growing set must rule out before it stops for a case"
         " (default: %(default)g)",
     )
     parser.add_argument(
-        "--tolerance", default=rules.THROUGHPUT_RULE, help="the rule, e.g. 'throughput:-3%%' (default: %(default)s)"
+        "--tolerance", default=Settings.rule, help="the rule, e.g. 'throughput:-3%%' (default: %(default)s)"
     )
     parser.add_argument(
         "--baselines", default=str(baselines.DEFAULT_PATH), help="baselines file (default: %(default)s)"
@@ -87,14 +90,14 @@ def add_measure_arguments(parser: argparse.ArgumentParser, *, out: str = DEFAULT
     parser.add_argument("--repo", default=None, help="the git repository git: sides name (default: this tree's)")
     parser.add_argument(
         "--interleave",
-        default="rounds",
+        default=Settings.interleave,
         help="how a pair's two processes share the machine: 'rounds' (both at once, taking turns at every"
         " round) or 'processes' (one after the other) (default: %(default)s)",
     )
     parser.add_argument(
         "--process-timeout",
         type=float,
-        default=3600.0,
+        default=Settings.process_timeout,
         help="seconds a process (with --interleave rounds: a pair) may run before it is killed and counted as"
         " an error (default: %(default)g)",
     )
@@ -150,20 +153,21 @@ def decision(args: argparse.Namespace) -> dict:
         raise UsageError(
             f"--pairs {args.pairs} / --confirm-pairs {args.confirm_pairs}: need --pairs >= 2 and --confirm-pairs >= 0"
         )
-    if args.max_pairs is not None and args.max_pairs < max(args.pairs, args.confirm_pairs):
+    if args.max_pairs and args.max_pairs < max(args.pairs, args.confirm_pairs):
         raise UsageError(
-            f"--max-pairs {args.max_pairs} is invalid; expected at least --pairs and --confirm-pairs"
+            f"--max-pairs {args.max_pairs} is invalid; expected 0 (fixed sets) or at least --pairs and --confirm-pairs"
             f" ({max(args.pairs, args.confirm_pairs)})"
         )
     if not 0 < args.detect < 100:  # NaN too
         raise UsageError(f"--detect {args.detect:g} is invalid; expected a slowdown in percent between 0 and 100")
     rule = rules.Rule.parse_for(args.tolerance, metric="throughput", unit="%")
+    calibrating = getattr(args, "calibrate", False)  # an A/A of fixed size: its spread, not a decision
     return {
         "pairs": args.pairs,
-        "confirm_pairs": 0 if getattr(args, "calibrate", False) else args.confirm_pairs,
+        "confirm_pairs": 0 if calibrating else args.confirm_pairs,
         "tolerance": rule.tolerance,
         "rule": str(rule),
-        "max_pairs": args.max_pairs,
+        "max_pairs": None if calibrating else args.max_pairs or None,
         "detect": args.detect,
     }
 

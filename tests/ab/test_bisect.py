@@ -167,7 +167,9 @@ def test_an_undecided_step_is_run_again_with_more_pairs(runs, reruns, bad, calls
         return json.loads(json.dumps(runs[attempt]))  # a fresh document each run
 
     logged = []
-    got_bad, doc = bisect.step(run_ab, Settings(pairs=3, confirm_pairs=3), reruns=reruns, log=logged.append)
+    got_bad, doc = bisect.step(
+        run_ab, Settings(pairs=3, confirm_pairs=3, max_pairs=None), reruns=reruns, log=logged.append
+    )
     assert got_bad is bad and len(seen) == calls and doc["undecided"] == undecided
     assert [a for _, a in seen] == list(range(calls))
     assert [s.max_pairs for s, _ in seen] == [None, 6, 12][:calls]  # fixed sets, then growing to twice the pairs
@@ -180,7 +182,7 @@ def test_more_pairs_doubles_the_largest_set_a_run_could_have():
     from bench.ab.experiment import Settings
 
     assert bisect.more_pairs(Settings(pairs=3, confirm_pairs=3, max_pairs=8)).max_pairs == 16
-    assert bisect.more_pairs(Settings(pairs=4, confirm_pairs=6)).max_pairs == 12
+    assert bisect.more_pairs(Settings(pairs=4, confirm_pairs=6, max_pairs=None)).max_pairs == 12
 
 
 def test_a_step_run_again_says_so_in_the_summary():

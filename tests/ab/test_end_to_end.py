@@ -28,7 +28,20 @@ def test_ab_between_two_commits_of_a_temporary_repository(tmp_path, capsys):
         "--baselines",
         str(tmp_path / "b.json"),
     ]
-    argv += ["--mode", "infer", "--pairs", "2", "--confirm-pairs", "2", "--rounds", "3", "--round-seconds", "0.2"]
+    argv += [
+        "--mode",
+        "infer",
+        "--pairs",
+        "2",
+        "--confirm-pairs",
+        "2",
+        "--max-pairs",
+        "0",
+        "--rounds",
+        "3",
+        "--round-seconds",
+        "0.2",
+    ]
     assert main(argv) == 0
     doc = json.loads((out / "ab.json").read_text())
     assert [len(p["order"]) for p in doc["pairs"]] == [2, 2]

@@ -88,7 +88,29 @@ def test_calibration_is_recorded_and_then_raises_the_threshold(tmp_path, slowdow
     slowdown["HEAD"] = 0.10
     code, out = ab(tmp_path)
     doc = json.loads((out / "ab.json").read_text())
-    assert code == 0 and doc["threshold"] == {"value": 0.5, "rule": "throughput:-5%", "calibration": 0.5}
+    assert code == 0 and doc["threshold"] == {"value": 0.5, "rule": "throughput:-3%", "calibration": 0.5}
+
+
+def test_the_defaults_are_the_measured_design_and_a_calibration_runs_fixed_sets():
+    import argparse
+
+    from bench.commands import ab as command
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    judged = command.decision(parser.parse_args(["git:HEAD"]))
+    assert judged == {
+        "pairs": 3,
+        "confirm_pairs": 3,
+        "tolerance": 3.0,
+        "rule": "throughput:-3%",
+        "max_pairs": 8,
+        "detect": 5.0,
+    }
+    assert command.throughput_args(parser.parse_args(["git:HEAD"]))[:2] == ["--rounds", "15"]
+    assert command.decision(parser.parse_args(["git:HEAD", "--max-pairs", "0"]))["max_pairs"] is None
+    calibrating = command.decision(parser.parse_args(["--calibrate", "--pairs", "6"]))
+    assert calibrating["pairs"] == 6 and calibrating["confirm_pairs"] == 0 and calibrating["max_pairs"] is None
 
 
 def test_calibrate_refuses_two_different_sides(tmp_path, capsys):
@@ -119,26 +141,26 @@ def test_pairs_take_turns_by_default_and_one_after_the_other_when_asked(tmp_path
     taken = []
     interleaved = runner.measure_interleaved
     monkeypatch.setattr(runner, "measure_interleaved", lambda *a, **kw: taken.append(1) or interleaved(*a, **kw))
-    code, out = ab(tmp_path, "--pairs", "2")
+    code, out = ab(tmp_path, "--pairs", "2", "--max-pairs", "0")
     assert code == 0 and json.loads((out / "ab.json").read_text())["interleave"] == "rounds" and len(taken) == 2
     assert "2 pair(s) + 0 confirmation pair(s), their rounds interleaved" in capsys.readouterr().out
-    code, out = ab(tmp_path, "--pairs", "2", "--interleave", "processes")
+    code, out = ab(tmp_path, "--pairs", "2", "--max-pairs", "0", "--interleave", "processes")
     assert code == 0 and json.loads((out / "ab.json").read_text())["interleave"] == "processes" and len(taken) == 2
     assert "one process after the other" in capsys.readouterr().out
 
 
 def test_every_process_gets_the_timeout(tmp_path, slowdown):
-    code, out = ab(tmp_path, "--pairs", "2", "--process-timeout", "90")
+    code, out = ab(tmp_path, "--pairs", "2", "--max-pairs", "0", "--process-timeout", "90")
     assert code == 0 and slowdown["timeouts"] == [90.0] * 4
     assert json.loads((out / "ab.json").read_text())["settings"]["process_timeout"] == 90.0
-    ab(tmp_path, "--pairs", "2", "--interleave", "processes")
+    ab(tmp_path, "--pairs", "2", "--max-pairs", "0", "--interleave", "processes")
     assert slowdown["timeouts"][4:] == [3600.0] * 4
 
 
 def test_a_growing_set_catches_what_fixed_sets_of_two_cannot(tmp_path, slowdown, capsys):
     slowdown["HEAD"] = 0.05
     rule = ["--tolerance", "throughput:-2%", "--pairs", "2", "--confirm-pairs", "2"]
-    code, out = ab(tmp_path, *rule)
+    code, out = ab(tmp_path, *rule, "--max-pairs", "0")
     doc = json.loads((out / "ab.json").read_text())
     assert any(r["verdict"] == "inconclusive" for r in doc["cases"].values())  # 2 pairs: too wide to tell
     code, out = ab(tmp_path, *rule, "--max-pairs", "8")

@@ -387,6 +387,7 @@ MEASURE = [
     ("--pairs", "out of range", ["--pairs", "1"], "--pairs 1"),
     ("--confirm-pairs", "out of range", ["--confirm-pairs", "-1"], "--confirm-pairs -1"),
     ("--max-pairs", "out of range", ["--pairs", "4", "--max-pairs", "3"], "--max-pairs 3"),
+    ("--max-pairs", "out of range", ["--max-pairs", "-1"], "--max-pairs -1"),
     ("--max-pairs", "wrong type", ["--max-pairs", "many"], "many"),
     ("--detect", "out of range", ["--detect", "0"], "--detect 0"),
     ("--detect", "out of range", ["--detect", "nan"], "--detect nan"),
