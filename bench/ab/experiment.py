@@ -33,14 +33,20 @@ class Settings:
     throughput_args: tuple[str, ...] = ()
     pairs: int = 3
     confirm_pairs: int = 3
-    tolerance: float = 3.0  # percent, from the rule
-    rule: str = "throughput:-3%"
+    rule: str = "throughput:-3%"  # the rule's tolerance (``tolerance``) is the least slowdown a verdict calls slower
     seed: int = 0
     repo: Path = REPO_ROOT
     interleave: str = "rounds"  # runner.INTERLEAVE: how a pair's two processes share the machine
     process_timeout: float = 3600.0  # seconds a process (or, interleaved, a pair) may run before it is killed
     max_pairs: int | None = 8  # a set grows to this many pairs while a case is undecided (None: fixed sets)
     detect: float = 5.0  # percent: a growing set stops for a case once a slowdown this large is ruled out
+
+    @property
+    def tolerance(self) -> float:
+        """The rule's tolerance in percent (``throughput:-3%`` -> 3.0): one fact, stated by ``rule``."""
+        from bench.regression import rules
+
+        return rules.Rule.parse_for(self.rule, metric="throughput", unit="%").tolerance
 
 
 def run(
@@ -99,7 +105,7 @@ def run(
         "datetime": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "device_class": device_class,
         "produced_by": machine_line(machine or {}),
-        "settings": {**dataclasses.asdict(settings), "repo": str(settings.repo)},
+        "settings": {**dataclasses.asdict(settings), "tolerance": settings.tolerance, "repo": str(settings.repo)},
         "interleave": interleave,
         "threshold": {"value": threshold, "rule": settings.rule, "calibration": cal},
         "sides": environments,

@@ -165,7 +165,6 @@ def decision(args: argparse.Namespace) -> dict:
     return {
         "pairs": args.pairs,
         "confirm_pairs": 0 if calibrating else args.confirm_pairs,
-        "tolerance": rule.tolerance,
         "rule": str(rule),
         "max_pairs": None if calibrating else args.max_pairs or None,
         "detect": args.detect,

@@ -102,7 +102,6 @@ def test_the_defaults_are_the_measured_design_and_a_calibration_runs_fixed_sets(
     assert judged == {
         "pairs": 3,
         "confirm_pairs": 3,
-        "tolerance": 3.0,
         "rule": "throughput:-3%",
         "max_pairs": 8,
         "detect": 5.0,
@@ -111,6 +110,13 @@ def test_the_defaults_are_the_measured_design_and_a_calibration_runs_fixed_sets(
     assert command.decision(parser.parse_args(["git:HEAD", "--max-pairs", "0"]))["max_pairs"] is None
     calibrating = command.decision(parser.parse_args(["--calibrate", "--pairs", "6"]))
     assert calibrating["pairs"] == 6 and calibrating["confirm_pairs"] == 0 and calibrating["max_pairs"] is None
+
+
+def test_the_tolerance_is_the_rules():
+    from bench.ab.experiment import Settings
+
+    assert Settings().tolerance == 3.0
+    assert Settings(rule="throughput:-2.5%").tolerance == 2.5
 
 
 def test_calibrate_refuses_two_different_sides(tmp_path, capsys):

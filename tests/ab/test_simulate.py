@@ -51,7 +51,7 @@ def test_the_replay_flags_a_large_slowdown_and_not_an_unchanged_tree(tmp_path):
     rng = np.random.default_rng(0)
     runs = [list(np.exp(rng.normal(0, 0.01, 4))) for _ in range(6)]
     pools = simulate.pools([_report(tmp_path, runs)])
-    settings = Settings(pairs=3, confirm_pairs=3, tolerance=2.0, max_pairs=8)
+    settings = Settings(pairs=3, confirm_pairs=3, rule="throughput:-2%", max_pairs=8)
     rows = simulate.table(pools, settings, [0.0, 0.2], trials=40)
     assert rows[0]["failed"] <= 0.05 and rows[1]["failed"] == 1.0
     assert 3 <= rows[0]["pairs_mean"] <= 8 and rows[1]["pairs_mean"] >= 6  # a flagged case is confirmed

@@ -61,6 +61,55 @@ def test_out_of_memory_is_recorded_and_raised_as_a_measurement_error(monkeypatch
     assert backend.out_of_memory(ValueError("shapes differ")) is None
 
 
+def test_in_an_ab_pair_the_first_case_compiles_before_the_first_turn_and_no_reference_is_taken(monkeypatch):
+    """Every timed step in the process's turn; the first case's compilation beside the other side's
+    (before the first turn, when the runner gives none), a later case's in the turn; no matmul reference."""
+    import types
+
+    import tensorflow as tf
+
+    from bench.backends import Placement
+    from bench.backends import tensorflow as backend
+    from bench.throughput import hardware, measure, timing, turns, workload
+
+    events = []
+
+    def build(case, placement, **kwargs):
+        events.append(f"build {case.mode}")
+        return workload.Workload(case, None, lambda: events.append("step"), lambda out: out, 8, 1, None)
+
+    class Fixture:  # pytest-benchmark's fixture as measure() uses it: setup before every round
+        name, fullname, group = "test_throughput[x]", "suite::test_throughput[x]", None
+
+        def __init__(self):
+            self.extra_info = {}
+
+        def pedantic(self, target, setup, rounds, warmup_rounds, iterations):
+            data = []
+            for i in range(warmup_rounds + rounds):
+                setup()
+                t = timing.time_call(target)
+                if i >= warmup_rounds:
+                    data.append(t)
+            self.stats = types.SimpleNamespace(stats=types.SimpleNamespace(data=data), update=data.append)
+
+    def no_reference(*args, **kwargs):
+        raise AssertionError("an A/B process took a matmul reference")
+
+    monkeypatch.setattr(workload, "build", build)
+    monkeypatch.setattr(hardware, "matmul_reference", no_reference)
+    monkeypatch.setattr(turns, "_state", {"turn": lambda: events.append("turn")})
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    placement = Placement("tensorflow", "cpu", "cpu:test x2", 1, ["CPU:0"], strategy.scope, strategy)
+    session = measure.DeviceSession(backend, placement)
+    sizes = {"rounds": 2, "warmup_rounds": 1, "max_rounds": 2, "steps": 1}
+    extras = [measure.measure(Fixture(), Case("resnet20", mode, 8), session, **sizes) for mode in ("train", "infer")]
+    one_case = ["step", "turn", "step", *["turn", "step"] * 3]  # first step, turn, warm step, 3 rounds of one step
+    assert events == ["build train", *one_case, "build infer", *one_case]
+    assert session.references == {} and all(x["utilization"] is None and x["matmul_reference"] is None for x in extras)
+    assert [x["rounds"] for x in extras] == [2, 2]
+
+
 def test_the_command_resolves_once_and_hands_pytest_the_plugin(monkeypatch):
     """The CLI resolves the plan and opens the device once, then gives pytest the plugin object and
     only the suite's path and the pytest arguments: no option is turned back into text."""
