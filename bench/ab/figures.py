@@ -39,6 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.ab import runner
 from bench.environment import REPO_ROOT
 
 MATMUL_N = 256
@@ -241,11 +242,14 @@ def load(on: bool):
 
 
 def ab(repo: Path, base: str, head: str, out: Path, ab_args: list[str]) -> dict:
-    """One ``python -m bench ab`` in a child process; its document and exit status."""
+    """One ``python -m bench ab`` in a child process (killed with this one, as its timed processes are
+    with it: ``runner.child_options``); its document and exit status."""
     argv = [sys.executable, "-m", "bench", "ab", base, head, "--repo", str(repo), "--out", str(out)]
     argv += ["--baselines", str(REPO_ROOT / "baselines.json"), *ab_args]
     t0 = time.perf_counter()
-    status = subprocess.run(argv, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+    status = subprocess.run(
+        argv, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **runner.child_options()
+    ).returncode
     doc = json.loads((out / "ab.json").read_text()) if (out / "ab.json").exists() else {}
     return {"status": status, "wall_s": time.perf_counter() - t0, "doc": doc}
 
@@ -399,8 +403,6 @@ def main(argv: list[str] | None = None) -> int:
         " repeatable)",
     )
     argv = sys.argv[1:] if argv is None else argv
-    from bench.ab import runner
-
     runner.exit_on_sigterm()  # a killed figure stops its load loop and its running ab (their finally blocks)
     split = argv.index("--") if "--" in argv else len(argv)  # after --: options for every `python -m bench ab`
     args = parser.parse_args(argv[:split])
@@ -449,7 +451,9 @@ def main(argv: list[str] | None = None) -> int:
             out = work / "bisect"
             argv = [sys.executable, "-m", "bench", "bisect", "--good", base, "--bad", history[-1], "--repo", str(repo)]
             t0 = time.perf_counter()
-            status = subprocess.run([*argv, "--out", str(out), *args.ab_args], cwd=REPO_ROOT).returncode
+            status = subprocess.run(
+                [*argv, "--out", str(out), *args.ab_args], cwd=REPO_ROOT, **runner.child_options()
+            ).returncode
             found = json.loads((out / "bisect.json").read_text()) if (out / "bisect.json").exists() else {}
             if args.keep:  # every step's A/B document and the report, not the processes' own files
                 for name in ("bisect.json", "bisect.md"):

@@ -51,6 +51,7 @@ def test_the_bisect_figure_judges_the_answer_and_keeps_its_evidence(tmp_path, mo
         repo = Path(opt("--repo"))
         log = figures.git(repo, "log", "--format=%H %s", f"{opt('--good')}..{opt('--bad')}").splitlines()
         seen["commits"], seen["ab_args"] = len(log), argv[argv.index("--out") + 2 :]
+        seen["dies_with_the_figure"] = set(runner.child_options()) <= set(kw)
         first_bad = next(line.split()[0] for line in log if "slowdown" in line)
         out = Path(opt("--out"))
         out.mkdir(parents=True)
@@ -65,13 +66,30 @@ def test_the_bisect_figure_judges_the_answer_and_keeps_its_evidence(tmp_path, mo
     keep, out = tmp_path / "keep", tmp_path / "row.json"
     argv = ["bisect", "--commits", "6", "--bad-at", "4", "--keep", str(keep), "--out", str(out), "--", "--pairs", "3"]
     assert figures.main(argv) == 0
-    assert seen == {"commits": 6, "ab_args": ["--pairs", "3"]}
+    assert seen == {"commits": 6, "ab_args": ["--pairs", "3"], "dies_with_the_figure": True}
     result = json.loads(out.read_text())
     assert result["found"] == result["expected"] and result["steps"] == 4 and result["status"] == 1
     assert result["matmuls"] == {"train": 3, "infer": 2}
     assert "| bisect, 6 commits, 5% at #4 | found in 4 A/B steps |" in capsys.readouterr().out
     assert json.loads((keep / "bisect.json").read_text())["first_bad"] == result["found"]
     assert (keep / "bisect.md").exists()
+
+
+def test_a_trial_s_ab_dies_with_the_figure(tmp_path, monkeypatch):
+    """A figure killed outright (SIGKILL) must not leave its ``ab`` timing on alone: the child gets
+    the A/B's own kill-with-parent option (Linux), as the timed processes do."""
+    import subprocess
+
+    from bench.ab import figures
+
+    if not runner.child_options():
+        pytest.skip("no kill-with-parent option on this platform")
+    calls = []
+    monkeypatch.setattr(
+        figures.subprocess, "run", lambda argv, **kw: calls.append(kw) or subprocess.CompletedProcess(argv, 0)
+    )
+    assert figures.ab(tmp_path, "git:A", "git:B", tmp_path / "out", [])["status"] == 0
+    assert "preexec_fn" in calls[0] and calls[0]["cwd"] == figures.REPO_ROOT
 
 
 def test_an_injection_that_misses_its_size_is_scaled_once_and_measured_again(monkeypatch, capsys):
