@@ -11,7 +11,7 @@ utilization compares the model with what the device delivered under the same loa
 In a process of an interleaved A/B pair (``bench.throughput.turns``), every timed step runs in the
 process's turn; the first case's build and compilation run before the first turn, beside the other
 side's (no round of either has begun), and no matmul reference is taken: the A/B keeps only the
-rounds, and the reference cost each pair about 6 s of a 70 s pair on a 2-core CPU.
+rounds, so the reference would only lengthen every pair.
 """
 
 from __future__ import annotations
