@@ -354,22 +354,24 @@ def simulate_figure(args) -> int:
     parser = argparse.ArgumentParser(prog="figures simulate -- [ab options]")
     ab_command.add_measure_arguments(parser)
     try:
-        settings = Settings(**ab_command.decision(parser.parse_args(args.ab_args)))
+        options = parser.parse_args(args.ab_args)
+        settings = Settings(**ab_command.decision(options))
+        if options.rounds < 1:
+            raise UsageError(f"--rounds {options.rounds} is invalid; expected at least 1")
         slowdowns = simulate.slowdowns(args.slowdowns)
         if args.trials < 1:
             raise UsageError(f"--trials {args.trials} is invalid; expected at least 1")
-        pools = simulate.pools(args.results)
+        pools = simulate.pools(args.results, rounds=options.rounds)
     except (UsageError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     rows = simulate.table(pools, settings, slowdowns, args.trials)
-    print(simulate.markdown(pools, settings, rows))
+    print(simulate.markdown(pools, settings, rows, options.rounds))
     if args.out:
         from bench.io import write_json
 
-        write_json(
-            args.out, {"figure": "simulate", "argv": sys.argv, "design": simulate.design(settings), "rows": rows}
-        )
+        design = simulate.design(settings, options.rounds)
+        write_json(args.out, {"figure": "simulate", "argv": sys.argv, "design": design, "rows": rows})
     return 0
 
 

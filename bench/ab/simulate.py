@@ -2,6 +2,10 @@
 
 ``python -m bench.ab.figures simulate A_A.json ... [--trials N] [--slowdowns 0,0.02,0.05,0.1] -- [ab options]``
 
+The design's ``--rounds K`` (default: ``ab``'s) is replayed from the first K rounds each recorded process
+timed, in the order it timed them: what a process timing K rounds would have seen. Runs that recorded
+fewer rounds cannot replay it, and say so.
+
 The pairs of recorded A/A trials (``figures aa --out``, which keeps every round of every pair) give,
 per case, what a pair's log ratio HEAD/BASE does when nothing changed: a spread between pairs of one
 run (their deviations from the run's mean, resampled) and a spread between runs (the variance of the
@@ -34,24 +38,31 @@ def _runs(path: Path):
     doc = read_json(path, what="recorded A/A run")
     if not isinstance(doc, dict):
         raise UsageError(f"recorded A/A run {str(path)!r} is not an ab.json or a figures report")
-    if doc.get("kind") == "ab":
-        pairs = [*doc.get("pairs", []), *doc.get("confirmation_pairs", [])]
-        yield (
-            doc.get("interleave") == "rounds",
-            [
-                {
-                    k: (v.get("samples"), (p["HEAD"].get("cases") or {}).get(k, {}).get("samples"))
-                    for k, v in (p["BASE"].get("cases") or {}).items()
-                }
-                for p in pairs
-            ],
+    for run in [doc] if doc.get("kind") == "ab" else doc.get("trials") or []:
+        try:
+            pairs = [*(run.get("pairs") or []), *(run.get("confirmation_pairs") or [])]
+            if run.get("kind") == "ab":  # a whole ab document (ab.json; a report of kept runs)
+                pairs = [
+                    {
+                        k: (v.get("samples"), (p["HEAD"].get("cases") or {}).get(k, {}).get("samples"))
+                        for k, v in (p["BASE"].get("cases") or {}).items()
+                    }
+                    for p in pairs
+                ]
+            else:  # a figures trial row: per case, both sides' rounds
+                pairs = [{k: (v["BASE"], v["HEAD"]) for k, v in p["cases"].items()} for p in pairs]
+        except (KeyError, TypeError, AttributeError) as e:
+            raise UsageError(f"recorded A/A run {str(path)!r} is not an ab.json or a figures report ({e!r})") from None
+        yield run.get("interleave") == "rounds", pairs
+
+
+def _first(samples: list[float], rounds: int, path: str) -> list[float]:
+    if len(samples) < rounds:
+        raise UsageError(
+            f"--rounds {rounds}: {path} has a process with {len(samples)} rounds; replay at most that many,"
+            " or give runs recorded with more"
         )
-    for trial in doc.get("trials") or []:
-        pairs = [*(trial.get("pairs") or []), *(trial.get("confirmation_pairs") or [])]
-        yield (
-            trial.get("interleave") == "rounds",
-            [{k: (v["BASE"], v["HEAD"]) for k, v in p["cases"].items()} for p in pairs],
-        )
+    return samples[:rounds]
 
 
 def slowdowns(text: str) -> list[float]:
@@ -65,8 +76,8 @@ def slowdowns(text: str) -> list[float]:
     return values
 
 
-def pools(paths: list[str]) -> dict[str, dict]:
-    """Per case, from the runs' pairs: ``residuals`` (log ratios minus their run's mean, scaled to
+def pools(paths: list[str], rounds: int | None = None) -> dict[str, dict]:
+    """Per case, from the runs' pairs (each process's first ``rounds`` rounds; None: all): ``residuals`` (log ratios minus their run's mean, scaled to
     undo the shrinkage of that mean), ``between`` (the sd of the run means beyond that), ``bias``
     (the mean log ratio over every pair, what an unchanged tree shows) and the count of runs and pairs."""
     runs: dict[str, list[list[float]]] = {}
@@ -76,6 +87,8 @@ def pools(paths: list[str]) -> dict[str, dict]:
             for p in pairs:
                 for key, (b, h) in p.items():
                     if b and h:
+                        if rounds is not None:
+                            b, h = _first(b, rounds, path), _first(h, rounds, path)
                         base, head = ({"samples": x, "median": float(np.median(x))} for x in (b, h))
                         logs.setdefault(key, []).append(
                             math.log(verdict.pair_ratio(base, head, interleaved=interleaved))
@@ -148,19 +161,20 @@ def table(case_pools: dict[str, dict], settings: experiment.Settings, slowdowns,
     return rows
 
 
-def design(settings: experiment.Settings) -> str:
+def design(settings: experiment.Settings, rounds: int | None = None) -> str:
     grow = f", growing to {settings.max_pairs} until {settings.detect:g} % is ruled out" if settings.max_pairs else ""
-    return f"{settings.pairs}+{settings.confirm_pairs} pairs{grow}, rule {settings.rule}"
+    timed = f", {rounds} round{'s' * (rounds != 1)} a process" if rounds is not None else ""
+    return f"{settings.pairs}+{settings.confirm_pairs} pairs{grow}, rule {settings.rule}{timed}"
 
 
-def markdown(case_pools: dict[str, dict], settings: experiment.Settings, rows: list[dict]) -> str:
+def markdown(case_pools: dict[str, dict], settings: experiment.Settings, rows: list[dict], rounds=None) -> str:
     spread = "; ".join(
         f"{k.split('-bs')[0]}: sd within a run {np.std(p['residuals'], ddof=1):.3f}, between runs {p['between']:.3f},"
         f" bias {math.exp(p['bias']):.3f} ({p['runs']} runs, {p['pairs']} pairs)"
         for k, p in case_pools.items()
     )
     lines = [
-        f"{design(settings)}. Log-ratio spread of the recorded pairs: {spread}.",
+        f"{design(settings, rounds)}. Log-ratio spread of the recorded pairs: {spread}.",
         "",
         "| slowdown | runs failing | pairs a run took (mean) | pairs (95th percentile) |",
         "|---:|---:|---:|---:|",

@@ -58,6 +58,33 @@ def test_the_replay_flags_a_large_slowdown_and_not_an_unchanged_tree(tmp_path):
     assert "3+3 pairs, growing to 8" in simulate.markdown(pools, settings, rows)
 
 
+def _ab_doc(head_rounds):
+    """A whole ab document of two interleaved pairs, BASE at 100 images/s every round, HEAD's rounds given."""
+    return {
+        "kind": "ab",
+        "interleave": "rounds",
+        "pairs": [
+            {
+                "BASE": {"cases": {KEY: {"samples": [100.0] * len(head_rounds)}}},
+                "HEAD": {"cases": {KEY: {"samples": list(head_rounds)}}},
+            }
+            for _ in range(2)
+        ],
+        "confirmation_pairs": [],
+    }
+
+
+def test_a_design_s_rounds_are_replayed_from_each_process_s_first_rounds(tmp_path):
+    # every pair: 4 rounds at 0.9 x BASE, then 6 at 1.1 x; a report of whole ab documents (as the figures keep)
+    runs = [_ab_doc([90.0] * 4 + [110.0] * 6) for _ in range(2)]
+    path = tmp_path / "kept.json"
+    path.write_text(json.dumps({"trials": runs}))
+    assert np.exp(simulate.pools([str(path)], rounds=4)[KEY]["bias"]) == pytest.approx(0.9)
+    assert np.exp(simulate.pools([str(path)])[KEY]["bias"]) == pytest.approx(1.1)  # all 10: median of the ratios
+    with pytest.raises(Exception, match="--rounds 11: .* has a process with 10 rounds"):
+        simulate.pools([str(path)], rounds=11)
+
+
 def test_too_few_recorded_runs_is_refused(tmp_path):
     with pytest.raises(ValueError, match="at least two runs"):
         simulate.pools([_report(tmp_path, [[1.0, 1.01]])])
@@ -71,6 +98,9 @@ def test_too_few_recorded_runs_is_refused(tmp_path):
         (["--trials", "0"], "--trials 0"),
         (["--", "--max-pairs", "2", "--pairs", "3"], "--max-pairs 2"),
         (["--", "--detect", "0"], "--detect 0"),
+        (["--", "--rounds", "0"], "--rounds 0"),
+        (["--", "--rounds", "2"], "--rounds 2: "),
+        (["NOT_A_RUN"], "not an ab.json or a figures report"),
         (["--", "--tolerance", "throughput:-80%"], "80"),
         (["MISSING"], "does not exist"),
         (["CORRUPT"], "CORRUPT"),
@@ -83,7 +113,9 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, named):
     good = _report(tmp_path, [[1.0, 1.01], [0.99, 1.0]])
     (tmp_path / "corrupt.json").write_text("{not json")
     (tmp_path / "empty.json").write_text("{}")
+    (tmp_path / "not_a_run.json").write_text(json.dumps({"trials": [{"pairs": [{"HEAD": {}}]}]}))
     files = {
+        "NOT_A_RUN": str(tmp_path / "not_a_run.json"),
         "MISSING": str(tmp_path / "nope.json"),
         "CORRUPT": str(tmp_path / "corrupt.json"),
         "EMPTY": str(tmp_path / "empty.json"),
@@ -91,6 +123,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, named):
     argv = [files.get(a, a) for a in argv]
     recorded = [a for a in argv if a.startswith(str(tmp_path))] or [good]
     options = [a for a in argv if not a.startswith(str(tmp_path))]
+    options += [] if "--rounds" in options else ["--", "--rounds", "1"][("--" in options) :]  # one round recorded
     split = options.index("--") if "--" in options else len(options)
     out = tmp_path / "out.json"
     code = figures.main(["simulate", *recorded, *options[:split], "--out", str(out), *options[split:]])
@@ -104,7 +137,10 @@ def test_the_figure_writes_its_rows(tmp_path, capsys):
 
     good = _report(tmp_path, [[1.0, 1.01, 0.99], [0.99, 1.0, 1.02]])
     out = tmp_path / "out.json"
-    assert figures.main(["simulate", good, "--trials", "20", "--slowdowns", "0,0.3", "--out", str(out)]) == 0
-    rows = json.loads(out.read_text())["rows"]
+    argv = ["simulate", good, "--trials", "20", "--slowdowns", "0,0.3", "--out", str(out), "--", "--rounds", "1"]
+    assert figures.main(argv) == 0
+    written = json.loads(out.read_text())
+    rows, design = written["rows"], written["design"]
+    assert design.endswith("1 round a process")
     assert [r["slowdown"] for r in rows] == [0.0, 0.3] and rows[1]["failed"] == 1.0
     assert "| 30% |" in capsys.readouterr().out
