@@ -29,7 +29,7 @@ PASSED = (
     "--data",
     "--steps",
 )
-TIMING = {"--rounds": 15, "--warmup-rounds": 1, "--round-seconds": 0.5}  # 15: as measured (Settings)
+TIMING = {"--rounds": 10, "--warmup-rounds": 1, "--round-seconds": 0.5}  # 10: as measured (README)
 DEFAULT_OUT = "results/ab/{time}"
 
 

@@ -106,7 +106,7 @@ def test_the_defaults_are_the_measured_design_and_a_calibration_runs_fixed_sets(
         "max_pairs": 8,
         "detect": 5.0,
     }
-    assert command.throughput_args(parser.parse_args(["git:HEAD"]))[:2] == ["--rounds", "15"]
+    assert command.throughput_args(parser.parse_args(["git:HEAD"]))[:2] == ["--rounds", "10"]
     assert command.decision(parser.parse_args(["git:HEAD", "--max-pairs", "0"]))["max_pairs"] is None
     calibrating = command.decision(parser.parse_args(["--calibrate", "--pairs", "6"]))
     assert calibrating["pairs"] == 6 and calibrating["confirm_pairs"] == 0 and calibrating["max_pairs"] is None
