@@ -356,8 +356,7 @@ def simulate_figure(args) -> int:
     try:
         options = parser.parse_args(args.ab_args)
         settings = Settings(**ab_command.decision(options))
-        if options.rounds < 1:
-            raise UsageError(f"--rounds {options.rounds} is invalid; expected at least 1")
+        ab_command.check_throughput_options(options)  # --rounds among them, checked as ab checks it
         slowdowns = simulate.slowdowns(args.slowdowns)
         if args.trials < 1:
             raise UsageError(f"--trials {args.trials} is invalid; expected at least 1")

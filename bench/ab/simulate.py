@@ -77,8 +77,8 @@ def slowdowns(text: str) -> list[float]:
 
 
 def pools(paths: list[str], rounds: int | None = None) -> dict[str, dict]:
-    """Per case, from the runs' pairs (each process's first ``rounds`` rounds; None: all): ``residuals`` (log ratios minus their run's mean, scaled to
-    undo the shrinkage of that mean), ``between`` (the sd of the run means beyond that), ``bias``
+    """Per case, from the runs' pairs (each process's first ``rounds`` rounds; None: all): ``residuals``
+    (log ratios minus their run's mean, scaled to undo the shrinkage of that mean), ``between`` (the sd of the run means beyond that), ``bias``
     (the mean log ratio over every pair, what an unchanged tree shows) and the count of runs and pairs."""
     runs: dict[str, list[list[float]]] = {}
     for path in paths:
@@ -163,11 +163,13 @@ def table(case_pools: dict[str, dict], settings: experiment.Settings, slowdowns,
 
 def design(settings: experiment.Settings, rounds: int | None = None) -> str:
     grow = f", growing to {settings.max_pairs} until {settings.detect:g} % is ruled out" if settings.max_pairs else ""
-    timed = f", {rounds} round{'s' * (rounds != 1)} a process" if rounds is not None else ""
+    timed = f", {rounds} rounds a process" if rounds is not None else ""
     return f"{settings.pairs}+{settings.confirm_pairs} pairs{grow}, rule {settings.rule}{timed}"
 
 
-def markdown(case_pools: dict[str, dict], settings: experiment.Settings, rows: list[dict], rounds=None) -> str:
+def markdown(
+    case_pools: dict[str, dict], settings: experiment.Settings, rows: list[dict], rounds: int | None = None
+) -> str:
     spread = "; ".join(
         f"{k.split('-bs')[0]}: sd within a run {np.std(p['residuals'], ddof=1):.3f}, between runs {p['between']:.3f},"
         f" bias {math.exp(p['bias']):.3f} ({p['runs']} runs, {p['pairs']} pairs)"

@@ -8,14 +8,18 @@ import pytest
 
 from bench.ab import simulate
 from bench.ab.experiment import Settings
+from bench.errors import UsageError
 
 KEY = "resnet20-train-bs128-fp32-xla_off-synthetic-tensorflow"
 
 
 def _report(tmp_path, runs, name="aa.json"):
-    """A figures report whose pair i of run j has HEAD/BASE = runs[j][i] (one round each side)."""
+    """A figures report whose pair i of run j has HEAD/BASE = runs[j][i] (two rounds each side)."""
     trials = [
-        {"interleave": "rounds", "pairs": [{"cases": {KEY: {"BASE": [100.0], "HEAD": [100.0 * r]}}} for r in ratios]}
+        {
+            "interleave": "rounds",
+            "pairs": [{"cases": {KEY: {"BASE": [100.0] * 2, "HEAD": [100.0 * r] * 2}}} for r in ratios],
+        }
         for ratios in runs
     ]
     path = tmp_path / name
@@ -81,7 +85,7 @@ def test_a_design_s_rounds_are_replayed_from_each_process_s_first_rounds(tmp_pat
     path.write_text(json.dumps({"trials": runs}))
     assert np.exp(simulate.pools([str(path)], rounds=4)[KEY]["bias"]) == pytest.approx(0.9)
     assert np.exp(simulate.pools([str(path)])[KEY]["bias"]) == pytest.approx(1.1)  # all 10: median of the ratios
-    with pytest.raises(Exception, match="--rounds 11: .* has a process with 10 rounds"):
+    with pytest.raises(UsageError, match="--rounds 11: .* has a process with 10 rounds"):
         simulate.pools([str(path)], rounds=11)
 
 
@@ -99,7 +103,7 @@ def test_too_few_recorded_runs_is_refused(tmp_path):
         (["--", "--max-pairs", "2", "--pairs", "3"], "--max-pairs 2"),
         (["--", "--detect", "0"], "--detect 0"),
         (["--", "--rounds", "0"], "--rounds 0"),
-        (["--", "--rounds", "2"], "--rounds 2: "),
+        (["--", "--rounds", "3"], "--rounds 3: "),
         (["NOT_A_RUN"], "not an ab.json or a figures report"),
         (["--", "--tolerance", "throughput:-80%"], "80"),
         (["MISSING"], "does not exist"),
@@ -123,7 +127,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, named):
     argv = [files.get(a, a) for a in argv]
     recorded = [a for a in argv if a.startswith(str(tmp_path))] or [good]
     options = [a for a in argv if not a.startswith(str(tmp_path))]
-    options += [] if "--rounds" in options else ["--", "--rounds", "1"][("--" in options) :]  # one round recorded
+    if "--rounds" not in options:  # the reports here recorded two rounds a process
+        options += ["--rounds", "2"] if "--" in options else ["--", "--rounds", "2"]
     split = options.index("--") if "--" in options else len(options)
     out = tmp_path / "out.json"
     code = figures.main(["simulate", *recorded, *options[:split], "--out", str(out), *options[split:]])
@@ -137,10 +142,10 @@ def test_the_figure_writes_its_rows(tmp_path, capsys):
 
     good = _report(tmp_path, [[1.0, 1.01, 0.99], [0.99, 1.0, 1.02]])
     out = tmp_path / "out.json"
-    argv = ["simulate", good, "--trials", "20", "--slowdowns", "0,0.3", "--out", str(out), "--", "--rounds", "1"]
+    argv = ["simulate", good, "--trials", "20", "--slowdowns", "0,0.3", "--out", str(out), "--", "--rounds", "2"]
     assert figures.main(argv) == 0
     written = json.loads(out.read_text())
     rows, design = written["rows"], written["design"]
-    assert design.endswith("1 round a process")
+    assert design.endswith("2 rounds a process")
     assert [r["slowdown"] for r in rows] == [0.0, 0.3] and rows[1]["failed"] == 1.0
     assert "| 30% |" in capsys.readouterr().out
