@@ -54,12 +54,13 @@ def run(
     head: Side | str,
     settings: Settings,
     *,
-    calibration: Callable[[str | None], float | None] = lambda device_class: None,
+    calibration: Callable[[str | None], tuple[float | None, str | None]] = lambda device_class: (None, None),
     workdir: Path | None = None,
     log=print,
 ) -> dict:
     """A/B of ``head`` against ``base``: the result document (``cases``, ``pairs``, ``sides``, ...).
-    ``calibration(device_class)`` is the A/A threshold recorded for the machine (a fraction) or None.
+    ``calibration(device_class)`` is the A/A threshold recorded for the machine and this design (a
+    fraction), or None and why.
     A pair's processes take turns (``runner.measure_interleaved``) when ``settings.interleave`` is
     "rounds" and both trees know how; else they run one after the other (``runner.measure``)."""
     base = parse(base) if isinstance(base, str) else base
@@ -95,7 +96,7 @@ def run(
             asked = None if drop_backend else cases
             return runner.run_pairs(sides, count, one(cases), rng=rng, start=start, asked=asked, log=log)
 
-        pairs, second, cases, threshold, cal = decide(take, settings, calibration, log=log)
+        pairs, second, cases, threshold = decide(take, settings, calibration, log=log)
         device_class = _device_class(pairs)
         environments = {s.label: {**s.environment, "versions": _versions(pairs, s.label)} for s in sides}
     machine = next((p[x].get("machine_info") for p in pairs for x in runner.LABELS if p[x].get("machine_info")), {})
@@ -107,7 +108,7 @@ def run(
         "produced_by": machine_line(machine or {}),
         "settings": {**dataclasses.asdict(settings), "tolerance": settings.tolerance, "repo": str(settings.repo)},
         "interleave": interleave,
-        "threshold": {"value": threshold, "rule": settings.rule, "calibration": cal},
+        "threshold": threshold,
         "sides": environments,
         "cases": cases,
         "pairs": pairs,
@@ -123,9 +124,10 @@ def decide(take: Callable[[int, list[str] | None, int], list[dict]], settings: S
     """The pairs an A/B runs and its verdict, given ``take(count, cases, start)``, which runs
     ``count`` new pairs for ``cases`` (None: all) numbered from ``start``: the first set (grown while
     a case is undecided), then a confirming set for the cases it flags slower (grown likewise).
-    Returns (pairs, confirmation pairs, per-case rows, threshold, calibration)."""
+    Returns (pairs, confirmation pairs, per-case rows, the threshold: its value, the rule, the
+    calibration and, where there is none, why)."""
     pairs = take(settings.pairs, None, 0)
-    cal = calibration(_device_class(pairs))
+    cal, why = calibration(_device_class(pairs))
     threshold = max(settings.tolerance / 100.0, cal or 0.0)
     limit = settings.max_pairs or 0
     detect = settings.detect / 100.0
@@ -145,7 +147,8 @@ def decide(take: Callable[[int, list[str] | None, int], list[dict]], settings: S
         second = take_more(settings.confirm_pairs, flagged, 0)
         second = grow(second, take_more, limit=limit, threshold=threshold, detect=detect, among=flagged, log=log)
     cases = verdict.confirm(cases, verdict.evaluate(second, threshold) if second else {})
-    return pairs, second, cases, threshold, cal
+    judged = {"value": threshold, "rule": settings.rule, "calibration": cal}
+    return pairs, second, cases, judged | ({"calibration_note": why} if why else {})
 
 
 def _device_class(pairs: list[dict]) -> str | None:
@@ -214,6 +217,6 @@ def summary(doc: dict) -> str:
             f"inconclusive (interval wider than the threshold: more --pairs or a quieter machine): {', '.join(unsure)}"
         )
     if doc["threshold"]["calibration"] is None:
-        parts.append(f"no A/A calibration for {doc['device_class']}: run `python -m bench ab --calibrate`")
+        parts.append(doc["threshold"].get("calibration_note") or f"no A/A calibration for {doc['device_class']}")
     verdict_word = "FAIL" if failed else "OK"
     return f"{verdict_word}: " + ("; ".join(parts) if parts else "no confirmed regression")

@@ -63,7 +63,7 @@ def header(doc: dict) -> list[str]:
     t = doc["threshold"]
     lines.append(
         f"threshold {t['value']:.1%} = max(rule {t['rule']}, A/A calibration "
-        + (f"{t['calibration']:.1%})" if t["calibration"] is not None else "none recorded for this device class)")
+        + (f"{t['calibration']:.1%})" if t["calibration"] is not None else "none that applies)")
     )
     how = {"rounds": "their rounds interleaved", "processes": "one process after the other"}.get(doc.get("interleave"))
     lines.append(

@@ -137,7 +137,7 @@ def one_run(case_pools: dict[str, dict], slowdown: float, settings: experiment.S
             )
         return new
 
-    pairs, second, cases, _, _ = experiment.decide(take, settings, lambda _dc: None, log=lambda *a: None)
+    pairs, second, cases, _ = experiment.decide(take, settings, lambda _dc: (None, None), log=lambda *a: None)
     return {"failed": verdict.regressed(cases), "pairs": len(pairs), "confirmation_pairs": len(second)}
 
 

@@ -200,14 +200,29 @@ def settings(args: argparse.Namespace):
     )
 
 
-def calibration_lookup(path: str):
-    """``device_class -> threshold`` from baselines.json's ``ab_calibration`` (None where none)."""
+def calibration_lookup(path: str, opts):
+    """``device_class -> (threshold, why none)`` from baselines.json's ``ab_calibration``. A recorded
+    threshold counts only for a run of the same design (``opts``: the throughput options every process
+    gets, the interleave): an A/A of other cases, rounds or batch says nothing about this run's spread.
+    Otherwise (None, the reason, one line)."""
+    design = {"throughput_args": list(opts.throughput_args), "interleave": opts.interleave}
 
-    def lookup(device_class: str | None) -> float | None:
-        if device_class is None or not Path(path).exists():
-            return None
-        entry = baselines.section(path, "ab_calibration").get(device_class) or {}
-        return entry.get("threshold")
+    def lookup(device_class: str | None) -> tuple[float | None, str | None]:
+        entry = {}
+        if device_class is not None and Path(path).exists():
+            entry = baselines.section(path, "ab_calibration").get(device_class) or {}
+        if entry.get("threshold") is None:
+            return None, f"no A/A calibration for {device_class}: run `python -m bench ab --calibrate`"
+        differ = {k: entry.get(k) for k, v in design.items() if entry.get(k) != v}
+        if differ:
+            theirs = "; ".join(
+                f"{k} {' '.join(v) if isinstance(v, list) else v or 'not recorded'}" for k, v in differ.items()
+            )
+            return None, (
+                f"the A/A calibration for {device_class} ran other options ({theirs}) and does not apply:"
+                " run `python -m bench ab --calibrate` with this run's options"
+            )
+        return entry["threshold"], None
 
     return lookup
 
@@ -243,7 +258,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--calibrate runs an A/A: BASE {base.text!r} and HEAD {head.text!r} must be the same side")
     opts = settings(args)
     out = out_dir(args)
-    lookup = (lambda _dc: None) if args.calibrate else calibration_lookup(args.baselines)
+    lookup = (
+        (lambda _dc: (None, "an A/A run: calibrating")) if args.calibrate else calibration_lookup(args.baselines, opts)
+    )
     doc = experiment.run(base, head, opts, calibration=lookup, workdir=out / "processes")
     print()
     print("\n".join(report.header(doc)))

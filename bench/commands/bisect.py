@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     opts = settings(args)
     found, side = candidates(args, opts.repo)
     out = out_dir(args)
-    lookup = calibration_lookup(args.baselines)
+    lookup = calibration_lookup(args.baselines, opts)
     steps = 0
 
     def judge(candidate: str) -> tuple[bool, dict]:

@@ -91,6 +91,28 @@ def test_calibration_is_recorded_and_then_raises_the_threshold(tmp_path, slowdow
     assert code == 0 and doc["threshold"] == {"value": 0.5, "rule": "throughput:-3%", "calibration": 0.5}
 
 
+@pytest.mark.parametrize(
+    ("recorded", "differs"),
+    [(["--rounds", "5"], "throughput_args"), (["--interleave", "processes"], "interleave"), ([], None)],
+)
+def test_a_calibration_counts_only_for_a_run_of_the_same_design(tmp_path, slowdown, capsys, recorded, differs):
+    assert ab(tmp_path, "--calibrate", "--pairs", "3", *recorded)[0] == 0
+    data = json.loads((tmp_path / "b.json").read_text())
+    data["ab_calibration"]["cpu:fake x2"]["threshold"] = 0.5  # would let a 10 % slowdown through
+    (tmp_path / "b.json").write_text(json.dumps(data))
+    slowdown["HEAD"] = 0.10
+    capsys.readouterr()
+    code, out = ab(tmp_path)
+    threshold = json.loads((out / "ab.json").read_text())["threshold"]
+    if differs is None:
+        assert code == 0 and threshold["calibration"] == 0.5 and "calibration_note" not in threshold
+        return
+    assert code == 1 and threshold["value"] == 0.03 and threshold["calibration"] is None
+    note = threshold["calibration_note"]
+    assert f"ran other options ({differs} " in note and "does not apply" in note and "\n" not in note
+    assert note in capsys.readouterr().out  # the summary says why the recorded threshold was not used
+
+
 def test_the_defaults_are_the_measured_design_and_a_calibration_runs_fixed_sets():
     import argparse
 
