@@ -2,8 +2,9 @@
 
 Top level: ``{"schema": 1, "throughput": {...}, "accuracy": {...}, "ab_calibration": {...}}``. Each
 section maps a key to an entry; the section's owner (``bench.regression.throughput`` for throughput,
-``bench.regression.accuracy`` for accuracy, ``python -m bench ab --calibrate`` for the A/A
-thresholds keyed by device class) validates its entries. Baselines change only through ``python -m
+``bench.regression.accuracy`` for accuracy) validates its entries; the A/A thresholds keyed by device
+class, which ``python -m bench ab --calibrate`` writes and both ``ab`` and ``compare`` read, are
+checked here (``check_calibrations``). Baselines change only through ``python -m
 bench baselines update`` and ``ab --calibrate``; an update holds a lock from its read to its one
 atomic write, so concurrent updates never lose one another's entries.
 """
@@ -47,7 +48,23 @@ def load(path: str | Path = DEFAULT_PATH) -> dict:
         entries = data.setdefault(section, {})
         if not isinstance(entries, dict) or not all(isinstance(v, dict) for v in entries.values()):
             raise BaselinesError(f"baselines file {str(path)!r}: section {section!r} must map keys to objects")
+    check_calibrations(data["ab_calibration"], path)
     return data
+
+
+def check_calibrations(entries: dict, path: str | Path) -> None:
+    """Each ``ab_calibration`` entry: a threshold, a fraction from 0 to 1, and the throughput options
+    and interleave its A/A ran (what a run must share for the threshold to count)."""
+    for device_class, entry in entries.items():
+        where = f"baselines file {str(path)!r}: ab_calibration[{device_class!r}]"
+        t = entry.get("threshold")
+        if isinstance(t, bool) or not isinstance(t, int | float) or not 0 <= t < 1:  # NaN too
+            raise BaselinesError(f"{where}.threshold is {t!r}; expected a fraction from 0 to 1")
+        args = entry.get("throughput_args")
+        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+            raise BaselinesError(f"{where}.throughput_args is {args!r}; expected a list of strings")
+        if not isinstance(entry.get("interleave", ""), str):
+            raise BaselinesError(f"{where}.interleave is {entry['interleave']!r}; expected a string")
 
 
 def section(path: str | Path, name: str) -> dict:

@@ -78,6 +78,9 @@ FILES = {
         }
     ),
     "archive.tar.gz": b"not a tarball",
+    "calibration_text.json": json.dumps(
+        {"schema": 1, "ab_calibration": {"cpu:x": {"threshold": "2%", "throughput_args": []}}}
+    ),
 }
 
 
@@ -228,6 +231,13 @@ CASES: list[tuple[str, str, str, list[str], str]] = [
         "corrupt",
         ["compare", "{tmp}/throughput.json", "--baselines", "{tmp}/baselines_latin1.json"],
         "UTF-8",
+    ),
+    (
+        "compare",
+        "--baselines",
+        "wrong type",
+        ["compare", "{tmp}/throughput.json", "--baselines", "{tmp}/calibration_text.json"],
+        "threshold is '2%'",
     ),
     ("compare", "--tolerance", "wrong type", ["compare", "{tmp}/throughput.json", "--tolerance", "five"], "five"),
     (
@@ -420,6 +430,7 @@ CASES += [
     ("ab", "head", "wrong type", ["ab", ".", "hg:tip", "--out", "{tmp}/ab"], "hg:tip"),
     ("ab", "--calibrate", "out of range", ["ab", "git:HEAD", ".", "--calibrate", "--out", "{tmp}/ab"], "--calibrate"),
     ("ab", "--recipe", "wrong type", [*AB, "--recipe", "nope_recipe"], "nope_recipe"),
+    ("ab", "--baselines", "wrong type", [*AB, "--baselines", "{tmp}/calibration_text.json"], "threshold is '2%'"),
     ("ab", "--seeds", "out of range", [*AB, "--recipe", RECIPE, "--seeds", "1"], "--seeds 1"),
     ("ab", "--budget", "wrong type", [*AB, "--recipe", RECIPE, "--budget", "hours=1"], "hours=1"),
     (

@@ -25,6 +25,11 @@ def test_the_repository_file_is_valid():
         ({"schema": 1, "throughput": {}, "latency": {}}, r"unknown section\(s\) \['latency'\]"),
         ({"schema": 1, "throughput": [], "accuracy": {}}, "section 'throughput' must map keys to objects"),
         ({"schema": 1, "throughput": {"k": 3}, "accuracy": {}}, "section 'throughput' must map keys to objects"),
+        ({"schema": 1, "ab_calibration": {"cpu:x": {"threshold": "2%"}}}, r"\['cpu:x'\]\.threshold is '2%'"),
+        ({"schema": 1, "ab_calibration": {"cpu:x": {"threshold": 1.5}}}, "expected a fraction from 0 to 1"),
+        ({"schema": 1, "ab_calibration": {"cpu:x": {"threshold": float("nan")}}}, "threshold is nan"),
+        ({"schema": 1, "ab_calibration": {"cpu:x": {"threshold": 0.02}}}, "throughput_args is None"),
+        ({"schema": 1, "ab_calibration": {"cpu:x": {"threshold": 0.02, "throughput_args": [5]}}}, "list of strings"),
     ],
 )
 def test_corrupt_or_invalid_files_are_errors(tmp_path, content, match):
