@@ -211,7 +211,7 @@ def calibration_lookup(path: str, opts):
         entry = {}
         if device_class is not None and Path(path).exists():
             entry = baselines.section(path, "ab_calibration").get(device_class) or {}
-        if entry.get("threshold") is None:
+        if not entry:  # an entry's fields were checked on load (baselines.check_calibrations)
             return None, f"no A/A calibration for {device_class}: run `python -m bench ab --calibrate`"
         differ = {k: entry.get(k) for k, v in design.items() if entry.get(k) != v}
         if differ:

@@ -30,6 +30,10 @@ def test_the_repository_file_is_valid():
         ({"schema": 1, "ab_calibration": {"cpu:x": {"threshold": float("nan")}}}, "threshold is nan"),
         ({"schema": 1, "ab_calibration": {"cpu:x": {"threshold": 0.02}}}, "throughput_args is None"),
         ({"schema": 1, "ab_calibration": {"cpu:x": {"threshold": 0.02, "throughput_args": [5]}}}, "list of strings"),
+        (
+            {"schema": 1, "ab_calibration": {"cpu:x": {"threshold": 0.02, "throughput_args": [], "interleave": 2}}},
+            "interleave is 2; expected a string",
+        ),
     ],
 )
 def test_corrupt_or_invalid_files_are_errors(tmp_path, content, match):
