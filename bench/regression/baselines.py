@@ -53,8 +53,8 @@ def load(path: str | Path = DEFAULT_PATH) -> dict:
 
 
 def check_calibrations(entries: dict, path: str | Path) -> None:
-    """Each ``ab_calibration`` entry: a threshold, a fraction from 0 to 1, and the throughput options
-    and interleave its A/A ran (what a run must share for the threshold to count)."""
+    """Each ``ab_calibration`` entry: a threshold, a fraction from 0 to 1, and the throughput options,
+    interleave and cases its A/A ran (what a run must share for the threshold to count)."""
     for device_class, entry in entries.items():
         where = f"baselines file {str(path)!r}: ab_calibration[{device_class!r}]"
         t = entry.get("threshold")
@@ -65,6 +65,8 @@ def check_calibrations(entries: dict, path: str | Path) -> None:
             raise BaselinesError(f"{where}.throughput_args is {args!r}; expected a list of strings")
         if not isinstance(entry.get("interleave", ""), str):
             raise BaselinesError(f"{where}.interleave is {entry['interleave']!r}; expected a string")
+        if not isinstance(entry.get("cases", {}), dict):
+            raise BaselinesError(f"{where}.cases is {entry['cases']!r}; expected the A/A's cases by key")
 
 
 def section(path: str | Path, name: str) -> dict:

@@ -122,14 +122,16 @@ MIN_RUNS = 3  # between-run medians needed for a prediction interval
 
 def between_run_calibrations(section: dict) -> dict[str, float]:
     """baselines.json's ``ab_calibration`` thresholds that ``compare`` may take for the spread between
-    runs, by device class: only those of an A/A whose processes ran one after the other
-    (``ab --calibrate --interleave processes``). With turns (the default) the two sides' rounds run a
-    second apart and the drift between runs cancels, so that threshold is far narrower than two runs
-    on different days differ; it serves ``ab``, not ``compare``."""
+    runs, by result key (``device class/case``): only those of an A/A whose processes ran one after
+    the other (``ab --calibrate --interleave processes``), and only for the cases that A/A ran. With
+    turns (the default) the two sides' rounds run a second apart and the drift between runs cancels,
+    so that threshold is far narrower than two runs on different days differ; it serves ``ab``, not
+    ``compare``. And an A/A of resnet20 says nothing of how far resnet50's runs drift apart."""
     return {
-        dc: e["threshold"]
+        f"{dc}/{case}": e["threshold"]
         for dc, e in section.items()
-        if e.get("interleave") == "processes" and e.get("threshold") is not None
+        if e.get("interleave") == "processes"
+        for case in e.get("cases") or {}
     }
 
 
@@ -163,7 +165,8 @@ def judge_all(
     alpha: float = rules.ALPHA,
     calibration: dict | None = None,
 ) -> list[rules.Finding]:
-    """One finding per current result; ``calibration`` maps a device class to its A/A threshold."""
+    """One finding per current result; ``calibration`` maps a result key to its A/A threshold
+    (``between_run_calibrations``)."""
     override = _rule(rule_override) if rule_override else None
     findings = []
     for r in current:
@@ -177,9 +180,12 @@ def judge_all(
             continue
         sig = stats.significance(r["samples"], entry["samples"], alpha=alpha)
         between = between_run_significance(
-            r["median"], entry, alpha=alpha, calibration=(calibration or {}).get(r["key"].split("/", 1)[0])
+            r["median"], entry, alpha=alpha, calibration=(calibration or {}).get(r["key"])
         )
         notes = [between["note"]]
+        device_class = r["key"].split("/", 1)[0]
+        if between["significant"] is None and any(k.split("/", 1)[0] == device_class for k in calibration or {}):
+            notes.append(f"the A/A calibration for {device_class} ran other cases and does not apply")
         if between["significant"] is not None:
             sig["significant"] = between["significant"]
         elif sig["p"] is not None:

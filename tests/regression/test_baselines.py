@@ -34,6 +34,10 @@ def test_the_repository_file_is_valid():
             {"schema": 1, "ab_calibration": {"cpu:x": {"threshold": 0.02, "throughput_args": [], "interleave": 2}}},
             "interleave is 2; expected a string",
         ),
+        (
+            {"schema": 1, "ab_calibration": {"cpu:x": {"threshold": 0.02, "throughput_args": [], "cases": ["a"]}}},
+            r"cases is \['a'\]; expected the A/A's cases by key",
+        ),
     ],
 )
 def test_corrupt_or_invalid_files_are_errors(tmp_path, content, match):

@@ -48,7 +48,7 @@ def test_a_drop_beyond_a_tight_between_run_spread_is_a_regression():
 @pytest.mark.parametrize("median, expected", [(432.0, rules.Verdict.PASS), (380.0, rules.Verdict.REGRESSION)])
 def test_the_aa_calibration_stands_in_for_runs(median, expected):
     # one recorded run; the machine's A/A threshold is 10 %: a 6 % drop passes, a 17 % drop does not
-    found = verdict(median, entries(460.0), calibration={DC: 0.10})
+    found = verdict(median, entries(460.0), calibration={KEY: 0.10})
     assert found.verdict == expected and "A/A calibration" in found.reason
 
 
@@ -56,13 +56,33 @@ def test_only_an_aa_run_between_processes_stands_in_for_runs():
     """An A/A with turns (the default) cancels the drift between runs that compare must allow for:
     its narrow threshold would turn that drift into regressions, so compare takes only one whose
     processes ran one after the other."""
+    case_key = KEY.split("/", 1)[1]
     section = {
-        "cpu:turns x2": {"threshold": 0.026, "interleave": "rounds"},
-        "cpu:older x2": {"threshold": 0.03},  # recorded before the field: with turns, the default then too
-        "cpu:apart x2": {"threshold": 0.12, "interleave": "processes"},
+        "cpu:turns x2": {"threshold": 0.026, "interleave": "rounds", "cases": {case_key: {}}},
+        "cpu:older x2": {"threshold": 0.03, "cases": {case_key: {}}},  # recorded before the field: turns then too
+        "cpu:apart x2": {"threshold": 0.12, "interleave": "processes", "cases": {case_key: {}}},
     }
-    assert compare.between_run_calibrations(section) == {"cpu:apart x2": 0.12}
+    assert compare.between_run_calibrations(section) == {f"cpu:apart x2/{case_key}": 0.12}
     found = verdict(
         391.0, entries(460.0), alpha=0.1, calibration=compare.between_run_calibrations({DC: section["cpu:turns x2"]})
     )
     assert "rounds of one run only" in found.reason and "--interleave processes" in found.reason
+
+
+def test_an_aa_calibration_stands_in_only_for_the_cases_it_ran():
+    """A 12 % between-run threshold from an A/A of resnet56 says nothing of how far resnet20's runs
+    drift apart: resnet20's 15 % drop is judged without it (here: the rounds of one run), and the
+    reason says why the calibration was not used. Its own case takes it."""
+    other = KEY.split("/", 1)[1].replace("resnet20", "resnet56")
+    calibration = compare.between_run_calibrations(
+        {DC: {"threshold": 0.20, "interleave": "processes", "cases": {other: {}}}}
+    )
+    assert calibration == {f"{DC}/{other}": 0.20}
+    found = verdict(391.0, entries(460.0), alpha=0.1, calibration=calibration)
+    assert found.verdict == rules.Verdict.REGRESSION
+    assert "ran other cases and does not apply" in found.reason and "A/A calibration ±" not in found.reason
+    ran = compare.between_run_calibrations(
+        {DC: {"threshold": 0.20, "interleave": "processes", "cases": {KEY.split("/", 1)[1]: {}}}}
+    )
+    found = verdict(391.0, entries(460.0), alpha=0.1, calibration=ran)
+    assert found.verdict == rules.Verdict.PASS and "A/A calibration ±20.0%" in found.reason
