@@ -4,7 +4,7 @@ Sides (``bench.ab.sides``): ``.`` (the working tree, the default HEAD), ``git:RE
 ``backend:NAME``, combined with ``+``. Writes ``ab.json`` (every pair's raw samples, both
 environments, the load), ``ab.md`` and ``ab.png`` under ``--out``. Exit 1 on a confirmed regression
 (or a case with no result), 0 otherwise, 2 on bad input. ``--calibrate`` runs an A/A (default
-``. .``) and records its threshold for this device class in baselines.json's ``ab_calibration``.
+``. .``) and records its threshold for this device class and design in baselines.json's ``ab_calibration``.
 """
 
 from __future__ import annotations
@@ -208,21 +208,31 @@ def calibration_lookup(path: str, opts):
     design = {"throughput_args": list(opts.throughput_args), "interleave": opts.interleave}
 
     def lookup(device_class: str | None) -> tuple[float | None, str | None]:
-        entry = {}
-        if device_class is not None and Path(path).exists():
-            entry = baselines.section(path, "ab_calibration").get(device_class) or {}
-        if not entry:  # an entry's fields were checked on load (baselines.check_calibrations)
+        section = baselines.section(path, "ab_calibration") if Path(path).exists() else {}
+        # entries were checked on load (baselines.check_calibrations); the fields, not the key, say what ran
+        mine = [
+            e
+            for k, e in section.items()
+            if device_class is not None and baselines.calibration_device_class(k) == device_class
+        ]
+        for entry in mine:
+            if all(entry.get(k) == v for k, v in design.items()):
+                return entry["threshold"], None
+        if not mine:
             return None, f"no A/A calibration for {device_class}: run `python -m bench ab --calibrate`"
-        differ = {k: entry.get(k) for k, v in design.items() if entry.get(k) != v}
-        if differ:
-            theirs = "; ".join(
-                f"{k} {' '.join(v) if isinstance(v, list) else v or 'not recorded'}" for k, v in differ.items()
+        theirs = " / ".join(
+            "; ".join(
+                f"{k} {' '.join(v) if isinstance(v, list) else v or 'not recorded'}"
+                for k, v in ((k, entry.get(k)) for k in design)
+                if v != design[k]
             )
-            return None, (
-                f"the A/A calibration for {device_class} ran other options ({theirs}) and does not apply:"
-                " run `python -m bench ab --calibrate` with this run's options"
-            )
-        return entry["threshold"], None
+            for entry in mine
+        )
+        return None, (
+            f"the A/A calibration{'s' if len(mine) > 1 else ''} for {device_class} ran other options ({theirs})"
+            f" and {'none applies' if len(mine) > 1 else 'does not apply'}: run `python -m bench ab --calibrate`"
+            " with this run's options"
+        )
 
     return lookup
 
@@ -268,7 +278,7 @@ def run(args: argparse.Namespace) -> int:
     print(report.table(doc["cases"]))
     if args.calibrate:
         entry = calibration_entry(doc, verdict.calibration(doc["cases"]))
-        baselines.update(args.baselines, "ab_calibration", {doc["device_class"]: entry})
+        record_calibration(args.baselines, doc["device_class"], entry)
         print(
             f"\ncnn-bench ab: A/A threshold {entry['threshold']:.1%} for {doc['device_class']} recorded in {args.baselines}"
         )
@@ -311,6 +321,25 @@ def run_accuracy(args: argparse.Namespace, base, head) -> int:
         )
     print(f"cnn-bench ab: wrote {write_json(out / 'ab-accuracy.json', doc)}")
     return 1 if doc["verdict"] in (accuracy.LOWER, accuracy.ERROR) else 0
+
+
+def record_calibration(path: str, device_class: str, entry: dict) -> None:
+    """Store ``entry`` under its design's key (``calibration_key``), in place of any earlier entry of
+    this device class and design (under the device class alone, as written before the key named the
+    design), and leave the device class's other designs as they are."""
+    key = baselines.calibration_key(device_class, entry)
+
+    def make(data: dict) -> dict:
+        same = [
+            k
+            for k, e in data["ab_calibration"].items()
+            if k != key
+            and baselines.calibration_device_class(k) == device_class
+            and baselines.calibration_key(device_class, e) == key
+        ]
+        return {"ab_calibration": {key: entry, **dict.fromkeys(same)}}
+
+    baselines.update_sections(path, make)
 
 
 def calibration_entry(doc: dict, threshold: float) -> dict:

@@ -3,8 +3,8 @@
 Top level: ``{"schema": 1, "throughput": {...}, "accuracy": {...}, "ab_calibration": {...}}``. Each
 section maps a key to an entry; the section's owner (``bench.regression.throughput`` for throughput,
 ``bench.regression.accuracy`` for accuracy) validates its entries; the A/A thresholds keyed by device
-class, which ``python -m bench ab --calibrate`` writes and both ``ab`` and ``compare`` read, are
-checked here (``check_calibrations``). Baselines change only through ``python -m
+class and design, which ``python -m bench ab --calibrate`` writes and both ``ab`` and ``compare`` read,
+are checked here (``check_calibrations``). Baselines change only through ``python -m
 bench baselines update`` and ``ab --calibrate``; an update holds a lock from its read to its one
 atomic write, so concurrent updates never lose one another's entries.
 """
@@ -55,8 +55,8 @@ def load(path: str | Path = DEFAULT_PATH) -> dict:
 def check_calibrations(entries: dict, path: str | Path) -> None:
     """Each ``ab_calibration`` entry: a threshold, a fraction from 0 to 1, and the throughput options,
     interleave and cases its A/A ran (what a run must share for the threshold to count)."""
-    for device_class, entry in entries.items():
-        where = f"baselines file {str(path)!r}: ab_calibration[{device_class!r}]"
+    for key, entry in entries.items():
+        where = f"baselines file {str(path)!r}: ab_calibration[{key!r}]"
         t = entry.get("threshold")
         if isinstance(t, bool) or not isinstance(t, int | float) or not 0 <= t < 1:  # NaN too
             raise BaselinesError(f"{where}.threshold is {t!r}; expected a fraction from 0 to 1")
@@ -67,6 +67,18 @@ def check_calibrations(entries: dict, path: str | Path) -> None:
             raise BaselinesError(f"{where}.interleave is {entry['interleave']!r}; expected a string")
         if not isinstance(entry.get("cases", {}), dict):
             raise BaselinesError(f"{where}.cases is {entry['cases']!r}; expected the A/A's cases by key")
+
+
+def calibration_key(device_class: str, design: dict) -> str:
+    """baselines.json's ``ab_calibration`` key of one A/A: its device class and its design (the
+    interleave and the throughput options every process got), so that each design keeps its own
+    threshold: an A/A with turns for ``ab`` and one between processes for ``compare`` live side by side."""
+    return " | ".join([device_class, design.get("interleave") or "", " ".join(design.get("throughput_args") or [])])
+
+
+def calibration_device_class(key: str) -> str:
+    """The device class of an ``ab_calibration`` key (``calibration_key``; before it, the device class alone)."""
+    return key.split(" | ", 1)[0]
 
 
 def section(path: str | Path, name: str) -> dict:
@@ -95,8 +107,8 @@ def update_sections(
     path: str | Path, make: Callable[[dict], dict[str, dict[str, dict]]], *, dry_run: bool = False
 ) -> list[str]:
     """Under the lock: read the file, ``make(data)`` the new entries of every section from it
-    (``{section: {key: entry}}``; it may raise, and then nothing is written), merge them and write
-    the file once, atomically. Returns a readable diff."""
+    (``{section: {key: entry}}``, an entry of None removing its key; it may raise, and then nothing is
+    written), merge them and write the file once, atomically. Returns a readable diff."""
     path = Path(path)
     with locked(path):
         data = load(path) if path.exists() else {"schema": SCHEMA, **{s: {} for s in SECTIONS}}
@@ -107,13 +119,16 @@ def update_sections(
                 raise UsageError(f"baselines section {name!r} is invalid; valid: {list(SECTIONS)}")
             old = data[name]
             for key, entry in sorted(entries.items()):
-                if key not in old:
-                    diff.append(f"+ {name}/{key}: {json.dumps(entry, sort_keys=True)}")
-                elif old[key] != entry:
+                if key in old and old[key] != entry:
                     diff.append(f"- {name}/{key}: {json.dumps(old[key], sort_keys=True)}")
+                if entry is not None and old.get(key) != entry:
                     diff.append(f"+ {name}/{key}: {json.dumps(entry, sort_keys=True)}")
         if not dry_run and diff:
-            write_json(path, {**data, **{name: {**data[name], **entries} for name, entries in new.items()}})
+            merged = {
+                name: {k: e for k, e in {**data[name], **entries}.items() if e is not None}
+                for name, entries in new.items()
+            }
+            write_json(path, {**data, **merged})
     return diff
 
 

@@ -76,15 +76,25 @@ def test_no_change_exits_0_without_confirmation(tmp_path, slowdown):
     assert doc["sides"]["BASE"]["versions"]["keras"] == "3.15.1"
 
 
+def calibrations(tmp_path) -> dict:
+    return json.loads((tmp_path / "b.json").read_text())["ab_calibration"]
+
+
+def set_threshold(tmp_path, value: float) -> None:
+    """Every recorded calibration's threshold set to ``value``, as if its A/A had been that noisy."""
+    data = json.loads((tmp_path / "b.json").read_text())
+    for entry in data["ab_calibration"].values():
+        entry["threshold"] = value
+    (tmp_path / "b.json").write_text(json.dumps(data))
+
+
 def test_calibration_is_recorded_and_then_raises_the_threshold(tmp_path, slowdown, capsys):
     assert ab(tmp_path, "--calibrate", "--pairs", "3")[0] == 0
-    stored = json.loads((tmp_path / "b.json").read_text())["ab_calibration"]["cpu:fake x2"]
+    ((key, stored),) = calibrations(tmp_path).items()
+    assert key.startswith("cpu:fake x2 | rounds | --rounds 10 ")  # the device class and the design
     assert 0 < stored["threshold"] < 0.2 and stored["pairs"] == 3 and set(stored["cases"]) == set(CASES)
     assert "A/A threshold" in capsys.readouterr().out
-    # a threshold of 50 % lets a 10 % slowdown through
-    data = json.loads((tmp_path / "b.json").read_text())
-    data["ab_calibration"]["cpu:fake x2"]["threshold"] = 0.5
-    (tmp_path / "b.json").write_text(json.dumps(data))
+    set_threshold(tmp_path, 0.5)  # a threshold of 50 % lets a 10 % slowdown through
     slowdown["HEAD"] = 0.10
     code, out = ab(tmp_path)
     doc = json.loads((out / "ab.json").read_text())
@@ -97,9 +107,7 @@ def test_calibration_is_recorded_and_then_raises_the_threshold(tmp_path, slowdow
 )
 def test_a_calibration_counts_only_for_a_run_of_the_same_design(tmp_path, slowdown, capsys, recorded, differs):
     assert ab(tmp_path, "--calibrate", "--pairs", "3", *recorded)[0] == 0
-    data = json.loads((tmp_path / "b.json").read_text())
-    data["ab_calibration"]["cpu:fake x2"]["threshold"] = 0.5  # would let a 10 % slowdown through
-    (tmp_path / "b.json").write_text(json.dumps(data))
+    set_threshold(tmp_path, 0.5)  # would let a 10 % slowdown through
     slowdown["HEAD"] = 0.10
     capsys.readouterr()
     code, out = ab(tmp_path)
@@ -111,6 +119,27 @@ def test_a_calibration_counts_only_for_a_run_of_the_same_design(tmp_path, slowdo
     note = threshold["calibration_note"]
     assert f"ran other options ({differs} " in note and "does not apply" in note and "\n" not in note
     assert note in capsys.readouterr().out  # the summary says why the recorded threshold was not used
+
+
+def test_each_design_keeps_its_own_calibration(tmp_path, slowdown):
+    """An A/A between processes (for compare) and one with turns (for ab) live side by side; a new
+    A/A of a design replaces only that design's entry, also one stored under the device class alone
+    (as written before the key named the design)."""
+    assert ab(tmp_path, "--calibrate", "--pairs", "3")[0] == 0
+    assert ab(tmp_path, "--calibrate", "--pairs", "3", "--interleave", "processes")[0] == 0
+    stored = calibrations(tmp_path)
+    assert sorted(e["interleave"] for e in stored.values()) == ["processes", "rounds"]
+    data = json.loads((tmp_path / "b.json").read_text())
+    turns = next(k for k, e in stored.items() if e["interleave"] == "rounds")
+    data["ab_calibration"]["cpu:fake x2"] = {**data["ab_calibration"].pop(turns), "threshold": 0.5}
+    (tmp_path / "b.json").write_text(json.dumps(data))
+    slowdown["HEAD"] = 0.10
+    assert ab(tmp_path)[0] == 0  # the older key is read: its 50 % lets the 10 % slowdown through
+    slowdown["HEAD"] = 0.0
+    assert ab(tmp_path, "--calibrate", "--pairs", "3")[0] == 0
+    again = calibrations(tmp_path)
+    assert sorted(again) == sorted(stored) and again[turns]["threshold"] < 0.2  # the older key replaced
+    assert again[next(k for k in stored if k != turns)] == stored[next(k for k in stored if k != turns)]
 
 
 def test_the_defaults_are_the_measured_design_and_a_calibration_runs_fixed_sets():

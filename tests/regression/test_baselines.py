@@ -63,6 +63,14 @@ def test_update_shows_a_diff_and_writes_only_when_asked(tmp_path):
         baselines.update(path, "latency", {})
 
 
+def test_an_update_of_none_removes_an_entry_and_keeps_the_others(tmp_path):
+    path = write(tmp_path / "baselines.json", {"schema": 1, "accuracy": {"a": {"x": 1}, "b": {"x": 2}}})
+    diff = baselines.update_sections(path, lambda data: {"accuracy": {"a": None, "c": {"x": 3}}})
+    assert diff == ['- accuracy/a: {"x": 1}', '+ accuracy/c: {"x": 3}']
+    assert baselines.load(path)["accuracy"] == {"b": {"x": 2}, "c": {"x": 3}}
+    assert baselines.update_sections(path, lambda data: {"accuracy": {"gone": None}}) == []  # nothing to remove
+
+
 def test_update_refuses_to_overwrite_a_corrupt_file(tmp_path):
     path = write(tmp_path / "baselines.json", "{corrupt")
     with pytest.raises(BaselinesError):
