@@ -123,6 +123,9 @@ def test_an_injection_is_sized_from_every_timing_of_it(monkeypatch, capsys):
     calls.clear()
     monkeypatch.setattr(figures, "measured_extra", lambda counts: calls.append(1) or {"train": 0.046, "infer": 0.054})
     assert len(figures.injection(0.05)[1]["tries"]) == 1 and calls == [1]  # within a tenth: timed once
+    calls.clear()
+    monkeypatch.setattr(figures, "measured_extra", lambda counts: calls.append(1) or {"train": 0.044, "infer": 0.05})
+    assert len(figures.injection(0.05)[1]["tries"]) > 1  # 12 % short of the target: timed again
 
     calls.clear()
     monkeypatch.setattr(
