@@ -220,14 +220,14 @@ def calibration_lookup(path: str, opts):
                 return entry["threshold"], None
         if not mine:
             return None, f"no A/A calibration for {device_class}: run `python -m bench ab --calibrate`"
-        theirs = " / ".join(
-            "; ".join(
-                f"{k} {' '.join(v) if isinstance(v, list) else v or 'not recorded'}"
-                for k, v in ((k, entry.get(k)) for k in design)
-                if v != design[k]
+
+        def differences(entry: dict) -> str:
+            said = {k: entry.get(k) for k in design if entry.get(k) != design[k]}
+            return "; ".join(
+                f"{k} {' '.join(v) if isinstance(v, list) else v or 'not recorded'}" for k, v in said.items()
             )
-            for entry in mine
-        )
+
+        theirs = " / ".join(differences(entry) for entry in mine)
         return None, (
             f"the A/A calibration{'s' if len(mine) > 1 else ''} for {device_class} ran other options ({theirs})"
             f" and {'none applies' if len(mine) > 1 else 'does not apply'}: run `python -m bench ab --calibrate`"
