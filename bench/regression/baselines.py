@@ -67,6 +67,8 @@ def check_calibrations(entries: dict, path: str | Path) -> None:
             raise BaselinesError(f"{where}.interleave is {entry['interleave']!r}; expected a string")
         if not isinstance(entry.get("cases", {}), dict):
             raise BaselinesError(f"{where}.cases is {entry['cases']!r}; expected the A/A's cases by key")
+        if calibration_rounds(entry) is None:
+            raise BaselinesError(f"{where}.throughput_args is {args!r}; expected --rounds to be a positive integer")
 
 
 def calibration_key(device_class: str, design: dict) -> str:
@@ -74,6 +76,25 @@ def calibration_key(device_class: str, design: dict) -> str:
     interleave and the throughput options every process got), so that each design keeps its own
     threshold: an A/A with turns for ``ab`` and one between processes for ``compare`` live side by side."""
     return " | ".join([device_class, design.get("interleave") or "", " ".join(design.get("throughput_args") or [])])
+
+
+def calibration_rounds(entry: dict) -> int | None:
+    """The rounds each process of an A/A timed: its ``--rounds`` (the throughput default when not
+    given); None when the value is not a positive integer."""
+    from bench.throughput.plan import OPTIONS
+
+    args = list(entry.get("throughput_args") or [])
+    value = OPTIONS["--rounds"]["default"]
+    for i, arg in enumerate(args):
+        if arg == "--rounds":
+            value = args[i + 1] if i + 1 < len(args) else None
+        elif arg.startswith("--rounds="):
+            value = arg.split("=", 1)[1]
+    try:
+        rounds = int(value)
+    except (TypeError, ValueError):
+        return None
+    return rounds if rounds > 0 else None
 
 
 def calibration_device_class(key: str) -> str:

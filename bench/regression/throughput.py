@@ -120,20 +120,30 @@ def validate_entries(entries: dict, path="baselines.json") -> dict:
 MIN_RUNS = 3  # between-run medians needed for a prediction interval
 
 
-def between_run_calibrations(section: dict) -> dict[str, float]:
+def between_run_calibrations(section: dict) -> dict[str, dict[int, float]]:
     """baselines.json's ``ab_calibration`` thresholds that ``compare`` may take for the spread between
-    runs, by result key (``device class/case``): only those of an A/A whose processes ran one after
-    the other (``ab --calibrate --interleave processes``), and only for the cases that A/A ran. With
-    turns (the default) the two sides' rounds run a second apart and the drift between runs cancels,
-    so that threshold is far narrower than two runs on different days differ; it serves ``ab``, not
-    ``compare``. And an A/A of resnet20 says nothing of how far resnet50's runs drift apart."""
-    out: dict[str, float] = {}
+    runs, by result key (``device class/case``) and the rounds each A/A process timed: only those of an
+    A/A whose processes ran one after the other (``ab --calibrate --interleave processes``), and only for
+    the cases that A/A ran. With turns (the default) the two sides' rounds run a second apart and the
+    drift between runs cancels, so that threshold is far narrower than two runs on different days
+    differ; it serves ``ab``, not ``compare``. And an A/A of resnet20 says nothing of how far resnet50's
+    runs drift apart."""
+    out: dict[str, dict[int, float]] = {}
     for key, e in section.items():
         if e.get("interleave") == "processes":
+            rounds = baselines.calibration_rounds(e)
             for case in e.get("cases") or {}:
-                k = f"{baselines.calibration_device_class(key)}/{case}"
-                out[k] = max(out.get(k, 0.0), e["threshold"])  # two such A/As of a case (other rounds): the wider
+                by_rounds = out.setdefault(f"{baselines.calibration_device_class(key)}/{case}", {})
+                by_rounds[rounds] = max(by_rounds.get(rounds, 0.0), e["threshold"])  # two such A/As: the wider
     return out
+
+
+def usable_calibration(by_rounds: dict[int, float], timed: int) -> float | None:
+    """The A/A threshold that holds for runs of ``timed`` rounds: the widest of the A/As whose processes
+    timed no more rounds than that. A process median over more rounds is steadier, so an A/A of more
+    rounds than the runs would draw the line too narrow and call their noise a change."""
+    usable = [t for rounds, t in by_rounds.items() if rounds <= timed]
+    return max(usable) if usable else None
 
 
 def between_run_significance(current: float, entry: dict, *, alpha: float, calibration: float | None) -> dict:
@@ -166,8 +176,8 @@ def judge_all(
     alpha: float = rules.ALPHA,
     calibration: dict | None = None,
 ) -> list[rules.Finding]:
-    """One finding per current result; ``calibration`` maps a result key to its A/A threshold
-    (``between_run_calibrations``)."""
+    """One finding per current result; ``calibration`` maps a result key to its A/A thresholds by the
+    rounds a process timed (``between_run_calibrations``)."""
     override = _rule(rule_override) if rule_override else None
     findings = []
     for r in current:
@@ -180,12 +190,19 @@ def judge_all(
             findings.append(rules.judge(r["key"], rule, r["median"], None))
             continue
         sig = stats.significance(r["samples"], entry["samples"], alpha=alpha)
+        by_rounds = (calibration or {}).get(r["key"]) or {}
+        timed = min(len(r["samples"]), len(entry["samples"]))
         between = between_run_significance(
-            r["median"], entry, alpha=alpha, calibration=(calibration or {}).get(r["key"])
+            r["median"], entry, alpha=alpha, calibration=usable_calibration(by_rounds, timed)
         )
         notes = [between["note"]]
         device_class = r["key"].split("/", 1)[0]
-        if between["significant"] is None and any(k.split("/", 1)[0] == device_class for k in calibration or {}):
+        if between["significant"] is None and by_rounds:
+            notes.append(
+                f"the A/A calibration for this case timed {min(by_rounds)} rounds a process, more than these runs' "
+                f"{timed}, and does not apply"
+            )
+        elif between["significant"] is None and any(k.split("/", 1)[0] == device_class for k in calibration or {}):
             notes.append(f"the A/A calibration for {device_class} ran other cases and does not apply")
         if between["significant"] is not None:
             sig["significant"] = between["significant"]

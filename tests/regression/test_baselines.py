@@ -38,6 +38,18 @@ def test_the_repository_file_is_valid():
             {"schema": 1, "ab_calibration": {"cpu:x": {"threshold": 0.02, "throughput_args": [], "cases": ["a"]}}},
             r"cases is \['a'\]; expected the A/A's cases by key",
         ),
+        (
+            {"schema": 1, "ab_calibration": {"cpu:x": {"threshold": 0.02, "throughput_args": ["--rounds", "ten"]}}},
+            r"throughput_args is \['--rounds', 'ten'\]; expected --rounds to be a positive integer",
+        ),
+        (
+            {"schema": 1, "ab_calibration": {"cpu:x": {"threshold": 0.02, "throughput_args": ["--rounds=0"]}}},
+            "expected --rounds to be a positive integer",
+        ),
+        (
+            {"schema": 1, "ab_calibration": {"cpu:x": {"threshold": 0.02, "throughput_args": ["--rounds"]}}},
+            "expected --rounds to be a positive integer",
+        ),
     ],
 )
 def test_corrupt_or_invalid_files_are_errors(tmp_path, content, match):

@@ -47,8 +47,8 @@ def test_a_drop_beyond_a_tight_between_run_spread_is_a_regression():
 
 @pytest.mark.parametrize("median, expected", [(432.0, rules.Verdict.PASS), (380.0, rules.Verdict.REGRESSION)])
 def test_the_aa_calibration_stands_in_for_runs(median, expected):
-    # one recorded run; the machine's A/A threshold is 10 %: a 6 % drop passes, a 17 % drop does not
-    found = verdict(median, entries(460.0), calibration={KEY: 0.10})
+    # one recorded run; the machine's A/A threshold (3 rounds a process, as these runs) is 10 %: a 6 % drop passes, a 17 % drop does not
+    found = verdict(median, entries(460.0), calibration={KEY: {3: 0.10}})
     assert found.verdict == expected and "A/A calibration" in found.reason
 
 
@@ -62,7 +62,9 @@ def test_only_an_aa_run_between_processes_stands_in_for_runs():
         "cpu:older x2": {"threshold": 0.03, "cases": {case_key: {}}},  # recorded before the field: turns then too
         "cpu:apart x2": {"threshold": 0.12, "interleave": "processes", "cases": {case_key: {}}},
     }
-    assert compare.between_run_calibrations(section) == {f"cpu:apart x2/{case_key}": 0.12}
+    assert compare.between_run_calibrations(section) == {
+        f"cpu:apart x2/{case_key}": {10: 0.12}
+    }  # no --rounds: the default
     found = verdict(
         391.0, entries(460.0), alpha=0.1, calibration=compare.between_run_calibrations({DC: section["cpu:turns x2"]})
     )
@@ -75,14 +77,48 @@ def test_an_aa_calibration_stands_in_only_for_the_cases_it_ran():
     reason says why the calibration was not used. Its own case takes it."""
     other = KEY.split("/", 1)[1].replace("resnet20", "resnet56")
     calibration = compare.between_run_calibrations(
-        {DC: {"threshold": 0.20, "interleave": "processes", "cases": {other: {}}}}
+        {DC: {"threshold": 0.20, "interleave": "processes", "throughput_args": ["--rounds", "3"], "cases": {other: {}}}}
     )
-    assert calibration == {f"{DC}/{other}": 0.20}
+    assert calibration == {f"{DC}/{other}": {3: 0.20}}
     found = verdict(391.0, entries(460.0), alpha=0.1, calibration=calibration)
     assert found.verdict == rules.Verdict.REGRESSION
     assert "ran other cases and does not apply" in found.reason and "A/A calibration ±" not in found.reason
     ran = compare.between_run_calibrations(
-        {DC: {"threshold": 0.20, "interleave": "processes", "cases": {KEY.split("/", 1)[1]: {}}}}
+        {
+            DC: {
+                "threshold": 0.20,
+                "interleave": "processes",
+                "throughput_args": ["--rounds", "3"],
+                "cases": {KEY.split("/", 1)[1]: {}},
+            }
+        }
     )
     found = verdict(391.0, entries(460.0), alpha=0.1, calibration=ran)
     assert found.verdict == rules.Verdict.PASS and "A/A calibration ±20.0%" in found.reason
+
+
+def test_an_aa_calibration_holds_only_for_runs_of_as_many_rounds():
+    """A process median over 10 rounds is steadier than one over 3, so an A/A of 10-round processes
+    draws the between-run line too narrow for runs of 3 rounds: it does not stand in for them (the
+    reason says so). Of the A/As that timed no more rounds than the runs, the widest holds."""
+    case_key = KEY.split("/", 1)[1]
+
+    def aa(threshold, rounds):
+        args = ["--rounds", str(rounds), "--max-rounds", str(rounds)]
+        return {"threshold": threshold, "interleave": "processes", "throughput_args": args, "cases": {case_key: {}}}
+
+    longer = compare.between_run_calibrations({f"{DC} | processes | 10": aa(0.20, 10)})
+    assert longer == {KEY: {10: 0.20}}
+    found = verdict(391.0, entries(460.0), alpha=0.1, calibration=longer)  # runs of 3 rounds
+    assert found.verdict == rules.Verdict.REGRESSION and "A/A calibration ±" not in found.reason
+    assert "timed 10 rounds a process, more than these runs' 3, and does not apply" in found.reason
+    both = compare.between_run_calibrations(
+        {
+            f"{DC} | processes | 10": aa(0.20, 10),
+            f"{DC} | processes | 2": aa(0.16, 2),
+            f"{DC} | processes | 3": aa(0.18, 3),
+        }
+    )
+    assert compare.usable_calibration(both[KEY], 3) == 0.18 and compare.usable_calibration(both[KEY], 1) is None
+    found = verdict(391.0, entries(460.0), alpha=0.1, calibration=both)  # a 15 % drop: inside 18 %
+    assert found.verdict == rules.Verdict.PASS and "A/A calibration ±18.0%" in found.reason
