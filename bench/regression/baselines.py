@@ -11,6 +11,7 @@ atomic write, so concurrent updates never lose one another's entries.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import fcntl
 import json
@@ -79,20 +80,15 @@ def calibration_key(device_class: str, design: dict) -> str:
 
 
 def calibration_rounds(entry: dict) -> int | None:
-    """The rounds each process of an A/A timed: its ``--rounds`` (the throughput default when not
-    given); None when the value is not a positive integer."""
+    """The rounds each process of an A/A timed: its ``--rounds``, read as ``bench throughput`` reads
+    it (the throughput default when not given); None when that is not a positive integer."""
     from bench.throughput.plan import OPTIONS
 
-    args = list(entry.get("throughput_args") or [])
-    value = OPTIONS["--rounds"]["default"]
-    for i, arg in enumerate(args):
-        if arg == "--rounds":
-            value = args[i + 1] if i + 1 < len(args) else None
-        elif arg.startswith("--rounds="):
-            value = arg.split("=", 1)[1]
+    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    parser.add_argument("--rounds", **OPTIONS["--rounds"])
     try:
-        rounds = int(value)
-    except (TypeError, ValueError):
+        rounds = parser.parse_known_args(list(entry.get("throughput_args") or []))[0].rounds
+    except argparse.ArgumentError:
         return None
     return rounds if rounds > 0 else None
 
