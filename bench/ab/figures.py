@@ -8,9 +8,10 @@
     every weight's update), sized to ``--slowdown`` of each mode's step time as measured on this
     machine first, then checked by timing the injected step against the plain one (``injection``);
     with ``--load``, the loaded trials' HEAD has a chain of its own, sized and checked beside the load.
-``python -m bench.ab.figures compare RESULT.json ...`` (unchanged code: the A/A processes' own results)
-    ``compare``'s false alarms: against a baseline from the first run alone (the rank test over
-    rounds) and from the first three runs (their between-run spread), each later run compared.
+``python -m bench.ab.figures compare --runs 15 --slowed 6 --slowdown 0.1 --load -- [throughput options]``
+    ``compare``'s false alarms and power over time: unchanged and slowed throughput runs one after
+    another, each judged against every baseline recorded before it (``bench.ab.compare_figure``);
+    ``compare REPORT.json`` (or unchanged runs' result files) judges recorded runs again.
 ``python -m bench.ab.figures simulate RECORDED ... --trials 2000 -- [ab options]``
     An A/B design's false alarms, power and pairs replayed from the pairs of recorded A/A runs
     (``bench.ab.simulate``): which design is worth measuring for real. Nothing is run.
@@ -343,22 +344,6 @@ def table_row(name: str, rows: list[dict], *, expect_regression: bool, judge_at=
     )
 
 
-def compare_false_alarms(paths: list[str]) -> dict:
-    """Failing benchmarks when unchanged runs are compared with a baseline of one run, and of three."""
-    from bench.io import read_json
-    from bench.regression import rules
-    from bench.regression import throughput as gate
-
-    docs = [(p, read_json(p, what="result file")) for p in paths]
-    args = argparse.Namespace(tolerance=None, provenance=None)
-    out = {}
-    for label, n_base in (("one run (rounds)", 1), ("three runs (between-run spread)", 3)):
-        base = gate.baseline_entries(docs[:n_base], args)
-        findings = [f for _, d in docs[n_base:] for f in gate.judge_all(gate.results(d), base)]
-        out[label] = {"failing": sum(f.verdict in rules.FAILING for f in findings), "compared": len(findings)}
-    return out
-
-
 def simulate_figure(args) -> int:
     """``simulate``: the table for the design the ab options after ``--`` describe. Bad input (an
     option, a slowdown, a recorded file) is one line on stderr, exit 2."""
@@ -396,13 +381,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "results",
         nargs="*",
-        help="compare: unchanged runs' result files, in the order they ran; simulate: recorded A/A runs"
+        help="compare: a report of its own (--out) or unchanged runs' result files, in the order they ran;"
+        " simulate: recorded A/A runs"
         " (ab.json files, figures reports or directories of them)",
     )
     parser.add_argument("--slowdowns", default="0,0.02,0.05,0.1", help="simulate: the slowdowns to replay (fractions)")
     parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=0, help="compare: unchanged throughput runs to measure")
+    parser.add_argument("--slowed", type=int, default=0, help="compare: slowed throughput runs among them")
+    parser.add_argument("--seed", type=int, default=0, help="compare: which runs are loaded (with --load)")
     parser.add_argument(
-        "--slowdown", type=float, default=0.05, help="power and bisect: the injected fraction of the step"
+        "--slowdown", type=float, default=0.05, help="power, bisect and compare: the injected fraction of the step"
     )
     parser.add_argument("--commits", type=int, default=16, help="bisect: commits in the throw-away history")
     parser.add_argument("--bad-at", type=int, default=11, help="bisect: the commit (1-based) that injects the slowdown")
@@ -429,9 +418,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.figure == "simulate":
         return simulate_figure(args)
     if args.figure == "compare":
-        for label, r in compare_false_alarms(args.results).items():
-            print(f"| compare, baseline from {label} | {r['failing']}/{r['compared']} false alarms |")
-        return 0
+        from bench.ab import compare_figure
+
+        return compare_figure.main(args)
     with tempfile.TemporaryDirectory(prefix="cnn-bench-figures-") as tmp:
         work = Path(tmp)
         repo = clone(work)

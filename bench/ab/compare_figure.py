@@ -1,0 +1,262 @@
+"""``compare``'s false alarms and power over time (issue #8), run by hand: a benchmark figure.
+
+``python -m bench.ab.figures compare --runs 15 --slowed 6 --slowdown 0.1 --load --out F.json -- [throughput options]``
+    ``--runs`` unchanged runs of ``python -m bench throughput`` one after another in a throw-away
+    clone of HEAD, and ``--slowed`` runs of HEAD plus the power figure's chain of matmuls (sized to
+    ``--slowdown`` of each mode's step, beside the load for the loaded runs), spread among them;
+    with ``--load``, a seeded half of the runs beside a second throughput loop (a shared runner).
+``python -m bench.ab.figures compare F.json`` (or result files of unchanged runs, in the order they ran)
+    The same verdicts again from recorded runs.
+
+Each run is judged by ``compare`` (``bench.regression.throughput.judge_all``, its default rule and
+test) against every baseline recorded before it: from one unchanged run (the rank test over that
+run's rounds decides) and from each three consecutive unchanged runs (their between-run prediction
+interval decides), as ``python -m bench baselines update`` would record them. An unchanged run that
+fails is a false alarm; a slowed run that fails is caught. Comparisons that share a baseline or a run
+are not independent: the table also counts the runs that failed at least once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+BASELINE_RUNS = (1, 3)  # unchanged runs a baseline is recorded from
+SAME, SLOW = "unchanged", "slowed"
+
+
+def schedule(unchanged: int, slowed: int, *, load: bool, seed: int = 0) -> list[dict]:
+    """The runs in order: the first ``max(BASELINE_RUNS)`` unchanged (so that the first slowed run
+    already has every kind of baseline before it), then the rest of the unchanged and the slowed
+    spread evenly; with ``load``, a seeded half of all of them (rounded down) beside the load."""
+    if unchanged < max(BASELINE_RUNS) + 1:
+        raise ValueError(f"--runs {unchanged} is too few; expected at least {max(BASELINE_RUNS) + 1}")
+    if slowed < 0:
+        raise ValueError(f"--slowed {slowed} is invalid; expected 0 or more")
+    kinds = [SAME] * max(BASELINE_RUNS)
+    rest, used = unchanged - len(kinds) + slowed, 0
+    for i in range(rest):
+        take_slow = used < slowed and (used + 1) / slowed <= (i + 1) / rest + 1e-9
+        kinds.append(SLOW if take_slow else SAME)
+        used += take_slow
+    loaded = set()
+    if load:
+        loaded = {int(i) for i in np.random.default_rng(seed).permutation(len(kinds))[: len(kinds) // 2]}
+    return [{"run": i, "kind": k, "loaded": i in loaded} for i, k in enumerate(kinds)]
+
+
+def judge(runs: list[dict]) -> dict:
+    """Every comparison ``compare`` would make among ``runs`` (each ``{"run", "kind", "loaded", "doc"}``,
+    in the order they ran), and their counts per kind of baseline."""
+    from bench.regression import rules
+    from bench.regression import throughput as gate
+
+    args = type("Args", (), {"tolerance": None, "provenance": "figure"})()
+    same = [r for r in runs if r["kind"] == SAME and r.get("doc")]
+    comparisons = []
+    for k in BASELINE_RUNS:
+        for i in range(len(same) - k + 1):
+            window = same[i : i + k]
+            with contextlib.redirect_stderr(io.StringIO()):  # noisy-run warnings, once per window
+                base = gate.baseline_entries([(f"run{r['run']}", r["doc"]) for r in window], args)
+            for r in runs:
+                if r["run"] <= window[-1]["run"] or not r.get("doc"):
+                    continue
+                findings = gate.judge_all(gate.results(r["doc"]), base)
+                comparisons.append(
+                    {
+                        "baseline_runs": [w["run"] for w in window],
+                        "baseline_loaded": [w["loaded"] for w in window],
+                        "run": r["run"],
+                        "kind": r["kind"],
+                        "loaded": r["loaded"],
+                        "cases": {
+                            f.key.split("/", 1)[1]: {
+                                "verdict": f.verdict.value,
+                                "failed": f.verdict in rules.FAILING,
+                                "change": f.change,
+                                "reason": f.reason,
+                            }
+                            for f in findings
+                        },
+                    }
+                )
+    return {"comparisons": comparisons, "counts": counts(comparisons), "slowdown_seen": slowdown_seen(runs)}
+
+
+def counts(comparisons: list[dict]) -> dict:
+    """Per baseline size and kind of run: failing cases of those compared, failing comparisons (a
+    run against one baseline) of those made, and runs that failed against at least one baseline."""
+    out = {}
+    for k in BASELINE_RUNS:
+        for kind in (SAME, SLOW):
+            rows = [c for c in comparisons if len(c["baseline_runs"]) == k and c["kind"] == kind]
+            if not rows:
+                continue
+            cases = [v["failed"] for c in rows for v in c["cases"].values()]
+            failed_runs = {c["run"] for c in rows if any(v["failed"] for v in c["cases"].values())}
+            out[f"{k}-run baseline, {kind} runs"] = {
+                "cases_failed": sum(cases),
+                "cases": len(cases),
+                "comparisons_failed": sum(any(v["failed"] for v in c["cases"].values()) for c in rows),
+                "comparisons": len(rows),
+                "runs_failed": len(failed_runs),
+                "runs": len({c["run"] for c in rows}),
+            }
+    return out
+
+
+def slowdown_seen(runs: list[dict]) -> dict:
+    """What each slowed run's chain cost as these runs saw it: per case, its median images/s against
+    the median of the unchanged runs on either side of it in the same load condition."""
+    from bench.regression import throughput as gate
+
+    def medians(run):
+        return {r["key"].split("/", 1)[1]: r["median"] for r in gate.results(run["doc"]) if not r["error"]}
+
+    out: dict[str, list[float]] = {}
+    for r in runs:
+        if r["kind"] != SLOW or not r.get("doc"):
+            continue
+        near = [s for s in runs if s["kind"] == SAME and s.get("doc") and s["loaded"] == r["loaded"]]
+        before = [s for s in near if s["run"] < r["run"]][-1:]
+        after = [s for s in near if s["run"] > r["run"]][:1]
+        for case, value in medians(r).items():
+            around = [medians(s).get(case) for s in before + after]
+            around = [v for v in around if v]
+            if around:
+                out.setdefault(case, []).append(value / statistics.median(around))
+    return out
+
+
+def table(result: dict, *, slowdown: float | None) -> str:
+    """The markdown rows: one per baseline size and kind of run."""
+    lines = []
+    for label, c in result["counts"].items():
+        word = "caught" if label.endswith(f"{SLOW} runs") else "false alarms"
+        what = f"{label} ({slowdown:.0%} slower)" if slowdown and word == "caught" else label
+        lines.append(
+            f"| {what} | {c['comparisons_failed']}/{c['comparisons']} comparisons {word} "
+            f"({c['cases_failed']}/{c['cases']} cases) | {c['runs_failed']}/{c['runs']} runs failed at least once |"
+        )
+    seen = ", ".join(
+        f"{case.split('-bs')[0]} {statistics.median(v):.3f} ({min(v):.3f}-{max(v):.3f})"
+        for case, v in result["slowdown_seen"].items()
+    )
+    if seen:
+        lines.append(f"| slowed runs against the unchanged runs beside them (median, range) | {seen} | |")
+    return "\n".join(lines)
+
+
+def recorded(paths: list[str]) -> tuple[list[dict], float | None]:
+    """Runs from a figure report (``--out`` of an earlier run) or from plain result files (unchanged
+    runs, in the order they ran, none loaded); and the report's slowdown."""
+    from bench.io import read_json
+
+    if len(paths) == 1:
+        doc = read_json(paths[0], what="figure report or result file")
+        if doc.get("figure") == "compare" and "runs" in doc:
+            return doc["runs"], doc.get("slowdown")
+    runs = [
+        {"run": i, "kind": SAME, "loaded": False, "doc": read_json(p, what="result file")} for i, p in enumerate(paths)
+    ]
+    return runs, None
+
+
+def measure(args, throughput_args: list[str], work: Path, *, log=print) -> dict:
+    """The runs of the schedule, in a throw-away clone of HEAD (the slowed ones in worktrees of it
+    with the chain committed), each beside the load or not; the figure report, runs included. With
+    ``args.out``, the report so far is written there after every run (``compare REPORT.json`` judges
+    a run that was stopped early)."""
+    from bench.ab import figures, worktree
+    from bench.io import write_json
+
+    plan = schedule(args.runs, args.slowed, load=args.load, seed=args.seed)
+    repo = figures.clone(work)
+    base = figures.git(repo, "rev-parse", "HEAD")
+    report: dict = {"figure": "compare", "argv": sys.argv, "base": base, "throughput_args": throughput_args}
+    report["runs"] = plan
+    trees = {False: repo, True: repo}
+    with contextlib.ExitStack() as stack:
+        if args.slowed:
+            report["slowdown"] = args.slowdown
+            for loaded in sorted({r["loaded"] for r in plan if r["kind"] == SLOW}):
+                counts, record = figures.injection(args.slowdown, loaded=loaded)
+                report["loaded" if loaded else "quiet"] = record
+                head = figures.inject(repo, args.slowdown, counts)
+                figures.git(repo, "checkout", "--quiet", "--detach", base)
+                trees[loaded] = stack.enter_context(worktree.checkout(repo, head))
+        for r in plan:
+            tree = repo if r["kind"] == SAME else trees[r["loaded"]]
+            out = work / f"run{r['run']:02d}.json"
+            argv = [sys.executable, "-m", "bench", "throughput", *throughput_args, "--bench-out", str(out)]
+            r["loadavg_before"] = list(os.getloadavg())
+            t0 = time.perf_counter()
+            with figures.load(r["loaded"]):
+                status = subprocess.run(
+                    argv,
+                    cwd=tree,
+                    env={**os.environ, "PYTHONPATH": str(tree), "TF_CPP_MIN_LOG_LEVEL": "2"},
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    **figures.runner.child_options(),
+                ).returncode
+            r.update(wall_s=time.perf_counter() - t0, returncode=status)
+            r["doc"] = json.loads(out.read_text()) if out.exists() else None
+            log(
+                json.dumps({k: v for k, v in r.items() if k != "doc"} | {"medians": _medians(r.get("doc"))}),
+                flush=True,
+            )
+            if args.out:
+                write_json(args.out, report)
+    return report
+
+
+def _medians(doc: dict | None) -> dict:
+    if not doc:
+        return {}
+    from bench.regression import throughput as gate
+
+    return {r["key"].split("/", 1)[1].split("-bs")[0]: r["median"] for r in gate.results(doc)}
+
+
+def main(args) -> int:
+    """``figures compare``: measure the runs (``--runs``) or read recorded ones, then judge and print
+    the table. Bad input is one line on stderr, exit 2."""
+    import tempfile
+
+    from bench.errors import UsageError
+    from bench.io import write_json
+
+    try:
+        if args.results and args.runs:
+            raise UsageError("give recorded runs or --runs N, not both")
+        if args.results:
+            runs, slowdown = recorded(args.results)
+            report = {"figure": "compare", "argv": sys.argv, "slowdown": slowdown, "runs": runs}
+        elif args.runs:
+            schedule(args.runs, args.slowed, load=args.load)  # bad counts fail before anything runs
+            if args.slowed and not 0 < args.slowdown < 1:
+                raise UsageError(f"--slowdown {args.slowdown} is invalid; expected a fraction in (0, 1)")
+            with tempfile.TemporaryDirectory(prefix="cnn-bench-figures-") as tmp:
+                report = measure(args, args.ab_args, Path(tmp))
+        else:
+            raise UsageError("compare needs recorded runs (result files or a figure report) or --runs N")
+    except (UsageError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    report.update(judge(report["runs"]))
+    report["row"] = table(report, slowdown=report.get("slowdown"))
+    print(report["row"])
+    if args.out:
+        write_json(args.out, report)
+    return 0
