@@ -90,7 +90,12 @@ def judge(runs: list[dict]) -> dict:
                         },
                     }
                 )
-    return {"comparisons": comparisons, "counts": counts(comparisons), "slowdown_seen": slowdown_seen(runs)}
+    return {
+        "comparisons": comparisons,
+        "counts": counts(comparisons),
+        "slowdown_seen": slowdown_seen(runs),
+        "without_result": [r["run"] for r in runs if not r.get("doc")],
+    }
 
 
 def counts(comparisons: list[dict]) -> dict:
@@ -154,6 +159,8 @@ def table(result: dict, *, slowdown: float | None) -> str:
     )
     if seen:
         lines.append(f"| slowed runs against the unchanged runs beside them (median, range) | {seen} | |")
+    if result["without_result"]:
+        lines.append(f"| runs without a result (left out) | {', '.join(map(str, result['without_result']))} | |")
     return "\n".join(lines)
 
 
