@@ -10,8 +10,8 @@
 
 Each run is judged by ``compare`` (``bench.regression.throughput.judge_all``, its default rule and
 test) against every baseline recorded before it: from one unchanged run (the rank test over that
-run's rounds decides) and from each three consecutive unchanged runs (their between-run prediction
-interval decides), as ``python -m bench baselines update`` would record them. An unchanged run that
+run's rounds decides) and from each three (and five) consecutive unchanged runs (their between-run
+prediction interval decides), as ``python -m bench baselines update`` would record them. An unchanged run that
 fails is a false alarm; a slowed run that fails is caught. Comparisons that share a baseline or a run
 are not independent: the table also counts the runs that failed at least once.
 """
@@ -30,19 +30,20 @@ from pathlib import Path
 
 import numpy as np
 
-BASELINE_RUNS = (1, 3)  # unchanged runs a baseline is recorded from
+BASELINE_RUNS = (1, 3, 5)  # unchanged runs a baseline is recorded from
+FIRST = 3  # unchanged runs before the first slowed one: a three-run baseline precedes every slowed run
 SAME, SLOW = "unchanged", "slowed"
+VERDICTS = ("comparisons", "counts", "slowdown_seen", "without_result", "quiet_only", "row")  # a report's, recomputed
 
 
 def schedule(unchanged: int, slowed: int, *, load: bool, seed: int = 0) -> list[dict]:
-    """The runs in order: the first ``max(BASELINE_RUNS)`` unchanged (so that the first slowed run
-    already has every kind of baseline before it), then the rest of the unchanged and the slowed
-    spread evenly; with ``load``, a seeded half of all of them (rounded down) beside the load."""
-    if unchanged < max(BASELINE_RUNS) + 1:
-        raise ValueError(f"--runs {unchanged} is too few; expected at least {max(BASELINE_RUNS) + 1}")
+    """The runs in order: the first ``FIRST`` unchanged, then the rest of the unchanged and the
+    slowed spread evenly; with ``load``, a seeded half of all of them (rounded down) beside the load."""
+    if unchanged < FIRST + 1:
+        raise ValueError(f"--runs {unchanged} is too few; expected at least {FIRST + 1}")
     if slowed < 0:
         raise ValueError(f"--slowed {slowed} is invalid; expected 0 or more")
-    kinds = [SAME] * max(BASELINE_RUNS)
+    kinds = [SAME] * FIRST
     rest, used = unchanged - len(kinds) + slowed, 0
     for i in range(rest):
         take_slow = used < slowed and (used + 1) / slowed <= (i + 1) / rest + 1e-9
@@ -143,12 +144,12 @@ def slowdown_seen(runs: list[dict]) -> dict:
     return out
 
 
-def table(result: dict, *, slowdown: float | None) -> str:
-    """The markdown rows: one per baseline size and kind of run."""
+def table(result: dict, *, slowdown: float | None, prefix: str = "") -> str:
+    """The markdown rows: one per baseline size and kind of run, each label after ``prefix``."""
     lines = []
     for label, c in result["counts"].items():
         word = "caught" if label.endswith(f"{SLOW} runs") else "false alarms"
-        what = f"{label} ({slowdown:.0%} slower)" if slowdown and word == "caught" else label
+        what = prefix + (f"{label} ({slowdown:.0%} slower)" if slowdown and word == "caught" else label)
         lines.append(
             f"| {what} | {c['comparisons_failed']}/{c['comparisons']} comparisons {word} "
             f"({c['cases_failed']}/{c['cases']} cases) | {c['runs_failed']}/{c['runs']} runs failed at least once |"
@@ -158,25 +159,27 @@ def table(result: dict, *, slowdown: float | None) -> str:
         for case, v in result["slowdown_seen"].items()
     )
     if seen:
-        lines.append(f"| slowed runs against the unchanged runs beside them (median, range) | {seen} | |")
+        lines.append(f"| {prefix}slowed runs against the unchanged runs beside them (median, range) | {seen} | |")
     if result["without_result"]:
         lines.append(f"| runs without a result (left out) | {', '.join(map(str, result['without_result']))} | |")
     return "\n".join(lines)
 
 
-def recorded(paths: list[str]) -> tuple[list[dict], float | None]:
-    """Runs from a figure report (``--out`` of an earlier run) or from plain result files (unchanged
-    runs, in the order they ran, none loaded); and the report's slowdown."""
+def recorded(paths: list[str]) -> dict:
+    """A figure report to judge again: an earlier run's (``--out``; what it measured kept, its
+    verdicts dropped), or one made of plain result files (unchanged runs, in the order they ran,
+    none loaded)."""
     from bench.io import read_json
 
     if len(paths) == 1:
         doc = read_json(paths[0], what="figure report or result file")
         if doc.get("figure") == "compare" and "runs" in doc:
-            return doc["runs"], doc.get("slowdown")
+            kept = {k: v for k, v in doc.items() if k not in VERDICTS}
+            return {**kept, "judged_by": sys.argv}
     runs = [
         {"run": i, "kind": SAME, "loaded": False, "doc": read_json(p, what="result file")} for i, p in enumerate(paths)
     ]
-    return runs, None
+    return {"figure": "compare", "argv": sys.argv, "runs": runs}
 
 
 def measure(args, throughput_args: list[str], work: Path, *, log=print) -> dict:
@@ -248,8 +251,7 @@ def main(args) -> int:
         if args.results and args.runs:
             raise UsageError("give recorded runs or --runs N, not both")
         if args.results:
-            runs, slowdown = recorded(args.results)
-            report = {"figure": "compare", "argv": sys.argv, "slowdown": slowdown, "runs": runs}
+            report = recorded(args.results)
         elif args.runs:
             schedule(args.runs, args.slowed, load=args.load)  # bad counts fail before anything runs
             if args.slowed and not 0 < args.slowdown < 1:
@@ -263,6 +265,10 @@ def main(args) -> int:
         return 2
     report.update(judge(report["runs"]))
     report["row"] = table(report, slowdown=report.get("slowdown"))
+    if any(r["loaded"] for r in report["runs"]):  # a dedicated runner: the quiet runs alone
+        report["quiet_only"] = judge([r for r in report["runs"] if not r["loaded"]])
+        quiet = table(report["quiet_only"], slowdown=report.get("slowdown"), prefix="quiet runs only: ")
+        report["row"] += "\n" + quiet
     print(report["row"])
     if args.out:
         write_json(args.out, report)

@@ -71,6 +71,8 @@ def test_every_run_is_judged_against_every_baseline_recorded_before_it():
     assert {c["run"] for c in failed} == {6}
     assert all(v["verdict"] == "regression" for c in failed for v in c["cases"].values())
     assert counts["1-run baseline, slowed runs"]["comparisons"] == 4  # runs 0-3 recorded before it
+    five = counts["5-run baseline, unchanged runs"]  # (0,1,2,3,5), then run 6; the slowed run 4 came too early
+    assert (five["comparisons"], five["comparisons_failed"]) == (1, 1) and "5-run baseline, slowed runs" not in counts
     assert result["slowdown_seen"] == pytest.approx({k: [0.8] for k in result["slowdown_seen"]})
     assert len(result["slowdown_seen"]) == 2  # against runs 3 and 5 (501, 499), not the loaded run 6
 
@@ -98,8 +100,14 @@ def test_a_report_is_judged_again_from_its_runs(tmp_path, capsys):
     assert "| 3-run baseline, unchanged runs | 1/1 comparisons false alarms (2/2 cases) |" in first
     report = json.loads(out.read_text())
     assert report["figure"] == "compare" and len(report["runs"]) == 4
-    assert figures.main(["compare", str(out)]) == 0
+    report["base"], report["counts"] = "abc123", {"stale": {}}  # what was measured is kept, the verdicts redone
+    out.write_text(json.dumps(report))
+    again = tmp_path / "again.json"
+    assert figures.main(["compare", str(out), "--out", str(again)]) == 0
     assert capsys.readouterr().out == first
+    judged = json.loads(again.read_text())
+    assert judged["base"] == "abc123" and "stale" not in judged["counts"] and judged["judged_by"]
+    assert judged["runs"] == report["runs"]
 
 
 @pytest.mark.parametrize(
@@ -162,3 +170,6 @@ def test_slowed_runs_run_the_chain_of_their_load_condition(tmp_path, monkeypatch
     assert written == [False, *range(1, 8)]  # the report so far, before each later run
     assert report["throughput_args"] == ["--rounds", "3"] and report["slowdown"] == 0.1
     assert report["counts"]["3-run baseline, unchanged runs"]["comparisons_failed"] == 0
+    quiet = {r["run"] for r in report["runs"] if not r["loaded"]}  # and judged again among the quiet runs alone
+    assert report["quiet_only"]["comparisons"]
+    assert all({c["run"], *c["baseline_runs"]} <= quiet for c in report["quiet_only"]["comparisons"])
