@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import sys
 
 from bench import results
 from bench.errors import UsageError
@@ -70,13 +71,20 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{path!r} is neither a throughput (pytest-benchmark) nor a training result file")
         by_section.setdefault(section, []).append((path, doc))
 
+    made: dict[str, dict] = {}
+
     def entries(data: dict) -> dict[str, dict]:  # every section's, from the file as it is under the lock
-        return {
-            section: importlib.import_module(OWNERS[section]).baseline_entries(docs, args, existing=data[section])
+        made.update(
+            (section, importlib.import_module(OWNERS[section]).baseline_entries(docs, args, existing=data[section]))
             for section, docs in by_section.items()
-        }
+        )
+        return dict(made)
 
     diff = baselines.update_sections(args.baselines, entries, dry_run=args.dry_run)
+    if "throughput" in made and (
+        warning := importlib.import_module(OWNERS["throughput"]).few_runs_warning(made["throughput"])
+    ):
+        print(warning, file=sys.stderr)  # only once every section was made: a bad file stays one line
     print("\n".join(diff) if diff else "no change")
     if args.dry_run:
         print("(dry run: nothing written)")

@@ -228,6 +228,18 @@ def judge_all(
     return findings
 
 
+def few_runs_warning(entries: dict[str, dict]) -> str | None:
+    """A line for ``baselines update`` when new entries come from fewer than ``MIN_RUNS`` runs (None if none)."""
+    few = [k for k, e in entries.items() if (e.get("between_run") or {}).get("n", 1) < MIN_RUNS]
+    if not few:
+        return None
+    return (
+        f"warning: {len(few)} benchmark(s) recorded from fewer than {MIN_RUNS} runs: compare can then judge them only"
+        " by one run's rounds, which call drift between runs a change (README: compare over time);"
+        f" record >= {MIN_RUNS} runs, e.g. baselines update A.json B.json C.json"
+    )
+
+
 def baseline_entries(docs: list[tuple[str, dict]], args, *, existing: dict | None = None) -> dict[str, dict]:
     """New throughput baseline entries from result files (for ``python -m bench baselines update``);
     a re-measured benchmark's entry replaces its ``existing`` one whole."""

@@ -136,6 +136,7 @@ def test_baselines_update_then_compare_round_trip(capsys, tmp_path):
         )
         == 0
     )
+    assert "3 benchmark(s) recorded from fewer than 3 runs" in capsys.readouterr().err  # one run: said so
     recorded = json.loads(baselines.read_text())["throughput"]
     assert set(recorded) == {
         A,

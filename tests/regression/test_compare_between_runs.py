@@ -31,6 +31,12 @@ def test_several_runs_make_one_entry_with_their_medians():
     assert compare.validate_entries(base) is base
 
 
+def test_entries_from_fewer_than_three_runs_get_a_warning():
+    assert "1 benchmark(s) recorded from fewer than 3 runs" in compare.few_runs_warning(entries(500.0))
+    assert "fewer than 3 runs" in compare.few_runs_warning(entries(500.0, 480.0))
+    assert compare.few_runs_warning(entries(500.0, 400.0, 460.0)) is None
+
+
 def test_a_drop_within_the_between_run_spread_passes():
     # rounds of each run are tight (±2 %), so the rank test alone calls a 15 % drop significant ...
     one_run = verdict(391.0, entries(460.0), alpha=0.1)  # 3 rounds a side: p >= 0.05 at best
