@@ -18,6 +18,7 @@ are not independent: the table also counts the runs that failed at least once.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
@@ -61,7 +62,7 @@ def judge(runs: list[dict]) -> dict:
     from bench.regression import rules
     from bench.regression import throughput as gate
 
-    args = type("Args", (), {"tolerance": None, "provenance": "figure"})()
+    args = argparse.Namespace(tolerance=None, provenance="figure")  # as `baselines update` gets them
     same = [r for r in runs if r["kind"] == SAME and r.get("doc")]
     comparisons = []
     for k in BASELINE_RUNS:
@@ -124,11 +125,6 @@ def counts(comparisons: list[dict]) -> dict:
 def slowdown_seen(runs: list[dict]) -> dict:
     """What each slowed run's chain cost as these runs saw it: per case, its median images/s against
     the median of the unchanged runs on either side of it in the same load condition."""
-    from bench.regression import throughput as gate
-
-    def medians(run):
-        return {r["key"].split("/", 1)[1]: r["median"] for r in gate.results(run["doc"]) if not r["error"]}
-
     out: dict[str, list[float]] = {}
     for r in runs:
         if r["kind"] != SLOW or not r.get("doc"):
@@ -136,8 +132,8 @@ def slowdown_seen(runs: list[dict]) -> dict:
         near = [s for s in runs if s["kind"] == SAME and s.get("doc") and s["loaded"] == r["loaded"]]
         before = [s for s in near if s["run"] < r["run"]][-1:]
         after = [s for s in near if s["run"] > r["run"]][:1]
-        for case, value in medians(r).items():
-            around = [medians(s).get(case) for s in before + after]
+        for case, value in medians(r["doc"]).items():
+            around = [medians(s["doc"]).get(case) for s in before + after]
             around = [v for v in around if v]
             if around:
                 out.setdefault(case, []).append(value / statistics.median(around))
@@ -161,7 +157,9 @@ def table(result: dict, *, slowdown: float | None, prefix: str = "") -> str:
     if seen:
         lines.append(f"| {prefix}slowed runs against the unchanged runs beside them (median, range) | {seen} | |")
     if result["without_result"]:
-        lines.append(f"| runs without a result (left out) | {', '.join(map(str, result['without_result']))} | |")
+        lines.append(
+            f"| {prefix}runs without a result (left out) | {', '.join(map(str, result['without_result']))} | |"
+        )
     return "\n".join(lines)
 
 
@@ -222,21 +220,17 @@ def measure(args, throughput_args: list[str], work: Path, *, log=print) -> dict:
                 ).returncode
             r.update(wall_s=time.perf_counter() - t0, returncode=status)
             r["doc"] = json.loads(out.read_text()) if out.exists() else None
-            log(
-                json.dumps({k: v for k, v in r.items() if k != "doc"} | {"medians": _medians(r.get("doc"))}),
-                flush=True,
-            )
+            log(json.dumps({k: v for k, v in r.items() if k != "doc"} | {"medians": medians(r["doc"])}), flush=True)
             if args.out:
                 write_json(args.out, report)
     return report
 
 
-def _medians(doc: dict | None) -> dict:
-    if not doc:
-        return {}
+def medians(doc: dict | None) -> dict[str, float]:
+    """Each case's median images/s in a throughput result (none for a run without one)."""
     from bench.regression import throughput as gate
 
-    return {r["key"].split("/", 1)[1].split("-bs")[0]: r["median"] for r in gate.results(doc)}
+    return {r["key"].split("/", 1)[1]: r["median"] for r in gate.results(doc or {}) if not r["error"]}
 
 
 def main(args) -> int:
@@ -245,9 +239,11 @@ def main(args) -> int:
     import tempfile
 
     from bench.errors import UsageError
-    from bench.io import write_json
+    from bench.io import writable_file, write_json
 
     try:
+        if args.out:
+            writable_file("--out", args.out)  # before an hour of runs, not after
         if args.results and args.runs:
             raise UsageError("give recorded runs or --runs N, not both")
         if args.results:

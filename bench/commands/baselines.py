@@ -18,6 +18,7 @@ from bench import results
 from bench.errors import UsageError
 from bench.io import writable_file
 from bench.regression import baselines
+from bench.regression.throughput import few_runs_warning
 
 # section -> (module providing `is_result(doc)` and `baseline_entries(docs, args)`)
 OWNERS = {"throughput": "bench.regression.throughput", "accuracy": "bench.regression.accuracy"}
@@ -81,9 +82,7 @@ def run(args: argparse.Namespace) -> int:
         return dict(made)
 
     diff = baselines.update_sections(args.baselines, entries, dry_run=args.dry_run)
-    if "throughput" in made and (
-        warning := importlib.import_module(OWNERS["throughput"]).few_runs_warning(made["throughput"])
-    ):
+    if warning := few_runs_warning(made.get("throughput") or {}):
         print(warning, file=sys.stderr)  # only once every section was made: a bad file stays one line
     print("\n".join(diff) if diff else "no change")
     if args.dry_run:

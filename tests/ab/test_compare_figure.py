@@ -118,6 +118,7 @@ def test_a_report_is_judged_again_from_its_runs(tmp_path, capsys):
         (["compare", "--runs", "2"], "--runs 2 is too few"),
         (["compare", "--runs", "5", "--slowed", "2", "--slowdown", "1.5"], "--slowdown 1.5 is invalid"),
         (["compare", "missing.json"], "'missing.json' does not exist"),
+        (["compare", "--runs", "5", "--out", "."], "--out '.' is a directory"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path, monkeypatch):
@@ -125,7 +126,7 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path, monke
 
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "report.json"
-    assert figures.main([*argv, "--out", str(out)]) == 2
+    assert figures.main([*argv, "--out", str(out)] if "--out" not in argv else argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
     assert not out.exists()
