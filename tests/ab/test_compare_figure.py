@@ -118,7 +118,8 @@ def test_a_report_is_judged_again_from_its_runs(tmp_path, capsys):
         (["compare", "--runs", "2"], "--runs 2 is too few"),
         (["compare", "--runs", "5", "--slowed", "2", "--slowdown", "1.5"], "--slowdown 1.5 is invalid"),
         (["compare", "missing.json"], "'missing.json' does not exist"),
-        (["compare", "--runs", "5", "--out", "."], "--out '.' is a directory"),
+        # checked first: without that check this would fail on --slowdown, not hang on real runs
+        (["compare", "--runs", "5", "--slowed", "1", "--slowdown", "1.5", "--out", "."], "--out '.' is a directory"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path, monkeypatch):
