@@ -16,8 +16,10 @@ results, checkpoints and TensorBoard logs. It comes from, first found first:
 
 Timeouts, one number, ``--worker-timeout S`` (default 60 s), given to the engines: a worker that sends
 no heartbeat to the coordination service (tensorflow's, on worker 0; jax.distributed's, likewise)
-for S seconds is declared dead, the collectives of the others are aborted and they stop; a worker
-that dies outright (its connections reset) is seen at the next collective, at once. At the start,
+for S seconds is declared dead, the collectives of the others are aborted and they stop. A worker
+that dies outright is seen at once by another waiting on it inside a collective (the connection
+resets); between a step's transfers, e.g. in the collectives that end an epoch, only its heartbeat
+tells, up to S later. At the start,
 every worker must join within ``JOIN_FACTOR`` x S (``joining``: tensorflow's join waits without
 end, jax's aborts the process). The surviving workers then print one line naming
 the lost worker (``lost``) and exit 3 (``exit_lost``), without waiting for the engine's own shutdown
