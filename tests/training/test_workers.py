@@ -21,8 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 RECIPE = "smoke_resnet20_cifar10_jpeg"
 TIMEOUT_S = 30  # --worker-timeout
 # A killed worker is seen at once by a survivor waiting on it in a collective's transfer, otherwise when
-# its heartbeat runs out: up to S after its last beat (30.3 s and 30.9 s measured with S = 30), which
-# the coordination service notices and propagates within seconds. A hang would last 2 S (the engine's
+# its heartbeat runs out: up to S after its last beat (29.7 s by the README's command, 30.3 s in CI, S = 30),
+# which the coordination service notices and propagates within seconds. A hang would last 2 S (the engine's
 # shutdown barrier) or for ever.
 LOST_WITHIN_S = TIMEOUT_S + 10
 BACKENDS = [
