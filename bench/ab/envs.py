@@ -6,11 +6,14 @@ test group, which has pytest-benchmark) with the side's packages overriding them
 lives in ``~/.cache/cnn-bench/ab-envs/<hash>/`` (``$CNN_BENCH_CACHE`` moves the root); a file
 ``cnn-bench-env.json`` written last marks it complete and records what was installed, so a second
 run reuses it at once and a half-built one is rebuilt. A version that does not resolve is a
-one-line ``UsageError``.
+one-line ``UsageError``. ``pin_latest`` first turns each ``NAME==latest`` into the newest release uv
+resolves for this interpreter (``uv pip compile --no-deps``, no pre-releases), so the cache is keyed
+by the version, and a new release gets an environment of its own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -19,7 +22,7 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.ab.sides import Side, spec_hash
+from bench.ab.sides import LATEST, Side, spec_hash
 from bench.environment import REPO_ROOT
 from bench.errors import UsageError
 from bench.io import read_json, write_json
@@ -52,6 +55,46 @@ def spec(side: Side, python: str = sys.executable) -> dict:
         "requirements": project_requirements(side.extras),
         "overrides": list(side.packages),
     }
+
+
+def pin_latest(side: Side, *, run: Callable = subprocess.run, python: str = sys.executable, log=print) -> Side:
+    """``side`` with each ``NAME==latest`` pinned to the newest release of NAME that installs on
+    ``python``; a name uv cannot resolve is a one-line ``UsageError``."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    if not side.latest:
+        return side
+    names = "\n".join(side.latest) + "\n"
+    out = _uv(
+        run,
+        side,
+        "pip",
+        "compile",
+        "-",
+        "--no-deps",
+        "--no-header",
+        "--no-annotate",
+        "--quiet",
+        "--python",
+        python,
+        input=names,
+    )
+    newest = {canonicalize_name(r.name): str(r.specifier) for r in map(Requirement, out.split()) if r.specifier}
+    pinned = []
+    for package in side.packages:
+        name = package.removesuffix(f"=={LATEST}")
+        if name == package:
+            pinned.append(package)
+            continue
+        version = newest.get(canonicalize_name(Requirement(name).name))
+        if version is None:
+            raise UsageError(f"side {side.text!r}: uv pip compile named no version of {name!r}")
+        pinned.append(f"{name}{version}")
+    log(
+        f"cnn-bench ab: {side.text} pins {', '.join(p for p in pinned if p not in side.packages)} (the newest releases)"
+    )
+    return dataclasses.replace(side, packages=tuple(pinned))
 
 
 def ensure(side: Side, *, run: Callable = subprocess.run, root: Path | None = None, log=print) -> dict:
@@ -92,13 +135,13 @@ def ensure(side: Side, *, run: Callable = subprocess.run, root: Path | None = No
     return {**record, "cached": False}
 
 
-def _uv(run: Callable, side: Side, *args: str) -> str:
+def _uv(run: Callable, side: Side, *args: str, input: str | None = None) -> str:
     uv = shutil.which("uv")
     if uv is None:
         raise UsageError(
             f"side {side.text!r} needs uv to build its environment; install it (https://docs.astral.sh/uv/)"
         )
-    out = run([uv, *args], capture_output=True, text=True)
+    out = run([uv, *args], capture_output=True, text=True, input=input)
     if out.returncode != 0:
         raise UsageError(
             f"side {side.text!r}: uv {args[0]} {args[1] if len(args) > 1 else ''} failed: {_reason(out.stderr)}"
@@ -108,6 +151,7 @@ def _uv(run: Callable, side: Side, *args: str) -> str:
 
 def _reason(stderr: str) -> str:
     """uv's reason on one line: its 'Because ...' sentence where there is one."""
-    lines = [ln.strip(" ×╰─▶│") for ln in stderr.splitlines() if ln.strip(" ×╰─▶│")]
+    lines = [ln.strip(" ×╰─▶│").removeprefix("cause:").strip() for ln in stderr.splitlines()]
+    lines = [ln for ln in lines if ln]
     because = [ln for ln in lines if ln.lower().startswith(("because", "no solution", "error"))]
     return " ".join((because or lines or ["no output"])[:2])[:300]

@@ -104,7 +104,7 @@ def prepare(label: str, side: Side, repo: Path, stack: contextlib.ExitStack, *, 
     tree into a worktree that ``stack`` removes, and build or reuse its environment."""
     import sys
 
-    side = resolve(side, repo)
+    side = envs.pin_latest(resolve(side, repo), log=log)
     tree = repo if side.ref is None else stack.enter_context(worktree.checkout(repo, side.commit))
     python, packages, env_record = sys.executable, None, {"python": sys.executable, "cached": None}
     if side.packages:
@@ -395,4 +395,43 @@ def _pair_line(pair: dict) -> str:
 def prepared_sides(base: Side, head: Side, repo: Path, *, log=print):
     """Both sides prepared; their worktrees removed at the end."""
     with contextlib.ExitStack() as stack:
-        yield (prepare("BASE", base, repo, stack, log=log), prepare("HEAD", head, repo, stack, log=log))
+        prepared = (prepare("BASE", base, repo, stack, log=log), prepare("HEAD", head, repo, stack, log=log))
+        for note in same_versions(*prepared):
+            log(note)
+        yield prepared
+
+
+def installed(prepared: Prepared) -> dict[str, str]:
+    """The side's installed distributions by canonical name: its environment's, or this interpreter's."""
+    from importlib import metadata
+
+    from packaging.utils import canonicalize_name
+
+    packages = prepared.environment["packages"]
+    if packages is None:  # no pkg: part: the side runs this interpreter
+        packages = {d.metadata["Name"]: d.version for d in metadata.distributions() if d.metadata["Name"]}
+    return {canonicalize_name(name): version for name, version in packages.items()}
+
+
+def same_versions(*prepared: Prepared) -> list[str]:
+    """A note for each side whose pinned packages (``pkg:NAME==V``, ``==latest`` once pinned) are the
+    versions the other side runs already: for those packages the A/B is an A/A, which a reader of
+    "no change" should know (e.g. no release newer than the project's pins)."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    notes = []
+    for mine, other in (prepared, prepared[::-1]):
+        pins = {}
+        for text in mine.side.packages:
+            spec = list(Requirement(text).specifier)
+            if len(spec) == 1 and spec[0].operator == "==":
+                pins[canonicalize_name(Requirement(text).name)] = spec[0].version
+        theirs = installed(other) if pins else {}
+        if pins and all(theirs.get(name) == version for name, version in pins.items()):
+            said = ", ".join(f"{name} {version}" for name, version in pins.items())
+            notes.append(
+                f"cnn-bench ab: note: {mine.label} pins {said}, the version{'s' if len(pins) > 1 else ''}"
+                f" {other.label} runs already: for {'them' if len(pins) > 1 else 'it'} this A/B is an A/A"
+            )
+    return notes

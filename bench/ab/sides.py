@@ -6,11 +6,13 @@ backend, joined with ``+``:
 ``.``                               the working tree as it is (uncommitted changes included), this venv
 ``git:REF``                         ``REF`` of the repository checked out in a temporary worktree
 ``pkg:keras==3.14.0,tensorboard==2.20.0``  the working tree in a cached uv environment with these pins
+``pkg:keras==latest``               the same with the newest release of keras (resolved when prepared)
 ``backend:jax``                     the working tree on Keras's jax backend
 ``git:HEAD~3+pkg:keras==3.14.0``    the parts combine; each kind at most once
 
 Parsing checks only the text; ``resolve`` turns a git ref into a commit (an unknown ref is a
-one-line ``UsageError``) and the environment is built in ``bench.ab.envs``.
+one-line ``UsageError``); ``bench.ab.envs`` pins each ``NAME==latest`` to a version and builds the
+environment.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from bench.errors import UsageError
 
 CURRENT = "."
 KINDS = ("git", "pkg", "backend")
+LATEST = "latest"  # pkg:NAME==latest: the newest release uv resolves for this Python, pinned when the side is prepared
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +52,11 @@ class Side:
         """pyproject extras the side's environment needs: TensorFlow for CPU, and the backend's framework."""
         return ["cpu"] + ([self.backend] if self.backend in ("jax", "torch") else [])
 
+    @property
+    def latest(self) -> tuple[str, ...]:
+        """The packages given as ``NAME==latest`` and not yet pinned (their names, extras included)."""
+        return tuple(p.removesuffix(f"=={LATEST}") for p in self.packages if p.endswith(f"=={LATEST}"))
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -64,7 +72,7 @@ def parse(text: str) -> Side:
         kind, value = kind.strip(), value.strip()
         if not sep or kind not in KINDS:
             raise UsageError(
-                f"side {text!r}: {part!r} is not one of git:REF, pkg:NAME==VERSION[,...], backend:NAME (or '.')"
+                f"side {text!r}: {part!r} is not one of git:REF, pkg:NAME==VERSION|latest[,...], backend:NAME (or '.')"
             )
         if kind in parts:
             raise UsageError(f"side {text!r} names {kind}: twice")
@@ -79,15 +87,21 @@ def parse(text: str) -> Side:
 
 
 def _requirement(side: str, text: str) -> str:
-    """A pinned requirement (``name==version``, ``name>=...`` etc.), normalised."""
+    """A pinned requirement (``name==version``, ``name>=...`` etc.) or ``name==latest``, normalised."""
     from packaging.requirements import InvalidRequirement, Requirement
 
+    name, sep, version = text.strip().partition("==")
+    latest = sep and version.strip().lower() == LATEST
     try:
-        req = Requirement(text.strip())
+        req = Requirement(name if latest else text.strip())
     except InvalidRequirement as e:
         raise UsageError(f"side {side!r}: {text.strip()!r} is not a package requirement ({e})") from None
+    if latest:
+        if req.specifier or req.marker or req.url:
+            raise UsageError(f"side {side!r}: {text.strip()!r}: ==latest takes a bare name (e.g. keras==latest)")
+        return f"{req}=={LATEST}"
     if not req.specifier:
-        raise UsageError(f"side {side!r}: {text.strip()!r} needs a version (e.g. {req.name}==X.Y.Z)")
+        raise UsageError(f"side {side!r}: {text.strip()!r} needs a version (e.g. {req.name}==X.Y.Z or ==latest)")
     return str(req)
 
 

@@ -58,3 +58,54 @@ def test_unresolvable_version_is_one_line(tmp_path):
     assert "\n" not in str(e.value)
     assert "Because there is no version of keras==9.9.9" in str(e.value)
     assert not (tmp_path / sides.spec_hash(envs.spec(sides.parse("pkg:keras==9.9.9"))) / envs.MARKER).exists()
+
+
+class FakeCompile:
+    """``uv pip compile``: answers ``stdout`` (or fails with ``stderr``) and records what it was asked."""
+
+    def __init__(self, stdout: str = "", stderr: str = "", rc: int = 0):
+        self.stdout, self.stderr, self.rc, self.calls = stdout, stderr, rc, []
+
+    def __call__(self, argv, **kwargs):
+        self.calls.append((argv[1:], kwargs.get("input")))
+        return subprocess.CompletedProcess(argv, self.rc, self.stdout, self.stderr)
+
+
+def test_latest_is_pinned_to_the_newest_release_before_the_cache_key():
+    uv = FakeCompile("keras==3.16.0\ntensorflow-cpu==2.22.0\n")
+    side = sides.parse("pkg:Keras[jax]==latest,tensorboard==2.20.0,tensorflow_cpu==latest")
+    pinned = envs.pin_latest(side, run=uv, log=lambda *a: None)
+    assert pinned.packages == ("Keras[jax]==3.16.0", "tensorboard==2.20.0", "tensorflow_cpu==2.22.0")
+    assert pinned.text == side.text and pinned.latest == ()
+    ((args, asked),) = uv.calls
+    assert args[:3] == ["pip", "compile", "-"] and "--no-deps" in args
+    assert asked.split() == ["Keras[jax]", "tensorflow_cpu"]
+    # the environment is keyed by the versions: a new release gets its own
+    assert envs.spec(pinned)["overrides"] == list(pinned.packages)
+
+
+def test_nothing_to_pin_asks_uv_nothing():
+    uv = FakeCompile()
+    side = sides.parse("pkg:keras==3.14.0")
+    assert envs.pin_latest(side, run=uv, log=lambda *a: None) is side and uv.calls == []
+
+
+@pytest.mark.parametrize(
+    "uv, reason",
+    [
+        (
+            FakeCompile(
+                stderr="error: No solution found when resolving dependencies\n  cause: Because nosuch was not found"
+                " in the package registry and you require nosuch, we can conclude that your requirements are unsatisfiable.\n",
+                rc=1,
+            ),
+            "Because nosuch was not found in the package registry",
+        ),
+        (FakeCompile("tensorflow-cpu==2.22.0\n"), "uv pip compile named no version of 'nosuch'"),
+    ],
+    ids=["unknown to the registry", "missing from uv's answer"],
+)
+def test_a_name_that_does_not_resolve_is_one_line(uv, reason):
+    with pytest.raises(UsageError) as e:
+        envs.pin_latest(sides.parse("pkg:nosuch==latest"), run=uv, log=lambda *a: None)
+    assert "\n" not in str(e.value) and reason in str(e.value) and "'pkg:nosuch==latest'" in str(e.value)

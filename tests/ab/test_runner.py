@@ -114,3 +114,27 @@ def test_a_killed_ab_leaves_no_timed_process_running(tmp_path, mode, how):
         for pid in pids:
             if pid.exists() and not _gone(int(pid.read_text())):
                 os.kill(int(pid.read_text()), signal.SIGKILL)
+
+
+def side_running(label: str, spec: str, packages: dict | None) -> runner.Prepared:
+    """A prepared side: ``spec`` parsed and ``packages`` its environment's (None: this interpreter)."""
+    return runner.Prepared(label, parse(spec), Path("."), sys.executable, {}, {"packages": packages})
+
+
+def test_pins_the_other_side_runs_already_are_an_a_a_and_say_so():
+    from importlib import metadata
+
+    base = side_running("BASE", ".", {"Keras": "3.15.1", "tensorflow-cpu": "2.21.0"})
+    same = side_running("HEAD", "pkg:keras==3.15.1,tensorflow_cpu==2.21.0", {"keras": "3.15.1"})
+    (note,) = runner.same_versions(base, same)
+    assert note.endswith(
+        "HEAD pins keras 3.15.1, tensorflow-cpu 2.21.0, the versions BASE runs already: for them this A/B is an A/A"
+    )
+    newer = side_running("HEAD", "pkg:keras==3.16.0,tensorflow-cpu==2.21.0", {"keras": "3.16.0"})
+    assert runner.same_versions(base, newer) == []  # one package differs: a real A/B
+    assert runner.same_versions(base, side_running("HEAD", "pkg:keras>=3.15", {})) == []  # not a pin
+    # a side without pkg: runs this interpreter, whose versions count
+    here = side_running("HEAD", f"pkg:pytest=={metadata.version('pytest')}", {"pytest": "0.1"})
+    assert runner.same_versions(side_running("BASE", ".", None), here)[0].startswith(
+        "cnn-bench ab: note: HEAD pins pytest"
+    )

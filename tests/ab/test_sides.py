@@ -23,6 +23,8 @@ from bench.errors import UsageError
         ),
         ("backend:jax", None, (), "jax"),
         ("git:HEAD~3+pkg:keras==3.14.0+backend:jax", "HEAD~3", ("keras==3.14.0",), "jax"),
+        ("pkg:keras==latest", None, ("keras==latest",), None),
+        ("pkg:Keras[jax] == LATEST,tensorboard==2.20.0", None, ("Keras[jax]==latest", "tensorboard==2.20.0"), None),
     ],
 )
 def test_parse(text, ref, packages, backend):
@@ -40,11 +42,19 @@ def test_parse(text, ref, packages, backend):
         ("pkg:keras", "needs a version"),
         ("pkg:keras=3.14", "is not a package requirement"),
         ("backend:mxnet", "backend 'mxnet' is invalid"),
+        ("pkg:keras>=3==latest", "==latest takes a bare name"),
+        ("pkg:==latest", "is not a package requirement"),
+        ("pkg:keras==newest", "is not a package requirement"),
     ],
 )
 def test_bad_specs(text, message):
     with pytest.raises(UsageError, match=message):
         sides.parse(text)
+
+
+def test_latest_names_the_packages_still_to_pin():
+    assert sides.parse("pkg:keras==latest,tensorflow-cpu==2.21.0,jax[cpu]==latest").latest == ("keras", "jax[cpu]")
+    assert sides.parse("pkg:keras==3.15.1").latest == ()
 
 
 def test_environment_spec_names_the_backend_framework():
