@@ -27,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--package", default=None, help="bisect this package's versions instead of commits")
     parser.add_argument(
-        "--versions", default=None, help="with --package: versions, oldest (good) first, comma-separated"
+        "--versions",
+        default=None,
+        help="with --package: versions, oldest (good) first, comma-separated; the last may be 'latest' (the newest release)",
     )
     parser.add_argument(
         "--reruns",
@@ -51,6 +53,10 @@ def candidates(args: argparse.Namespace, repo: Path) -> tuple[list[str], Callabl
             raise UsageError("--package needs --versions with at least two versions, oldest (good) first")
         for v in versions:
             sides.parse(f"pkg:{args.package}=={v}")  # checks the spelling now, not half-way through
+        if any(v.lower() == sides.LATEST for v in versions[:-1]):
+            raise UsageError(
+                f"--versions {args.versions}: '{sides.LATEST}' (the newest release) can only be the last, bad end"
+            )
         return versions, lambda v: f"pkg:{args.package}=={v}"
     if not (args.good and args.bad):
         raise UsageError("give --good REF and --bad REF (or --package NAME --versions A,B,...)")

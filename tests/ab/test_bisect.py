@@ -42,6 +42,18 @@ def test_needs_two_ends():
         bisect.search(["c0"], lambda c: (True, {}))
 
 
+def test_package_versions_may_end_at_the_newest_release(tmp_path):
+    import argparse
+
+    from bench.commands.bisect import candidates
+
+    args = argparse.Namespace(package="keras", versions="3.14.0, 3.15.1,latest", good=None, bad=None)
+    versions, side = candidates(args, tmp_path)
+    assert versions == ["3.14.0", "3.15.1", "latest"] and side("latest") == "pkg:keras==latest"
+    with pytest.raises(UsageError, match="'latest' .* can only be the last"):
+        candidates(argparse.Namespace(**{**vars(args), "versions": "latest,3.15.1"}), tmp_path)
+
+
 def test_first_parent_commits_of_a_history(tmp_path):
     run = lambda *a: subprocess.run(
         ["git", *a], cwd=tmp_path, check=True, capture_output=True, text=True

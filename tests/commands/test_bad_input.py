@@ -451,6 +451,13 @@ CASES += [
         ["bisect", "--package", "keras", "--versions", "3.15.1", "--out", "{tmp}/b"],
         "--versions",
     ),
+    (
+        "bisect",
+        "--versions",
+        "latest before the end",
+        ["bisect", "--package", "keras", "--versions", "3.14.0,latest,3.15.1", "--out", "{tmp}/b"],
+        "can only be the last",
+    ),
 ]
 
 
