@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import cluster as cluster_mod
+from bench import processes
 
 POLL_S = 0.2
 
@@ -58,7 +59,7 @@ def run(
     clusters = cluster_mod.local(n, timeout_s=timeout_s)
     env = {**(env if env is not None else os.environ)}
     env.pop("TF_CONFIG", None)  # each worker's --cluster says it all
-    with tempfile.TemporaryDirectory(prefix="cnn-bench-workers-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="cnn-bench-workers-") as tmp, processes.sigterm_exits():
         logs = [None] + [Path(tmp) / f"worker-{i}.log" for i in range(1, n)]
         log(
             f"cnn-bench: {label} on {n} workers on this machine ({', '.join(clusters[0].addresses)}); "
@@ -70,7 +71,13 @@ def run(
             for c, path in zip(clusters, logs):
                 out = open(path, "wb") if path else None  # noqa: SIM115 - closed when the process ends
                 procs.append(
-                    subprocess.Popen(argv_for(c), env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
+                    subprocess.Popen(
+                        argv_for(c),
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT if out else None,
+                        **processes.child_options(),
+                    )
                 )
                 if out:
                     out.close()  # the child holds its own descriptor

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from bench import processes
 from bench.ab import runner
 from bench.io import read_json
 
@@ -37,7 +38,7 @@ def train_one(prepared: runner.Prepared, recipe: str, seed: int, train_args: Seq
             env={**os.environ, **prepared.env},
             stdout=log,
             stderr=subprocess.STDOUT,
-            **runner.child_options(),
+            **processes.child_options(),
         ).returncode
     record = {"seed": seed, "returncode": status, "wall_s": time.perf_counter() - t0, "loadavg_before": load}
     docs = [read_json(p, what="training result") for p in sorted(out.glob("*.json"))]

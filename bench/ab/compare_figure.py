@@ -185,6 +185,7 @@ def measure(args, throughput_args: list[str], work: Path, *, log=print) -> dict:
     with the chain committed), each beside the load or not; the figure report, runs included. With
     ``args.out``, the report so far is written there after every run (``compare REPORT.json`` judges
     a run that was stopped early)."""
+    from bench import processes
     from bench.ab import figures, worktree
     from bench.io import write_json
 
@@ -216,7 +217,7 @@ def measure(args, throughput_args: list[str], work: Path, *, log=print) -> dict:
                     env={**os.environ, "PYTHONPATH": str(tree), "TF_CPP_MIN_LOG_LEVEL": "2"},
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
-                    **figures.runner.child_options(),
+                    **processes.child_options(),
                 ).returncode
             r.update(wall_s=time.perf_counter() - t0, returncode=status)
             r["doc"] = json.loads(out.read_text()) if out.exists() else None

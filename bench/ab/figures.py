@@ -40,7 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.ab import runner
+from bench import processes
 from bench.environment import REPO_ROOT
 
 MATMUL_N = 256
@@ -260,12 +260,12 @@ def load(on: bool):
 
 def ab(repo: Path, base: str, head: str, out: Path, ab_args: list[str]) -> dict:
     """One ``python -m bench ab`` in a child process (killed with this one, as its timed processes are
-    with it: ``runner.child_options``); its document and exit status."""
+    with it: ``processes.child_options``); its document and exit status."""
     argv = [sys.executable, "-m", "bench", "ab", base, head, "--repo", str(repo), "--out", str(out)]
     argv += ["--baselines", str(REPO_ROOT / "baselines.json"), *ab_args]
     t0 = time.perf_counter()
     status = subprocess.run(
-        argv, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **runner.child_options()
+        argv, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **processes.child_options()
     ).returncode
     doc = json.loads((out / "ab.json").read_text()) if (out / "ab.json").exists() else {}
     return {"status": status, "wall_s": time.perf_counter() - t0, "doc": doc}
@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         " repeatable)",
     )
     argv = sys.argv[1:] if argv is None else argv
-    runner.exit_on_sigterm()  # a killed figure stops its load loop and its running ab (their finally blocks)
+    processes.exit_on_sigterm()  # a killed figure stops its load loop and its running ab (their finally blocks)
     split = argv.index("--") if "--" in argv else len(argv)  # after --: options for every `python -m bench ab`
     args = parser.parse_args(argv[:split])
     args.ab_args = argv[split + 1 :]
@@ -458,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
             argv = [sys.executable, "-m", "bench", "bisect", "--good", base, "--bad", history[-1], "--repo", str(repo)]
             t0 = time.perf_counter()
             status = subprocess.run(
-                [*argv, "--out", str(out), *args.ab_args], cwd=REPO_ROOT, **runner.child_options()
+                [*argv, "--out", str(out), *args.ab_args], cwd=REPO_ROOT, **processes.child_options()
             ).returncode
             found = json.loads((out / "bisect.json").read_text()) if (out / "bisect.json").exists() else {}
             if args.keep:  # every step's A/B document and the report, not the processes' own files

@@ -26,7 +26,6 @@ import math
 import os
 import re
 import select
-import signal
 import subprocess
 import sys
 import time
@@ -40,49 +39,10 @@ from bench.ab.sides import Side, git, resolve
 from bench.ab.verdict import pair_ratio
 from bench.errors import UsageError
 from bench.io import read_json
+from bench.processes import child_options
 from bench.throughput import turns
 
 LABELS = ("BASE", "HEAD")
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-
-def _prctl():
-    """libc's ``prctl`` on Linux (looked up in the parent: a child between fork and exec must not import)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PRCTL = _prctl()
-
-
-def child_options() -> dict:
-    """``subprocess.Popen`` options for a timed process (or a training run) of an A/B: on Linux it is
-    killed when the A/B process dies, however that dies (SIGKILL, a closed terminal), instead of
-    running on alone and loading whatever the machine measures next."""
-    if _PRCTL is None:
-        return {}
-    parent = os.getpid()
-
-    def die_with_parent() -> None:
-        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl took hold
-            os._exit(1)
-
-    return {"preexec_fn": die_with_parent}
-
-
-def exit_on_sigterm() -> None:
-    """SIGTERM ends the A/B process as an exception would (exit 143): its ``finally`` blocks kill the
-    timed processes and remove the temporary worktrees, which a bare SIGTERM would leave behind."""
-    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
-
-
 INTERLEAVE = ("rounds", "processes")
 TURNS = (0, 1, 1, 0)  # which of a pair's processes gets each turn, repeated: ABBA ABBA ...
 
@@ -102,7 +62,6 @@ class Prepared:
 def prepare(label: str, side: Side, repo: Path, stack: contextlib.ExitStack, *, log=print) -> Prepared:
     """Resolve ``side`` (a bad ref or an unresolvable version is a ``UsageError``), check out its
     tree into a worktree that ``stack`` removes, and build or reuse its environment."""
-    import sys
 
     side = envs.pin_latest(resolve(side, repo), log=log)
     tree = repo if side.ref is None else stack.enter_context(worktree.checkout(repo, side.commit))

@@ -255,9 +255,10 @@ def write(doc: dict, out: Path, name: str = "ab") -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.ab import experiment, report, runner, sides, verdict
+    from bench import processes
+    from bench.ab import experiment, report, sides, verdict
 
-    runner.exit_on_sigterm()
+    processes.exit_on_sigterm()
     if args.base is None and not args.calibrate:
         raise UsageError("give BASE (e.g. git:origin/main), or --calibrate for an A/A run")
     base = sides.parse(args.base or ".")

@@ -64,9 +64,10 @@ def candidates(args: argparse.Namespace, repo: Path) -> tuple[list[str], Callabl
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.ab import bisect, experiment, report, runner, verdict
+    from bench import processes
+    from bench.ab import bisect, experiment, report, verdict
 
-    runner.exit_on_sigterm()
+    processes.exit_on_sigterm()
     if args.reruns < 0:
         raise UsageError(f"--reruns {args.reruns} is invalid; expected 0 or more")
     opts = settings(args)

@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import backends
+from bench import backends, processes
 from bench.throughput.plan import OPTIONS, ThroughputPlan, dest, out_path
 
 # options the parent handles itself rather than passing on
@@ -51,11 +51,13 @@ def run(plan: ThroughputPlan, opts: dict, pytest_args: list[str]) -> int:
     from bench.throughput import summary
 
     statuses, docs = [], []
-    with tempfile.TemporaryDirectory(prefix="cnn-bench-backends-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="cnn-bench-backends-") as tmp, processes.sigterm_exits():
         for backend, env in _children(plan):
             out = Path(tmp) / f"{backend}.json"
             print(f"cnn-bench: --backend {backend} in its own process", flush=True)
-            status = subprocess.run(child_argv(opts, backend, out, pytest_args), env=env).returncode
+            status = subprocess.run(
+                child_argv(opts, backend, out, pytest_args), env=env, **processes.child_options()
+            ).returncode
             statuses.append(status)
             if out.exists():
                 docs.append(read_json(out, what="result file"))

@@ -45,6 +45,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench import processes
 from bench.io import read_json, write_json
 from bench.throughput.plan import SUITE_DIR, ThroughputPlan, out_path
 from bench.throughput.plugin import ThroughputPlugin
@@ -154,17 +155,19 @@ def child_command(spec: Path) -> list[str]:
 def watch(argv: list[str], env: dict, progress: Progress, on_finish: Callable[[], None]) -> Outcome:
     """Run one child to its end, calling ``on_finish`` after each case it finishes. Ctrl-C here
     stops it (``stop``) and returns its outcome marked interrupted. The child's stderr is kept in a
-    file and passed on when it ends; a usage error it reports is printed alone, as one line."""
+    file and passed on when it ends; a usage error it reports is printed alone, as one line. A
+    SIGTERM or SIGKILL of this process ends the child too (``bench.processes``)."""
     t0 = time.monotonic()
     err_path = progress.path.with_suffix(".stderr")
     with open(err_path, "wb") as err:
-        proc = subprocess.Popen(argv, env=env, stderr=err)
+        proc = subprocess.Popen(argv, env=env, stderr=err, **processes.child_options())
     interrupted = False
     try:
-        while (ended := _reap(proc)) is None:
-            if progress.update():
-                on_finish()
-            time.sleep(POLL_S)
+        with processes.sigterm_exits():
+            while (ended := _reap(proc)) is None:
+                if progress.update():
+                    on_finish()
+                time.sleep(POLL_S)
     except KeyboardInterrupt:
         interrupted = True
         ended = stop(proc)

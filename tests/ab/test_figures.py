@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench import processes
 from bench.ab import runner, verdict
 from bench.ab.figures import rejudge
 from tests.ab.fakes import SIDES, fake_measure
@@ -51,7 +52,7 @@ def test_the_bisect_figure_judges_the_answer_and_keeps_its_evidence(tmp_path, mo
         repo = Path(opt("--repo"))
         log = figures.git(repo, "log", "--format=%H %s", f"{opt('--good')}..{opt('--bad')}").splitlines()
         seen["commits"], seen["ab_args"] = len(log), argv[argv.index("--out") + 2 :]
-        seen["dies_with_the_figure"] = set(runner.child_options()) <= set(kw)
+        seen["dies_with_the_figure"] = set(processes.child_options()) <= set(kw)
         first_bad = next(line.split()[0] for line in log if "slowdown" in line)
         out = Path(opt("--out"))
         out.mkdir(parents=True)
@@ -82,7 +83,7 @@ def test_a_trial_s_ab_dies_with_the_figure(tmp_path, monkeypatch):
 
     from bench.ab import figures
 
-    if not runner.child_options():
+    if not processes.child_options():
         pytest.skip("no kill-with-parent option on this platform")
     calls = []
     monkeypatch.setattr(

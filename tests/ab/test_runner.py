@@ -66,9 +66,10 @@ def test_a_hung_pair_taking_turns_is_killed_at_its_timeout(tmp_path, after_turn)
 # an A/B process (``runner.measure`` or ``measure_interleaved``) timing sides that never finish
 AB_MAIN = """
 import pickle, sys
+from bench import processes
 from bench.ab import runner
 sides, mode = pickle.loads(bytes.fromhex(sys.argv[1])), sys.argv[2]
-runner.exit_on_sigterm()
+processes.exit_on_sigterm()
 if mode == "processes":
     runner.measure(sides[0], [], sides[0].tree.parent / "000-BASE.json")
 else:

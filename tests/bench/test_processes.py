@@ -1,0 +1,87 @@
+"""Children never outlive the command that started them: SIGTERM becomes an orderly exit that kills
+them, and on Linux a SIGKILL of the parent kills them too. Checked on the harness's own starters
+(``throughput``'s isolated cases, ``--workers N``'s workers) with children that would sleep for ever."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench import processes
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# a child that writes its pid (atomically) and sleeps
+CHILD = """
+import os, sys, time
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(str(os.getpid()))
+os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(600)
+"""
+
+# a parent that starts CHILD through one of the harness's starters
+PARENTS = {
+    "throughput's isolated cases": """
+import os, sys
+from pathlib import Path
+from bench.throughput import isolate
+child = [sys.executable, "-c", sys.argv[2], sys.argv[1] + ".0"]
+isolate.watch(child, dict(os.environ), isolate.Progress(Path(sys.argv[1] + ".progress")), lambda: None)
+""",
+    "--workers N": """
+import sys
+from bench import launch
+launch.run(lambda c: [sys.executable, "-c", sys.argv[2], f"{sys.argv[1]}.{c.task_index}"], 2, timeout_s=600, log=lambda m: None)
+""",
+}
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or only its exit status left (a zombie nobody reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="dying with the parent uses Linux's prctl")
+@pytest.mark.parametrize("starter", list(PARENTS))
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_killed_parent_leaves_no_child_running(tmp_path, starter, how):
+    pid_file = tmp_path / "child.pid"
+    n = 2 if starter == "--workers N" else 1
+    pids = [Path(f"{pid_file}.{i}") for i in range(n)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    parent = subprocess.Popen([sys.executable, "-c", PARENTS[starter], str(pid_file), CHILD], env=env)
+    children = []
+    try:
+        deadline = time.monotonic() + 60
+        while not all(p.exists() for p in pids):
+            assert parent.poll() is None and time.monotonic() < deadline, "the children never started"
+            time.sleep(0.05)
+        children = [int(p.read_text()) for p in pids]
+        parent.send_signal(how)
+        assert parent.wait(timeout=30) == (-how if how == signal.SIGKILL else 128 + how)
+        deadline = time.monotonic() + 20
+        while not all(_gone(c) for c in children) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(_gone(c) for c in children), f"still running after {how.name} of their parent: {children}"
+    finally:
+        parent.kill()
+        for c in children:
+            if not _gone(c):
+                os.kill(c, signal.SIGKILL)
+
+
+def test_sigterm_exits_only_inside_the_block():
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as e, processes.sigterm_exits():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler runs at once; reaching the end of this sleep is a failure
+    assert e.value.code == 128 + signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) == before
