@@ -164,7 +164,9 @@ def judge(
         if significant is False:
             return Finding(**found, verdict=Verdict.PASS, reason=f"{moved}, beyond {limit} but not significant{suffix}")
         return Finding(**found, verdict=Verdict.REGRESSION, reason=f"{moved}, beyond {limit}{suffix}")
-    if change > rule.tolerance and significant is not False:
+    if change > rule.tolerance:
+        if significant is False:
+            return Finding(**found, verdict=Verdict.PASS, reason=f"{moved}, beyond {limit} but not significant{suffix}")
         if two_sided:
             return Finding(
                 **found,

@@ -100,6 +100,11 @@ def test_reasons_read_naturally_in_both_directions():
     better = judge("k", band, 0.8, 1.0, two_sided=True)
     assert better.verdict is Verdict.UNEXPECTED and better.reason.startswith("loss fell 20.00 %, beyond the ±10 % band")
     assert judge("k", band, 1.0, 1.0, two_sided=True).reason == "loss unchanged, within the ±10 % band"
+    # a change past the tolerance that the noise explains passes, and is not called "within" it
+    for current in (0.8, 1.2):
+        noise = judge("k", band, current, 1.0, two_sided=True, significant=False, note="between 3 runs: ±25%")
+        assert noise.verdict is Verdict.PASS
+        assert noise.reason.endswith("beyond the ±10 % band but not significant; between 3 runs: ±25%")
 
 
 def test_a_changed_fingerprint_is_its_own_failing_verdict():
