@@ -14,6 +14,7 @@ import pytest
 from bench.ab import runner
 from bench.ab.sides import parse
 from bench.throughput import turns
+from tests.bench.children import assert_children_die_with
 
 # a side whose `python -m bench throughput` hangs: before its first turn, or (HANG_AFTER_TURN) inside it
 HANGING_MAIN = """
@@ -77,14 +78,6 @@ else:
 """
 
 
-def _gone(pid: int) -> bool:
-    """No such process, or only its exit status left (a zombie nobody reaped)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="dying with the parent uses Linux's prctl")
 @pytest.mark.parametrize("mode", ["processes", "rounds"])
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
@@ -98,23 +91,7 @@ def test_a_killed_ab_leaves_no_timed_process_running(tmp_path, mode, how):
     sides = [hanging_side(tmp_path, label, pid_file=pid) for label, pid in zip(labels, pids, strict=True)]
     argv = [sys.executable, "-c", AB_MAIN, pickle.dumps(sides).hex(), mode]
     ab = subprocess.Popen(argv, env={**os.environ, "PYTHONPATH": str(Path(runner.__file__).parents[2])})
-    try:
-        deadline = time.monotonic() + 60
-        while not all(p.exists() for p in pids):
-            assert ab.poll() is None and time.monotonic() < deadline, "the timed processes never started"
-            time.sleep(0.1)
-        children = [int(p.read_text()) for p in pids]
-        ab.send_signal(how)
-        assert ab.wait(timeout=30) == (-how if how == signal.SIGKILL else 128 + how)
-        deadline = time.monotonic() + 20
-        while not all(_gone(c) for c in children) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert all(_gone(c) for c in children), f"still running after {how.name} of ab: {children}"
-    finally:
-        ab.kill()
-        for pid in pids:
-            if pid.exists() and not _gone(int(pid.read_text())):
-                os.kill(int(pid.read_text()), signal.SIGKILL)
+    assert_children_die_with(ab, pids, how)
 
 
 def side_running(label: str, spec: str, packages: dict | None) -> runner.Prepared:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench import processes
+from tests.bench.children import assert_children_die_with
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,14 +42,6 @@ launch.run(lambda c: [sys.executable, "-c", sys.argv[2], f"{sys.argv[1]}.{c.task
 }
 
 
-def _gone(pid: int) -> bool:
-    """No such process, or only its exit status left (a zombie nobody reaped)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="dying with the parent uses Linux's prctl")
 @pytest.mark.parametrize("starter", list(PARENTS))
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
@@ -58,24 +51,7 @@ def test_a_killed_parent_leaves_no_child_running(tmp_path, starter, how):
     pids = [Path(f"{pid_file}.{i}") for i in range(n)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     parent = subprocess.Popen([sys.executable, "-c", PARENTS[starter], str(pid_file), CHILD], env=env)
-    children = []
-    try:
-        deadline = time.monotonic() + 60
-        while not all(p.exists() for p in pids):
-            assert parent.poll() is None and time.monotonic() < deadline, "the children never started"
-            time.sleep(0.05)
-        children = [int(p.read_text()) for p in pids]
-        parent.send_signal(how)
-        assert parent.wait(timeout=30) == (-how if how == signal.SIGKILL else 128 + how)
-        deadline = time.monotonic() + 20
-        while not all(_gone(c) for c in children) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert all(_gone(c) for c in children), f"still running after {how.name} of their parent: {children}"
-    finally:
-        parent.kill()
-        for c in children:
-            if not _gone(c):
-                os.kill(c, signal.SIGKILL)
+    assert_children_die_with(parent, pids, how)
 
 
 def test_sigterm_exits_only_inside_the_block():
