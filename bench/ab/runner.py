@@ -60,9 +60,9 @@ class Prepared:
 
 
 def prepare(label: str, side: Side, repo: Path, stack: contextlib.ExitStack, *, log=print) -> Prepared:
-    """Resolve ``side`` (a bad ref or an unresolvable version is a ``UsageError``), check out its
-    tree into a worktree that ``stack`` removes, and build or reuse its environment."""
-
+    """Resolve ``side`` (a bad ref or an unresolvable version is a ``UsageError``) and pin its
+    ``NAME==latest``, check out its tree into a worktree that ``stack`` removes, and build or reuse
+    its environment."""
     side = envs.pin_latest(resolve(side, repo), log=log)
     tree = repo if side.ref is None else stack.enter_context(worktree.checkout(repo, side.commit))
     python, packages, env_record = sys.executable, None, {"python": sys.executable, "cached": None}
