@@ -139,6 +139,9 @@ def load_baselines(path: str | Path | None = None, *, stream: TextIO | None = No
         return None
 
 
+JUDGED_BY = "a raw change: `python -m bench compare FILE` judges it against the baseline's spread"
+
+
 def table(doc: dict, baselines: dict | None = None) -> str:
     """The run's images/s table: one row per case (errored ones with their error), then one line of totals.
 
@@ -181,6 +184,8 @@ def table(doc: dict, baselines: dict | None = None) -> str:
     totals = f"{len(data)} case(s): {len(data) - errored} measured, {errored} errored, {noisy} noisy"
     if baselines is not None:
         totals += f"; {matched} with a baseline"
+    if matched:  # a raw change on a drifting machine is not a verdict
+        totals += f" ({JUDGED_BY})"
     return aligned(header, body, numeric=numeric) + "\n" + totals
 
 

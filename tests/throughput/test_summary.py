@@ -49,7 +49,7 @@ def test_a_row_shows_the_median_spread_and_the_change_against_its_baseline():
         "3.46",
         "-10.0%",
     ]
-    assert totals == "1 case(s): 1 measured, 0 errored, 0 noisy; 1 with a baseline"
+    assert totals == f"1 case(s): 1 measured, 0 errored, 0 noisy; 1 with a baseline ({summary.JUDGED_BY})"
 
 
 def test_the_change_is_signed_and_a_missing_baseline_is_a_dash():
@@ -63,7 +63,7 @@ def test_the_change_is_signed_and_a_missing_baseline_is_a_dash():
     assert line_of(out, "resnet20").split()[-1] == "+3.1%"
     assert line_of(out, "resnet32").split()[-1] == "-3.1%"  # 775.2 / 800 - 1 = -0.031
     assert line_of(out, "resnet56").split()[-1] == "-"
-    assert out.splitlines()[-1].endswith("2 with a baseline")
+    assert out.splitlines()[-1].endswith(f"2 with a baseline ({summary.JUDGED_BY})")
     # without baselines at all: every change is a dash and the totals do not mention them
     bare = summary.table(doc([bench(up, 1031.0)]))
     assert line_of(bare, "resnet20").split()[-1] == "-" and "baseline" not in bare.splitlines()[-1]
