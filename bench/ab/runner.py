@@ -382,10 +382,10 @@ def same_versions(*prepared: Prepared) -> list[str]:
     notes = []
     for mine, other in (prepared, prepared[::-1]):
         pins = {}
-        for text in mine.side.packages:
-            spec = list(Requirement(text).specifier)
+        for req in map(Requirement, mine.side.packages):
+            spec = list(req.specifier)
             if len(spec) == 1 and spec[0].operator == "==":
-                pins[canonicalize_name(Requirement(text).name)] = spec[0].version
+                pins[canonicalize_name(req.name)] = spec[0].version
         theirs = installed(other) if pins else {}
         if pins and all(theirs.get(name) == version for name, version in pins.items()):
             said = ", ".join(f"{name} {version}" for name, version in pins.items())
