@@ -95,7 +95,8 @@ def _requirement(side: str, text: str) -> str:
     try:
         req = Requirement(name if latest else text.strip())
     except InvalidRequirement as e:
-        raise UsageError(f"side {side!r}: {text.strip()!r} is not a package requirement ({e})") from None
+        reason = str(e).splitlines()[0]  # packaging's message goes on to draw a caret under the text
+        raise UsageError(f"side {side!r}: {text.strip()!r} is not a package requirement ({reason})") from None
     if latest:
         if req.specifier or req.marker or req.url:
             raise UsageError(f"side {side!r}: {text.strip()!r}: ==latest takes a bare name (e.g. keras==latest)")

@@ -48,8 +48,9 @@ def test_parse(text, ref, packages, backend):
     ],
 )
 def test_bad_specs(text, message):
-    with pytest.raises(UsageError, match=message):
+    with pytest.raises(UsageError, match=message) as e:
         sides.parse(text)
+    assert "\n" not in str(e.value)  # one line
 
 
 def test_latest_names_the_packages_still_to_pin():
