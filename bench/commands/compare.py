@@ -9,7 +9,14 @@ import argparse
 
 from bench.errors import UsageError
 from bench.regression import baselines, rules
-from bench.regression.throughput import between_run_calibrations, judge_all, load_result, results, validate_entries
+from bench.regression.throughput import (
+    between_run_calibrations,
+    judge_all,
+    load_result,
+    results,
+    unmeasured,
+    validate_entries,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,14 +38,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not 0 < args.alpha < 1:
-        raise UsageError(f"--alpha {args.alpha} is invalid; expected 0 < alpha < 1")
+    if not 0 < args.alpha < 0.5:  # one-sided: a level of 0.5 or more calls a coin toss significant
+        raise UsageError(f"--alpha {args.alpha} is invalid; expected 0 < alpha < 0.5")
+    if args.device_class is not None and not args.device_class.strip():
+        raise UsageError(
+            f"--device-class {args.device_class!r} is invalid; expected a device class, e.g. 'cpu:AMD EPYC x2'"
+        )
     data = baselines.load(args.baselines)
     base = validate_entries(data["throughput"], args.baselines)
     calibration = between_run_calibrations(data["ab_calibration"])
     current = []
     for path in args.results:
-        current += results(load_result(path), device_class=args.device_class)
+        doc = load_result(path)
+        current += results(doc, device_class=args.device_class) + unmeasured(doc, device_class=args.device_class)
     findings = judge_all(current, base, rule_override=args.tolerance, alpha=args.alpha, calibration=calibration)
     print(rules.format_table(findings))
     code = rules.exit_code(findings)

@@ -64,7 +64,7 @@ class Rule:
 
     @classmethod
     def parse(cls, text: str) -> Rule:
-        m = _RULE.match(text.strip())
+        m = _RULE.match(text.strip()) if isinstance(text, str) else None  # a baselines file may hold any JSON
         if not m:
             raise UsageError(
                 f"rule {text!r} is invalid; expected METRIC:-N% or METRIC:-Npt (e.g. 'throughput:-5%', 'top1:-0.5pt')"
@@ -250,4 +250,4 @@ def format_table(findings: Iterable[Finding]) -> str:
 
 
 def _num(x: float | None) -> str:
-    return "-" if x is None else f"{x:.4g}" if abs(x) < 1e4 else f"{x:,.0f}"
+    return "-" if x is None else f"{x:.4g}" if abs(x) < 1e4 else f"{x:,.0f}" if abs(x) < 1e12 else f"{x:.4g}"

@@ -24,6 +24,7 @@ from bench import stats
 from bench.errors import BaselinesError, UsageError
 from bench.regression import baselines, rules
 from bench.stats import finite
+from bench.throughput import merge
 from bench.throughput.workload import result_id
 
 is_result = results_mod.is_throughput  # for ``baselines update``: pytest-benchmark JSON from bench/throughput/suite
@@ -31,6 +32,13 @@ is_result = results_mod.is_throughput  # for ``baselines update``: pytest-benchm
 
 def _rule(text: str | None) -> rules.Rule:
     return rules.Rule.parse_for(text or rules.THROUGHPUT_RULE, metric="throughput", unit="%")
+
+
+def _rule_given(text: str) -> rules.Rule:
+    """A rule the user gave (``--tolerance``): an empty one is refused, not read as the default."""
+    if not text.strip():
+        raise UsageError(f"--tolerance {text!r} is invalid; expected e.g. '{rules.THROUGHPUT_RULE}'")
+    return _rule(text)
 
 
 def load_result(path: str) -> dict:
@@ -49,10 +57,25 @@ def _device_class(doc: dict, extra: dict) -> str:
 
 
 def _samples(values) -> list[float] | None:
-    if not isinstance(values, list):
+    """``values`` as floats when they are a non-empty list of positive finite numbers, else None."""
+    if not isinstance(values, list) or not values:
         return None
     out = [finite(v) for v in values]
     return out if all(v is not None and v > 0 for v in out) else None
+
+
+def _median_error(median: float | None, samples: list[float] | None) -> str | None:
+    """Why ``median`` cannot be the median images/s of ``samples`` (None when it can): it must be a
+    positive number within their range, or a hand-edited or corrupted file would be judged by a
+    number its own rounds contradict."""
+    if median is None or median <= 0:
+        return "is not a positive number"
+    if samples is None:
+        return "has no valid samples (a non-empty list of positive numbers)"
+    lo, hi = min(samples), max(samples)
+    if not lo * (1 - 1e-9) <= median <= hi * (1 + 1e-9):
+        return f"is outside the range of its own samples [{lo:g}, {hi:g}]"
+    return None
 
 
 def results(doc: dict, *, device_class: str | None = None) -> list[dict]:
@@ -67,8 +90,8 @@ def results(doc: dict, *, device_class: str | None = None) -> list[dict]:
         median = finite(ips.get("median"))
         samples = _samples(ips.get("samples"))
         error = extra.get("error")
-        if not error and (median is None or samples is None):
-            error = f"result has no valid images/s (median {ips.get('median')!r})"
+        if not error and (why := _median_error(median, samples)):
+            error = f"result has no valid images/s: median {ips.get('median')!r} {why}"
         out.append(
             {
                 "key": key,
@@ -96,17 +119,55 @@ def results(doc: dict, *, device_class: str | None = None) -> list[dict]:
     return out
 
 
+def planned(doc: dict) -> list[str]:
+    """The case ids a result file was to measure: its options' cases, and for a merge of shards the
+    whole plan's (a shard that is missing is a part of the sweep with no result)."""
+    harness = doc.get("harness") or {}
+    shard = harness.get("shard") or {}
+    cases = (harness.get("options") or {}).get("cases") or []
+    if "merged" in shard:
+        cases = [*cases, *(shard.get("plan_cases") or [])]
+    return list(dict.fromkeys(c for c in cases if isinstance(c, str)))
+
+
+def unmeasured(doc: dict, *, device_class: str | None = None) -> list[dict]:
+    """A failing result (``results``' form) for each case the file planned and holds neither a
+    benchmark nor an error for: an interrupted run, a missing shard, a case deselected with ``-k``.
+    A run that did not measure a case says nothing about its speed, so ``compare`` must not pass it."""
+    recorded = {
+        result_id(b.get("extra_info") or {}, b.get("param") or b.get("name")) for b in doc.get("benchmarks", [])
+    }
+    recorded |= {e.get("id") or e.get("name") for e in doc.get("errors", []) or []}
+    why = (
+        "the run was interrupted or a shard is missing (partial)"
+        if merge.is_partial(doc)
+        else "the run did not measure it"
+    )
+    return [
+        {
+            "key": f"{device_class or _device_class(doc, {})}/{case}",
+            "median": None,
+            "samples": [],
+            "noisy": False,
+            "cv": None,
+            "error": f"no result: {why}",
+            "rounds": 0,
+        }
+        for case in planned(doc)
+        if case not in recorded
+    ]
+
+
 def validate_entries(entries: dict, path="baselines.json") -> dict:
     """Check every throughput entry; a bad one is a ``BaselinesError`` naming it."""
     for key, entry in entries.items():
         where = f"baselines file {str(path)!r}: throughput/{key}"
         if "/" not in key:
             raise BaselinesError(f"{where}: key must be '<device class>/<benchmark id>'")
-        median = finite(entry.get("images_per_s"))
-        if median is None or median <= 0:
-            raise BaselinesError(f"{where}: images_per_s must be a positive number, not {entry.get('images_per_s')!r}")
         if _samples(entry.get("samples")) is None:
-            raise BaselinesError(f"{where}: samples must be a list of positive numbers")
+            raise BaselinesError(f"{where}: samples must be a non-empty list of positive numbers")
+        if why := _median_error(finite(entry.get("images_per_s")), _samples(entry.get("samples"))):
+            raise BaselinesError(f"{where}: images_per_s {entry.get('images_per_s')!r} {why}")
         try:
             _rule(entry.get("rule"))
         except UsageError as e:
@@ -178,7 +239,7 @@ def judge_all(
 ) -> list[rules.Finding]:
     """One finding per current result; ``calibration`` maps a result key to its A/A thresholds by the
     rounds a process timed (``between_run_calibrations``)."""
-    override = _rule(rule_override) if rule_override else None
+    override = _rule_given(rule_override) if rule_override is not None else None
     findings = []
     for r in current:
         entry = base.get(r["key"])
@@ -245,7 +306,8 @@ def baseline_entries(docs: list[tuple[str, dict]], args, *, existing: dict | Non
     a re-measured benchmark's entry replaces its ``existing`` one whole."""
     from bench.environment import machine_line
 
-    rule = str(_rule(getattr(args, "tolerance", None)))
+    given = getattr(args, "tolerance", None)
+    rule = str(_rule_given(given) if given is not None else _rule(None))
     runs: dict[str, list[tuple[str, dict, dict, dict]]] = {}
     for path, doc in docs:
         for r, b in zip(results(doc), [*doc.get("benchmarks", []), *doc.get("errors", [])]):

@@ -95,6 +95,10 @@ def test_schema_checks(tmp_path):
         {"rule": "throughput:+5%"},
         {"rule": "top1:-1pt"},
         {"images_per_s": float("nan")},
+        {"images_per_s": 1e300},  # beyond its own samples: hand-edited or corrupt
+        {"images_per_s": -100.0},
+        {"samples": []},
+        {"rule": 5},
     ):
         bad = {A: {**entries[A], **broken}}
         with pytest.raises(Exception) as info:
@@ -102,6 +106,83 @@ def test_schema_checks(tmp_path):
         assert type(info.value).__name__ == "BaselinesError"
     with pytest.raises(Exception, match="device class"):
         compare.validate_entries({"no-slash": entries[A]})
+
+
+def _edited(tmp_path, change, run="run_noise.json"):
+    doc = json.loads((FIX / run).read_text())
+    change(doc)
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def _ips(doc, k=0):
+    return doc["benchmarks"][k]["extra_info"]["images_per_s"]
+
+
+@pytest.mark.parametrize(
+    "change, why",
+    [
+        (lambda d: _ips(d).update(median=-100.0), "is not a positive number"),
+        (lambda d: _ips(d).update(median=0), "is not a positive number"),
+        (lambda d: _ips(d).update(median=1e30), "outside the range of its own samples"),
+        (lambda d: _ips(d).update(median=_ips(d)["median"] * 4), "outside the range of its own samples"),
+        (lambda d: _ips(d).update(samples=[]), "has no valid samples"),
+    ],
+)
+def test_an_impossible_median_is_an_error_not_a_pass(capsys, tmp_path, change, why):
+    """A median that is not a positive number within its own rounds' range (a hand edit, a corrupt
+    file, a broken writer) is judged as nothing: ERROR, exit 1, never a PASS or an IMPROVEMENT."""
+    code, out, _ = run_compare(capsys, _edited(tmp_path, change))
+    assert code == 1 and verdict_of(out, A) == "ERROR" and why in out
+
+
+def _with_plan(doc, *, partial=False, drop=()):
+    doc["harness"]["options"] = {"cases": [b["extra_info"]["id"] for b in doc["benchmarks"]]}
+    doc["benchmarks"] = [b for k, b in enumerate(doc["benchmarks"]) if k not in drop]
+    if partial:
+        doc["partial"] = True
+
+
+def test_a_planned_case_without_a_result_fails(capsys, tmp_path):
+    """An interrupted run (partial), a case deselected with ``-k``, a merge with a shard missing:
+    a case the run planned and did not measure is an ERROR, so the run cannot pass as a whole."""
+    code, out, _ = run_compare(capsys, _edited(tmp_path, lambda d: _with_plan(d)))
+    assert code == 0 and "ERROR" not in out  # every planned case measured
+    code, out, _ = run_compare(capsys, _edited(tmp_path, lambda d: _with_plan(d, partial=True, drop=(0,))))
+    assert code == 1 and verdict_of(out, A) == "ERROR" and "no result: the run was interrupted" in out
+    code, out, _ = run_compare(capsys, _edited(tmp_path, lambda d: _with_plan(d, drop=(0,))))
+    assert code == 1 and verdict_of(out, A) == "ERROR" and "no result: the run did not measure it" in out
+
+    def merged_without_shard_2(doc):
+        _with_plan(doc, drop=(0,))
+        doc["harness"]["options"]["cases"].pop(0)  # a merge's options hold the cases of the shards it has
+        doc["harness"]["shard"] = {
+            "count": 2,
+            "plan": "0123abcd",
+            "plan_cases": [
+                b["extra_info"]["id"] for b in json.loads((FIX / "run_noise.json").read_text())["benchmarks"]
+            ],
+            "merged": [1],
+            "missing": [2],
+        }
+
+    code, out, _ = run_compare(capsys, _edited(tmp_path, merged_without_shard_2))
+    assert code == 1 and verdict_of(out, A) == "ERROR"
+
+
+@pytest.mark.parametrize(
+    "extra, named",
+    [
+        (["--alpha", "0.5"], "--alpha 0.5"),
+        (["--alpha", "0.6"], "--alpha 0.6"),
+        (["--tolerance", ""], "--tolerance ''"),
+        (["--device-class", " "], "--device-class ' '"),
+    ],
+)
+def test_an_empty_or_meaningless_option_is_refused(capsys, extra, named):
+    code, out, err = run_compare(capsys, "run_noise.json", *extra)
+    assert code == 2 and out == "" and named in err and err.count("\n") == 1
 
 
 def test_not_a_result_file_is_a_usage_error(capsys, tmp_path):

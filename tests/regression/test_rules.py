@@ -19,7 +19,7 @@ def test_rule_parsing_and_direction():
     assert lat.change(110.0, 100.0) == pytest.approx(-10.0)  # slower is worse
 
 
-@pytest.mark.parametrize("bad", ["throughput", "throughput:5%", "throughput:-5", "top1:-x pt", ":-5%", "a:-5%%"])
+@pytest.mark.parametrize("bad", ["throughput", "throughput:5%", "throughput:-5", "top1:-x pt", ":-5%", "a:-5%%", 5, None, ["x"]])
 def test_bad_rules_are_usage_errors(bad):
     with pytest.raises(UsageError, match="invalid; expected METRIC"):
         Rule.parse(bad)
@@ -111,3 +111,8 @@ def test_a_changed_fingerprint_is_its_own_failing_verdict():
     f = rules.changed("k", "top1", {"model": ["conv1_bn momentum 0.99 -> 0.5"]}, note="dirty tree")
     assert f.verdict is Verdict.CHANGED and f.failed
     assert f.reason == "model changed: conv1_bn momentum 0.99 -> 0.5; re-measure the baseline if intended; dirty tree"
+
+
+def test_numbers_in_the_table_stay_short_whatever_their_size():
+    """A hand-edited or overflowing value (a loss of 1e308) must not print as a 300-digit number."""
+    assert [rules._num(x) for x in (None, 1.5, 12345.6, 1e308, -1e20)] == ["-", "1.5", "12,346", "1e+308", "-1e+20"]
