@@ -6,11 +6,11 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UsageError
+from bench.errors import UsageError, first_line
 
 
 @contextlib.contextmanager
@@ -97,6 +97,51 @@ def writable_file(flag: str, path: str | os.PathLike) -> Path:
     if path.is_dir() or str(path).endswith(os.sep):
         raise UsageError(f"{flag} {str(path)!r} is a directory; expected a file name")
     _writable(flag, path.parent, path, "cannot be written")
+    return path
+
+
+def fill_template(template: str, **fields: str) -> Path:
+    """An output path from ``template`` with ``{time}`` (now) and ``fields`` filled in; an unknown or
+    malformed placeholder is a one-line ``UsageError`` naming what it may hold."""
+    import time
+
+    try:
+        return Path(template.format(time=time.strftime("%Y%m%dT%H%M%S"), **fields))
+    except (KeyError, IndexError, ValueError) as e:
+        may = " and ".join(f"{{{k}}}" for k in ("time", *fields))
+        raise UsageError(
+            f"{template!r} is an invalid file name template ({first_line(e)}); it may hold {may}"
+        ) from None
+
+
+def distinct_outputs(
+    outputs: Sequence[tuple[str, str | os.PathLike]], inputs: Sequence[str | os.PathLike] = ()
+) -> None:
+    """A one-line ``UsageError`` when an output (``(flag, path)``) is one of the ``inputs`` or another
+    output's file (``x.json``, ``./x.json``, a symlink or a hard link to it are one file): a command
+    must not write over what it reads, nor one of its outputs over another."""
+    seen: list[tuple[str, str]] = [(os.fspath(p), f"the input {os.fspath(p)!r}") for p in inputs]
+    for flag, path in outputs:
+        for other, what in seen:
+            if _same_file(path, other):
+                raise UsageError(f"{flag} {os.fspath(path)!r} is {what}: give the output a path of its own")
+        seen.append((os.fspath(path), f"the file {flag} writes"))
+
+
+def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)  # hard links
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
+def png_file(flag: str, path: str | os.PathLike) -> Path:
+    """``writable_file`` for a figure: its name must end in ``.png``, the format it is written in."""
+    path = writable_file(flag, path)
+    if path.suffix.lower() != ".png":
+        raise UsageError(f"{flag} {str(path)!r} is not a .png file name; the figure is written as PNG")
     return path
 
 

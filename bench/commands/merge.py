@@ -3,9 +3,10 @@
 Each of N runners measures ``python -m bench throughput --shard i/N`` of the same plan; this joins
 their result files (``bench.throughput.merge.shards``) into one pytest-benchmark JSON that
 ``compare``, ``report`` and ``baselines update`` read as one run. Every file and the ``--out`` path
-are checked before anything is written; shards of different plans or commits, a shard given twice,
-a file that is no shard's result, and missing shards (unless ``--allow-partial``) are refused in
-one line, exit 2. A partial shard (an interrupted run) makes the merged file partial too.
+are checked before anything is written; shards of different plans, commits or versions, a shard
+given twice, a case recorded twice or outside the plan, a file that is no shard's result, an
+``--out`` that is one of the shard files, and missing shards or cases (unless ``--allow-partial``)
+are refused in one line, exit 2. A partial shard (an interrupted run) makes the merged file partial too.
 """
 
 from __future__ import annotations
@@ -24,15 +25,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.io import writable_file, write_json
+    from bench.io import distinct_outputs, writable_file, write_json
     from bench.throughput import merge, summary
 
     out = writable_file("--out", args.out)
+    distinct_outputs([("--out", args.out)], args.results)  # writing a shard over would lose it
     merged = merge.shards(args.results, allow_partial=args.allow_partial)
     print(summary.table(merged, summary.load_baselines()))
     s = merged["harness"]["shard"]
-    note = f"; shards {', '.join(map(str, s['missing']))} missing, marked partial" if s["missing"] else ""
-    note += "; partial shards: marked partial" if merged.get("partial") and not s["missing"] else ""
+    note = f"; shards {', '.join(map(str, s['missing']))} missing" if s["missing"] else ""
+    unmeasured = len(s["missing_cases"])
+    note += f"; {unmeasured} case{'s' if unmeasured > 1 else ''} without a result" if unmeasured else ""
+    note += ", marked partial" if note else ("; partial shards: marked partial" if merged.get("partial") else "")
     print(
         f"\ncnn-bench: wrote {write_json(out, merged)} ({len(s['merged'])} of {s['count']} shards of plan {s['plan']}, "
         f"{len(merged['harness']['options']['cases'])} of {len(s['plan_cases'])} cases{note})"

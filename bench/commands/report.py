@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from bench.errors import UsageError
-from bench.io import writable_file
+from bench.io import distinct_outputs, png_file
 
 BY = ("precision", "backend")
 DEFAULT_OUT = {"precision": "results/throughput.png", "backend": "results/throughput-by-backend.png"}
@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.by not in BY:
         raise UsageError(f"--by {args.by!r} is invalid; valid: {', '.join(BY)}")
-    out = writable_file("--out", args.out or DEFAULT_OUT[args.by])
+    distinct_outputs([("--out", args.out or DEFAULT_OUT[args.by])], args.results)
+    out = png_file("--out", args.out or DEFAULT_OUT[args.by])
     docs = [load_result(p) for p in args.results]
     if args.by == "backend":
         print(report.backend_table(docs))

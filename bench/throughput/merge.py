@@ -9,16 +9,20 @@ merge``).
 
 ``shards`` checks every file before it joins anything, and refuses, in one line naming the files:
 a file that is no throughput result or no shard (run without ``--shard``, or already merged);
-shards of different plans (other options or cases: the line says which option differs) or of
-different commits; a shard given twice; missing shards (it names their indexes), unless
-``allow_partial``, and then the merged file is marked partial and lists them under
-``harness.shard.missing``. A merged file's ``harness.shard`` has no ``index``: ``merged``, the
-shard indexes it holds, ``count``, the plan's digest and case ids.
+shards of different plans (other options or cases: the line says which option differs), of
+different commits or of different versions of the software measured (Python, Keras, the backend
+and its CUDA and cuDNN builds, as far as both files record them); a shard given twice; a case
+recorded twice (in two shards, or twice in one), outside the plan or outside its shard's cases;
+missing shards (it names their indexes) and cases of a shard with neither a benchmark nor an error
+entry, unless ``allow_partial``, and then the merged file is marked partial and lists them under
+``harness.shard.missing`` and ``harness.shard.missing_cases``. A merged file's ``harness.shard``
+has no ``index``: ``merged``, the shard indexes it holds, ``count``, the plan's digest and case ids.
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Sequence
 
 from bench.errors import UsageError
@@ -71,6 +75,7 @@ def shards(paths: Sequence[str | os.PathLike], *, allow_partial: bool = False) -
                 f"shard {record['index']}/{record['count']} is given twice: {found[record['index']][0]!r} and {path!r}"
             )
         found[record["index"]] = (path, doc)
+    _same_versions(found)
     plan = first["harness"]["shard"]
     missing = [i for i in range(1, plan["count"] + 1) if i not in found]
     if missing and not allow_partial:
@@ -79,7 +84,20 @@ def shards(paths: Sequence[str | os.PathLike], *, allow_partial: bool = False) -
             f"(plan {plan['plan']}); give every shard's result file, or --allow-partial to merge these"
         )
     _disjoint(found)
-    return _merged([found[i][1] for i in sorted(found)], missing)
+    recorded = _recorded(found)
+    unmeasured = {path: [c for c in _cases(doc) if c not in recorded] for _, (path, doc) in sorted(found.items())}
+    if any(unmeasured.values()) and not allow_partial:
+        named = " and ".join(
+            f"{'case' if len(ids) == 1 else 'cases'} {', '.join(ids)} of {path!r}"
+            for path, ids in unmeasured.items()
+            if ids
+        )
+        raise UsageError(
+            f"no result (neither a benchmark nor an error entry) for {named} (plan {plan['plan']}); "
+            f"give every case's result (rerun the shard), or --allow-partial to merge without them"
+        )
+    missing_cases = [c for c in plan["plan_cases"] if c not in recorded]
+    return _merged([found[i][1] for i in sorted(found)], missing, missing_cases)
 
 
 def _shard_record(path: str, doc: dict) -> dict:
@@ -134,32 +152,135 @@ def _commit(doc: dict) -> str | None:
     return (doc.get("commit_info") or {}).get("id")
 
 
+# What a shard ran, compared between shards: a sweep measures one configuration of the software.
+# The backend packages record their own versions; CUDA and cuDNN are each backend's own build (a
+# tensorflow shard's and a torch shard's of one ``--backend tensorflow,torch`` plan may differ).
+PYTHON_AND_KERAS = {"python_version": "python", "keras": "keras"}
+PACKAGES = ("tensorflow", "jax", "jaxlib", "torch", "numpy")
+BUILDS = ("cuda_version", "cudnn_version")
+
+
+def _versions(doc: dict) -> dict[tuple[str, str], object]:
+    """``{(package, where recorded): version}`` of one result: Python, Keras and every backend's
+    packages and builds from ``machine_info`` and ``harness.versions`` (each backend's, in a
+    file of several); a version recorded as None is not known and not compared."""
+    out: dict[tuple[str, str], object] = {}
+
+    def add(section: dict, backend: str | None, where: str, names: dict) -> None:
+        for key, value in section.items():
+            if value is None or isinstance(value, (dict, list)):
+                continue
+            if key in names:
+                out[(names[key], where)] = value
+            elif key in PACKAGES:
+                out[(key, where)] = value
+            elif key in BUILDS:
+                out[(f"{backend} {key}", where)] = value
+
+    info, harness = doc.get("machine_info") or {}, doc["harness"]
+    machines = info["backends"].items() if isinstance(info.get("backends"), dict) else [(info.get("backend"), info)]
+    for backend, section in machines:
+        add(section or {}, backend, "machine_info", PYTHON_AND_KERAS)
+    runs = (
+        harness["backends"].items()
+        if isinstance(harness.get("backends"), dict)
+        else [(harness.get("backend"), harness)]
+    )
+    for backend, section in runs:
+        add((section or {}).get("versions") or {}, backend, "harness.versions", {})
+    return out
+
+
+def _same_versions(found: dict[int, tuple[str, dict]]) -> None:
+    """Every package recorded by more than one shard at one version (CPU models may differ: each
+    benchmark keeps its device class)."""
+    each = [(path, _versions(doc)) for _, (path, doc) in sorted(found.items())]
+    for key in dict.fromkeys(k for _, versions in each for k in versions):
+        seen: dict[str, list[str]] = {}
+        for path, versions in each:
+            if key in versions:
+                seen.setdefault(str(versions[key]), []).append(repr(path))
+        if len(seen) > 1:
+            package, where = key
+            shown = ", ".join(f"{version} in {' and '.join(paths)}" for version, paths in seen.items())
+            raise UsageError(
+                f"shards ran different versions of {package} ({where}): {shown}; "
+                f"a sweep is one configuration: run every shard with the same versions"
+            )
+
+
 def _disjoint(found: dict[int, tuple[str, dict]]) -> None:
     """No case in two shards (the split gives each case to one; a file that says otherwise is refused)."""
     owner: dict[str, str] = {}
     for _, (path, doc) in sorted(found.items()):
-        for cid in (doc["harness"].get("options") or {}).get("cases") or []:
+        for cid in _cases(doc):
             if cid in owner:
                 raise UsageError(f"case {cid} is in two shards: {owner[cid]!r} and {path!r}")
             owner[cid] = path
 
 
-def _merged(docs: list[dict], missing: list[int]) -> dict:
-    """``join`` of the shards (in index order), in plan order, with the merged file's shard record."""
+def _cases(doc: dict) -> list[str]:
+    """The cases a shard was given (its share of the plan)."""
+    return (doc["harness"].get("options") or {}).get("cases") or []
+
+
+def _case_id(record: dict) -> str | None:
+    """The case id of a benchmark (by its ``extra_info``) or of an ``errors`` entry, as the plan lists it."""
+    return result_id(record.get("extra_info") or record, record.get("param") or record.get("name"))
+
+
+def _recorded(found: dict[int, tuple[str, dict]]) -> dict[str, str]:
+    """``{case id: shard file}`` of every case with a result (a benchmark, or an error entry: an
+    out-of-memory case may have both, a crashed one only the entry), each result checked to be one
+    of its shard's cases and the only one of its kind."""
+    owner: dict[str, str] = {}
+    for _, (path, doc) in sorted(found.items()):
+        mine: set[str] = set()
+        for kind in ("benchmarks", "errors"):
+            ids = Counter(_case_id(r) for r in doc.get(kind) or [])
+            twice = next((c for c, n in ids.items() if n > 1), None)
+            if twice is not None:
+                raise UsageError(
+                    f"case {twice} is recorded twice in {path!r} ({ids[twice]} entries in {kind}); "
+                    f"a shard records each case once: was the file edited?"
+                )
+            mine.update(ids)
+        for cid in sorted(mine, key=str):
+            if cid in owner:
+                raise UsageError(f"case {cid} is in two shards: {owner[cid]!r} and {path!r}")
+            owner[cid] = path
+    for _, (path, doc) in sorted(found.items()):
+        record, own = doc["harness"]["shard"], _cases(doc)
+        for cid in (c for c, p in owner.items() if p == path):
+            if cid not in record["plan_cases"]:
+                raise UsageError(
+                    f"{path!r} has a result for case {cid}, which is not in the plan (plan {record['plan']}: "
+                    f"{', '.join(record['plan_cases'])})"
+                )
+            if cid not in own:
+                raise UsageError(
+                    f"{path!r} has a result for case {cid}, which is not one of shard {record['index']}/"
+                    f"{record['count']}'s cases ({', '.join(own) or 'none'}); was the file edited?"
+                )
+    return owner
+
+
+def _merged(docs: list[dict], missing: list[int], missing_cases: list[str]) -> dict:
+    """``join`` of the shards (in index order), in plan order, with the merged file's shard record:
+    its options' cases are those with a result, ``missing_cases`` the plan's others."""
     records = [d["harness"]["shard"] for d in docs]
     plan_cases = records[0]["plan_cases"]
     merged = join(docs, [str(r["index"]) for r in records], "shards")
     position = {cid: k for k, cid in enumerate(plan_cases)}
 
     def order(record: dict) -> int:
-        return position.get(result_id(record.get("extra_info") or record, record.get("name")), len(position))
+        return position.get(_case_id(record), len(position))
 
     merged["benchmarks"].sort(key=order)
     merged["errors"].sort(key=order)
-    ran = {cid for d in docs for cid in (d["harness"].get("options") or {}).get("cases") or []}
     merged["harness"]["options"] = {
         **merged["harness"].get("options", {}),
-        "cases": [c for c in plan_cases if c in ran],
+        "cases": [c for c in plan_cases if c not in missing_cases],
     }
     merged["harness"]["shard"] = {
         "count": records[0]["count"],
@@ -167,6 +288,7 @@ def _merged(docs: list[dict], missing: list[int]) -> dict:
         "plan_cases": plan_cases,
         "merged": [r["index"] for r in records],
         "missing": missing,
+        "missing_cases": missing_cases,
         "cost": sum(r.get("cost") or 0 for r in records),
         "plan_cost": records[0].get("plan_cost"),
     }
@@ -177,7 +299,7 @@ def _merged(docs: list[dict], missing: list[int]) -> dict:
         _backends(merged[part], [d.get(part) or {} for d in docs])
     if any((d.get("commit_info") or {}).get("dirty") for d in docs):
         merged["commit_info"] = {**merged.get("commit_info", {}), "dirty": True}
-    if missing:
+    if missing or missing_cases:
         merged["partial"] = merged["harness"]["partial"] = True
     return merged
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from pathlib import Path
 
 from bench import backends
 from bench.devices import AUTO_BATCH, COMPILE_MODES, PRECISIONS, check_device
-from bench.errors import UsageError, first_line
-from bench.io import writable_file
+from bench.errors import UsageError
+from bench.io import distinct_outputs, fill_template, png_file, writable_file
 from bench.throughput import shard as sharding
 from bench.throughput.workload import DATA, MODES, Case
 
@@ -179,7 +178,7 @@ def resolve(opts: dict) -> ThroughputPlan:
         "data": _choose("--data", opts["data"], DATA),
     }
     batch_text = _split(opts["batch_size"])
-    if not batch_text or not all(b == "auto" or (b.isdigit() and int(b) > 0) for b in batch_text):
+    if not batch_text or not all(b == "auto" or (b.isdecimal() and int(b) > 0) for b in batch_text):
         raise UsageError(
             f"--batch-size {opts['batch_size']!r} is invalid; expected positive integers or 'auto', comma-separated"
         )
@@ -191,13 +190,18 @@ def resolve(opts: dict) -> ThroughputPlan:
     _check_backends(chosen, device, axes, opts)
     if opts.get("tpu") is not None and device != "tpu":
         raise UsageError(f"--tpu {opts['tpu']!r} applies to --device tpu only, not --device {device}")
-    if opts.get("data_archive") and "real" in axes["data"]:
+    if opts.get("data_archive") and "real" not in axes["data"]:
+        raise UsageError(
+            f"--data-archive {opts['data_archive']!r} applies to --data real only, not --data {opts['data']}"
+        )
+    if opts.get("data_archive"):
         from bench.training.data import check_archive
 
         check_archive("--data-archive", opts["data_archive"])
-    for flag in ("--bench-out", "--plot"):  # before any measurement: a bad path must not lose the sweep
-        if opts.get(dest(flag)):
-            writable_file(flag, out_path(opts[dest(flag)], device))
+    outputs = [(flag, out_path(opts[dest(flag)], device)) for flag in ("--bench-out", "--plot") if opts.get(dest(flag))]
+    for flag, path in outputs:  # before any measurement: a bad path must not lose the sweep
+        (png_file if flag == "--plot" else writable_file)(flag, path)
+    distinct_outputs(outputs)
     from bench.throughput import workers as workers_mod
 
     job = workers_mod.check(opts, chosen, device, axes)
@@ -343,11 +347,4 @@ def _cases(name: str, device: str, batch_text: list[str], axes: dict, replicas: 
 
 def out_path(template: str, device: str) -> Path | None:
     """The result file for this run; ``{time}`` and ``{device}`` are filled in."""
-    if not template:
-        return None
-    try:
-        return Path(template.format(time=time.strftime("%Y%m%dT%H%M%S"), device=device))
-    except (KeyError, IndexError, ValueError) as e:
-        raise UsageError(
-            f"{template!r} is an invalid file name template ({first_line(e)}); it may hold {{time}} and {{device}}"
-        ) from None
+    return fill_template(template, device=device) if template else None
