@@ -64,8 +64,10 @@ class Side:
 def parse(text: str) -> Side:
     """A ``Side`` from its spec; a malformed one is a one-line ``UsageError``."""
     text = text.strip()
-    if text in (CURRENT, ""):
+    if text == CURRENT:
         return Side(CURRENT)
+    if not text:  # e.g. an unset "$REF": read as '.', an A/B would quietly become an A/A
+        raise UsageError("a side is empty; expected '.', git:REF, pkg:NAME==VERSION|latest[,...] or backend:NAME")
     parts: dict[str, str] = {}
     for part in text.split("+"):
         kind, sep, value = part.partition(":")
@@ -73,6 +75,7 @@ def parse(text: str) -> Side:
         if not sep or kind not in KINDS:
             raise UsageError(
                 f"side {text!r}: {part!r} is not one of git:REF, pkg:NAME==VERSION|latest[,...], backend:NAME (or '.')"
+                + (f"; did you mean {_guess(part.strip())}?" if not sep and part.strip() else "")
             )
         if kind in parts:
             raise UsageError(f"side {text!r} names {kind}: twice")
@@ -84,6 +87,15 @@ def parse(text: str) -> Side:
     if backend is not None and backend not in BACKENDS:
         raise UsageError(f"side {text!r}: backend {backend!r} is invalid; valid: {', '.join(BACKENDS)}")
     return Side(text, ref=parts.get("git"), packages=packages, backend=backend)
+
+
+def _guess(part: str) -> str:
+    """The spec a bare ``part`` (no ``kind:``) most likely meant: a backend's name, a pin, else a git ref."""
+    if part in BACKENDS:
+        return f"backend:{part}"
+    if any(op in part for op in ("==", ">=", "<=", "~=", "!=")):
+        return f"pkg:{part}"
+    return f"git:{part}"
 
 
 def _requirement(side: str, text: str) -> str:

@@ -31,6 +31,9 @@ PASSED = (
 )
 TIMING = {"--rounds": 10, "--warmup-rounds": 1, "--round-seconds": 0.5}  # 10: as measured (README)
 DEFAULT_OUT = "results/ab/{time}"
+# the options the accuracy A/B (--recipe) reads, and those only it reads (argparse dests)
+ACCURACY = ("recipe", "seeds", "budget", "out", "repo")
+RECIPE_ONLY = ("seeds", "budget")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -238,7 +241,13 @@ def calibration_lookup(path: str, opts):
 
 
 def out_dir(args: argparse.Namespace) -> Path:
-    return Path(args.out.format(time=time.strftime("%Y%m%dT%H%M%S")))
+    """``--out`` with ``{time}`` filled in, fixed at the first call (a run that crosses a second writes
+    all its files into one directory)."""
+    from bench.io import fill_template
+
+    if not hasattr(args, "_out_dir"):
+        args._out_dir = fill_template(args.out)
+    return args._out_dir
 
 
 def write(doc: dict, out: Path, name: str = "ab") -> list[Path]:
@@ -254,14 +263,37 @@ def write(doc: dict, out: Path, name: str = "ab") -> list[Path]:
     return paths + ([report.plot(doc, out / f"{name}.png")] if doc["kind"] == "ab" else [])
 
 
+def check_mode(args: argparse.Namespace) -> None:
+    """No option of the other A/B: the accuracy A/B (``--recipe``) reads only ``ACCURACY``'s options,
+    the throughput A/B none of ``RECIPE_ONLY``. An option the run would ignore is one line, exit 2,
+    so that ``--recipe R --models resnet56`` is not read as an accuracy A/B of resnet56. An option
+    counts as given when its value is not its default."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    defaults = vars(parser.parse_args([]))
+    given = [k for k, v in defaults.items() if k not in ("base", "head") and getattr(args, k, v) != v]
+    flag = lambda dest: "--" + dest.replace("_", "-")  # noqa: E731
+    if args.recipe:
+        if stray := [flag(k) for k in given if k not in ACCURACY]:
+            raise UsageError(
+                f"{', '.join(stray)} with --recipe: the accuracy A/B takes only"
+                f" {', '.join(flag(k) for k in ACCURACY if k != 'recipe')}; drop --recipe for a throughput A/B"
+            )
+    elif stray := [flag(k) for k in given if k in RECIPE_ONLY]:
+        raise UsageError(
+            f"{', '.join(stray)} without --recipe: {'they apply' if len(stray) > 1 else 'it applies'} only to the accuracy A/B (--recipe RECIPE)"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from bench import processes
     from bench.ab import experiment, report, sides, verdict
 
     processes.exit_on_sigterm()
+    check_mode(args)
     if args.base is None and not args.calibrate:
         raise UsageError("give BASE (e.g. git:origin/main), or --calibrate for an A/A run")
-    base = sides.parse(args.base or ".")
+    base = sides.parse("." if args.base is None else args.base)
     head = sides.parse(args.head)
     if args.recipe:
         return run_accuracy(args, base, head)

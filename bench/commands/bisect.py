@@ -53,6 +53,10 @@ def candidates(args: argparse.Namespace, repo: Path) -> tuple[list[str], Callabl
             raise UsageError("--package needs --versions with at least two versions, oldest (good) first")
         for v in versions:
             sides.parse(f"pkg:{args.package}=={v}")  # checks the spelling now, not half-way through
+        if twice := next((v for k, v in enumerate(versions) if _same_version(v, versions[:k])), None):
+            raise UsageError(
+                f"--versions {args.versions}: {twice} is there twice; list each version once, oldest (good) first"
+            )
         if any(v.lower() == sides.LATEST for v in versions[:-1]):
             raise UsageError(
                 f"--versions {args.versions}: '{sides.LATEST}' (the newest release) can only be the last, bad end"
@@ -61,6 +65,16 @@ def candidates(args: argparse.Namespace, repo: Path) -> tuple[list[str], Callabl
     if not (args.good and args.bad):
         raise UsageError("give --good REF and --bad REF (or --package NAME --versions A,B,...)")
     return bisect.commits(repo, args.good, args.bad), lambda sha: f"git:{sha}"
+
+
+def _same_version(version: str, others: list[str]) -> bool:
+    """Whether ``version`` is one of ``others`` as pip reads them (3.13 is 3.13.0)."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return any(Version(version) == Version(o) for o in others if o.lower() != "latest")
+    except InvalidVersion:
+        return version.lower() in (o.lower() for o in others)
 
 
 def run(args: argparse.Namespace) -> int:

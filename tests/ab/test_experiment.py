@@ -194,6 +194,33 @@ def test_accuracy_ab_trains_both_sides_on_the_same_seeds(tmp_path, monkeypatch, 
     assert main(["ab", ".", "--recipe", "nope"]) == 2
 
 
+@pytest.mark.parametrize(
+    "extra, named",
+    [
+        (["--recipe", "smoke_resnet20_cifar10_jpeg", "--models", "resnet56"], "--models with --recipe"),
+        (
+            ["--recipe", "smoke_resnet20_cifar10_jpeg", "--pairs", "6", "--mode", "infer"],
+            "--pairs, --mode with --recipe",
+        ),
+        (["--recipe", "smoke_resnet20_cifar10_jpeg", "--calibrate"], "--calibrate with --recipe"),
+        (["--recipe", "smoke_resnet20_cifar10_jpeg", "--tolerance", "throughput:-5%"], "--tolerance with --recipe"),
+        (["--seeds", "5"], "--seeds without --recipe"),
+        (["--budget", "steps=3", "--models", "resnet20"], "--budget without --recipe"),
+    ],
+)
+def test_an_option_of_the_other_ab_is_refused(tmp_path, monkeypatch, capsys, extra, named):
+    """An option the chosen A/B (accuracy with --recipe, else throughput) would ignore: one line, exit 2,
+    before a side is prepared."""
+    from bench.ab import accuracy
+
+    monkeypatch.setattr(runner, "prepared_sides", lambda *a, **kw: pytest.fail("prepared a side"))
+    monkeypatch.setattr(accuracy, "train_one", lambda *a, **kw: pytest.fail("trained"))
+    assert main(["ab", ".", ".", "--out", str(tmp_path / "out"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert named in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
 def test_pairs_take_turns_by_default_and_one_after_the_other_when_asked(tmp_path, slowdown, monkeypatch, capsys):
     taken = []
     interleaved = runner.measure_interleaved
