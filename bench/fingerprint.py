@@ -244,6 +244,39 @@ def environment_part(placement) -> dict:
 NOTES = ("environment", "unrecorded")  # differences that are notes, not changes
 
 
+def shape_problem(fp) -> str | None:
+    """What keeps ``fp`` from being read as a fingerprint (by ``differences``), in words, or None:
+    an object with a string digest, the ``REQUIRED`` parts and any other part as objects, and a model
+    part of layer groups (a configuration and the layers' names) and inbound layer names. Result
+    files and baselines.json check their fingerprints with it, so a hand-edited one is one line."""
+    if not isinstance(fp, dict):
+        return f"is {_json(fp)}; expected an object with the parts {list(REQUIRED)}"
+    if not isinstance(fp.get("digest", ""), str):
+        return f"has digest {_json(fp['digest'])}; expected a string"
+    for part in (*PARTS, "environment"):
+        if (part in REQUIRED or part in fp) and not isinstance(fp.get(part), dict):
+            return f"has {part} {_json(fp.get(part))}; expected an object"
+    model = fp["model"]
+    groups = model.get("groups", [])
+    if not isinstance(groups, list) or not all(
+        isinstance(g, dict)
+        and isinstance(g.get("config"), dict)
+        and isinstance(g.get("layers"), list)
+        and all(isinstance(name, str) for name in g["layers"])
+        for g in groups
+    ):
+        return "has model groups that are not a list of {config: {...}, layers: [names]}"
+    inputs = model.get("inputs") or {}
+    if not isinstance(inputs, dict) or not all(isinstance(v, list) for v in inputs.values()):
+        return "has model inputs that are not {layer: [inbound layer names]}"
+    return None
+
+
+def _json(value) -> str:
+    """Any JSON value in a few characters (a string in quotes), for a message."""
+    return _show(json.dumps(value, default=repr))
+
+
 def differences(base: dict, current: dict, *, limit: int = 3) -> dict[str, list[str]]:
     """Per part, readable differences (at most ``limit`` each, then "and N more"); parts that agree
     are absent. Two entries are notes rather than changes: ``environment`` lists version changes (the

@@ -2,7 +2,8 @@
 
 Two kinds: a training result (``"kind": "bench.train"``, written by ``bench.training.loop``) and a
 throughput result (pytest-benchmark JSON with a ``"harness": {"kind": "throughput"}`` section,
-written by ``bench/throughput/suite``). ``read`` loads a file (``bench.io.read_json``: missing,
+written by ``bench/throughput/suite``); and a figure reported elsewhere (``"kind": "bench.reported"``),
+which ``baselines update`` stores. ``read`` loads a file (``bench.io.read_json``: missing,
 unreadable, non-UTF-8 or invalid JSON) and checks a document of either kind field by field, so
 that ``gate``, ``compare``, ``report`` and ``baselines update`` meet a wrongly typed, wrongly
 shaped or impossible field (a top-1 of 1e9, a string where a number goes) as one ``UsageError``
@@ -21,8 +22,15 @@ from bench.errors import UsageError
 from bench.io import read_json
 
 TRAIN_KIND = "bench.train"
+REPORTED_KIND = "bench.reported"
 STATUSES = ("ok", "failed")
 PERCENT = (0.0, 100.0)
+# impossible values, whatever the types: a cross-entropy is above 0; counts are never negative (and an
+# ok run ran a step); a run's times and rate are above 0, the times inside it never below
+LOSSES = ("loss", "loss_no_tta")
+COUNTS = ("epochs_run", "steps_run", "resumed_from_epoch", "processes", "test_examples")
+POSITIVE = ("wall_time_s", "images_per_s")
+NON_NEGATIVE = ("train_time_s", "first_step_s", "wall_time_s_this_process")
 
 _NUMBER = "a number"
 _TEXT = "a string"
@@ -30,6 +38,11 @@ _TEXT = "a string"
 
 def is_training(doc: Any) -> bool:
     return isinstance(doc, dict) and doc.get("kind") == TRAIN_KIND
+
+
+def is_reported(doc: Any) -> bool:
+    """A figure reported elsewhere (an article's), with its provenance: ``baselines update`` stores it."""
+    return isinstance(doc, dict) and doc.get("kind") == REPORTED_KIND
 
 
 def is_throughput(doc: Any) -> bool:
@@ -47,6 +60,8 @@ def read(path: str | os.PathLike, *, what: str = "result file") -> Any:
     doc = read_json(path, what=what)
     if is_training(doc):
         check_training(doc, f"{what} {str(path)!r}")
+    elif is_reported(doc):
+        check_reported(doc, f"{what} {str(path)!r}")
     elif is_throughput(doc):
         check_throughput(doc, f"{what} {str(path)!r}")
     return doc
@@ -97,10 +112,28 @@ TRAINING = {
     "test_examples": ("a whole number", False),
     "modified": ("a list of strings", False),
     "curve": ("a list", False),
+    "epochs_run": ("a whole number", False),
+    "steps_run": ("a whole number", False),
+    "resumed_from_epoch": ("a whole number", False),
+    "processes": ("a whole number", False),
     "wall_time_s": (_NUMBER, False),
+    "train_time_s": (_NUMBER, False),
+    "images_per_s": (_NUMBER, False),
+    "first_step_s": (_NUMBER, False),
+    "wall_time_s_this_process": (_NUMBER, False),
     "config": ("an object", False),
     "machine_info": ("an object", False),
     "commit_info": ("an object", False),
+    "fingerprint": ("an object", False),
+}
+# a figure reported elsewhere (``bench.regression.accuracy.reported_documents`` writes them)
+REPORTED = {
+    "recipe": (_TEXT, True),
+    "dataset": (_TEXT, True),
+    "budget": (_TEXT, True),
+    "top1": (_NUMBER, True),
+    "provenance": (_TEXT, True),
+    "tolerance": (_TEXT, False),
 }
 BENCHMARK = {"name": (_TEXT, True), "params": ("an object", False), "extra_info": ("an object", False)}
 EXTRA_INFO = {
@@ -145,14 +178,48 @@ def _fields(doc: Any, schema: dict, where: str) -> dict:
 
 
 def check_training(doc: dict, where: str) -> dict:
-    """A training result's fields: types, the status, and percentages in [0, 100]."""
+    """A training result's fields: types, the status (an ok run has no error), percentages in
+    [0, 100], losses above 0, counts and times that a run can have, and the fingerprint's shape.
+    NaN is left to the gate, which names it (a failed run records what it saw)."""
+    from bench import fingerprint
+
     _fields(doc, TRAINING, where)
+    ok = doc["status"] == "ok"
     if doc["status"] not in STATUSES:
         raise UsageError(f"{where}: field 'status' is {doc['status']!r}; expected one of {', '.join(STATUSES)}")
+    if ok and doc.get("error") is not None:
+        raise UsageError(f"{where}: field 'status' is 'ok' but field 'error' is {doc['error']!r}"[:200])
     for field in ("top1", "top1_no_tta"):
         value = doc.get(field)
         if value is not None and math.isfinite(value) and not PERCENT[0] <= value <= PERCENT[1]:
             raise UsageError(f"{where}: field {field!r} is {value!r}; a top-1 percentage lies in [0, 100]")
+    for field in LOSSES:
+        value = doc.get(field)
+        if value is not None and (value <= 0 if math.isfinite(value) else ok):
+            raise UsageError(f"{where}: field {field!r} is {value!r}; a cross-entropy is a finite number above 0")
+    for field in COUNTS:
+        value = doc.get(field)
+        if value is not None and value < 0:
+            raise UsageError(f"{where}: field {field!r} is {value!r}; a count is never negative")
+    if ok and doc.get("steps_run") == 0:
+        raise UsageError(f"{where}: field 'steps_run' is 0 in an ok run; a finished run trained at least one step")
+    for field in (*POSITIVE, *NON_NEGATIVE):
+        value = doc.get(field)
+        if value is not None and (not math.isfinite(value) or value < 0 or (field in POSITIVE and value == 0)):
+            least = "above 0" if field in POSITIVE else "0 or more"
+            raise UsageError(f"{where}: field {field!r} is {value!r}; expected a finite number {least}")
+    if doc.get("fingerprint") is not None and (problem := fingerprint.shape_problem(doc["fingerprint"])):
+        raise UsageError(f"{where}: field 'fingerprint' {problem}")
+    return doc
+
+
+def check_reported(doc: dict, where: str) -> dict:
+    """A reported figure's fields: recipe, dataset, budget, provenance and a top-1 in [0, 100]
+    (whether the recipe exists is ``baselines update``'s check, which knows the registry)."""
+    _fields(doc, REPORTED, where)
+    value = doc["top1"]
+    if not math.isfinite(value) or not PERCENT[0] <= value <= PERCENT[1]:
+        raise UsageError(f"{where}: field 'top1' is {value!r}; a top-1 percentage lies in [0, 100]")
     return doc
 
 

@@ -22,6 +22,13 @@ from bench.regression.throughput import few_runs_warning
 
 # section -> (module providing `is_result(doc)` and `baseline_entries(docs, args)`)
 OWNERS = {"throughput": "bench.regression.throughput", "accuracy": "bench.regression.accuracy"}
+UPDATE_ONLY = {  # flag -> argparse dest, for show to refuse
+    "--dry-run": "dry_run",
+    "--replace": "replace",
+    "--tolerance": "tolerance",
+    "--provenance": "provenance",
+    "--reported": "reported",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.action == "show":
+        extra = [*args.results] + [
+            flag for flag, given in UPDATE_ONLY.items() if getattr(args, given) not in (None, False)
+        ]
+        if extra:
+            raise UsageError(f"baselines show takes no result files or update options; got {' '.join(extra)}")
         data = baselines.load(args.baselines)
         for section, owner in OWNERS.items():  # every entry checked, as the gates will read it
             importlib.import_module(owner).validate_entries(data[section], args.baselines)

@@ -18,6 +18,10 @@ from bench.regression import accuracy, baselines
 from bench.training import options
 from bench.training import recipes as recipes_mod
 
+# train's options that change what a run is produced by, but not the baseline entry it is gated
+# against (--budget, --device, --backend and --mock change the key): --record never stores them
+RECORD_REFUSES = ("--set", "--precision", "--deterministic", "--steps-per-execution", "--cpu-replicas")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", help=f"recipe name ({', '.join(sorted(recipes_mod.RECIPES))})")
@@ -41,14 +45,18 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"{flag} {value} is train's: fingerprint reads the data and builds the model in one process"
             )
-    if args.json:
+    if args.record:
+        _check_unmodified(opts)
+    if args.json is not None:
+        if not args.json:
+            raise UsageError("--json '' names no file; expected a file name")
         writable_file("--json", args.json)  # before the data is read
     entries = accuracy.load_entries(args.baselines) if args.check or args.record else {}
     doc = fingerprint_of(args.recipe, opts)
     key = accuracy.key_of(doc)
     fp = doc["fingerprint"]
     print(f"{key}: fingerprint {fp['digest']} ({_summary(fp)})")
-    if args.json:
+    if args.json is not None:
         write_json(args.json, {"key": key, "fingerprint": fp})
     if not (args.check or args.record):
         return 0
@@ -71,6 +79,22 @@ def run(args: argparse.Namespace) -> int:
     verdict = "CHANGED: re-measure the baseline if intended" if found else "PASS"
     print(f"fingerprint: {'differs from' if found else 'matches'} the baseline's ({matched}): {verdict}")
     return 1 if found else 0
+
+
+def _check_unmodified(opts: options.Options) -> None:
+    """A one-line error when ``opts`` changes the fingerprint from that of the recipe as registered,
+    run as train runs it by default: recorded, it would be the baseline's, and the unmodified runs
+    gated against the entry would fail as changed (``baselines update`` refuses modified runs alike)."""
+    given = []
+    for flag in RECORD_REFUSES:
+        value = getattr(opts, options.dest(flag))
+        if value != options.Options.__dataclass_fields__[options.dest(flag)].default:
+            given += [f"{flag} {v}" for v in value] if isinstance(value, tuple) else [f"{flag} {value}"]
+    if given:
+        raise UsageError(
+            f"--record with {', '.join(given)}: that fingerprint is not the recipe's as registered, and "
+            "a baseline's fingerprint must be (drop the option, or compare with --check)"
+        )
 
 
 def _record(path: str, key: str, fp: dict) -> int:

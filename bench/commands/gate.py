@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 
+from bench.errors import UsageError
 from bench.io import writable_file, write_json
 from bench.regression import baselines
 from bench.regression.accuracy import gate
@@ -26,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.json:
+    if args.json is not None:
+        if not args.json:
+            raise UsageError("--json '' names no file; expected a file name")
         writable_file("--json", args.json)  # before the results are read
     findings = gate(args.results, args.baselines, allow_improvement=args.allow_improvement)
     if not findings:
@@ -38,6 +41,6 @@ def run(args: argparse.Namespace) -> int:
         counts[f.verdict.value] = counts.get(f.verdict.value, 0) + 1
     code = exit_code(findings)
     print(f"gate: {', '.join(f'{n} {v}' for v, n in sorted(counts.items()))}: {'FAIL' if code else 'PASS'}")
-    if args.json:
+    if args.json is not None:
         write_json(args.json, {"findings": [f.to_dict() for f in findings], "exit_code": code})
     return code

@@ -36,6 +36,10 @@ METRIC = ACCURACY_METRIC
 LOSS = "loss"  # the test cross-entropy, gated beside top-1 where an entry has its band (lower is better)
 RESULT_KINDS = ("bench.train", "bench.reported")
 ANY_DEVICE = "*"
+# Commit 631a30e (its commit time): every result written by the code from it on records its
+# fingerprint, and result files did not change schema then. A result without one is judged by
+# statistics alone only when its code is older (its commit's time, or, outside git, the time it ran).
+FINGERPRINTS_SINCE = datetime.datetime(2026, 11, 24, 11, 17, 34, tzinfo=datetime.UTC)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -109,20 +113,35 @@ def validate_entry(key: str, entry: dict, where: str = "baselines.json") -> dict
         bad("needs 'measured': true (from runs) or false (a reported figure)")
     if not isinstance(entry.get("allow_improvement", False), bool):
         bad(f"has allow_improvement {entry.get('allow_improvement')!r}; expected true or false")
+    if not _per_seed(entry.get("samples"), lambda v: 0.0 <= v <= 100.0):
+        bad(f"has samples {_brief(entry.get('samples'))}; expected {{seed: top-1 percentage}}")
     loss = entry.get(LOSS)
     if loss is not None:
         if not isinstance(loss, dict) or finite(loss.get("mean")) is None or loss["mean"] < 0:
-            bad(f"has {LOSS} {loss!r}; expected an object with a non-negative 'mean'")
+            bad(f"has {LOSS} {_brief(loss)}; expected an object with a non-negative 'mean'")
         try:
             Rule.parse_for(str(loss.get("tolerance")), metric=LOSS, unit="%", higher_is_better=False)
         except UsageError as e:
             bad(f"has an invalid {LOSS} tolerance: {e}")
+        if not _per_seed(loss.get("samples"), lambda v: v > 0):
+            bad(f"has {LOSS} samples {_brief(loss.get('samples'))}; expected {{seed: test loss above 0}}")
     fp = entry.get("fingerprint")
-    if fp is not None and (
-        not isinstance(fp, dict) or not all(isinstance(fp.get(p), dict) for p in fingerprint.REQUIRED)
-    ):
-        bad(f"has a fingerprint without its parts {list(fingerprint.REQUIRED)}")
+    if fp is not None and (problem := fingerprint.shape_problem(fp)):
+        bad(f"has a fingerprint that {problem}")
     return entry
+
+
+def _per_seed(samples, in_range) -> bool:
+    """Whether ``samples`` is missing, or maps seeds (decimal strings) to finite numbers ``in_range``."""
+    return samples is None or (
+        isinstance(samples, dict)
+        and all(str(s).isdecimal() and finite(v) is not None and in_range(v) for s, v in samples.items())
+    )
+
+
+def _brief(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def load_entries(path: str | Path) -> dict:
@@ -151,7 +170,7 @@ def judge_result(doc: dict, entries: dict, *, source: str = "", allow_improvemen
         notes.append(f"modified recipe ({', '.join(doc['modified'])})")
     if (doc.get("commit_info") or {}).get("dirty"):
         notes.append(f"dirty tree: uncommitted changes on {str((doc.get('commit_info') or {}).get('id'))[:10]}")
-    error = _result_error(doc, source)
+    error = _result_error(doc, source) or (_missing_fingerprint(entry, doc) if entry else None)
     if entry and not error:
         differences, fp_notes, comparable = _fingerprint_check(entry, doc)
         notes += fp_notes
@@ -189,6 +208,8 @@ def _result_error(doc: dict, source: str) -> str | None:
         return f"run failed: {doc.get('error') or doc.get('status')}"
     if finite(current) is None:
         return f"{METRIC} is {current!r}, not a finite number"
+    if doc.get("fingerprint") is not None and (problem := fingerprint.shape_problem(doc["fingerprint"])):
+        return f"its fingerprint {problem}"  # results.read says so first; a document given directly too
     expected = _test_split_size(doc.get("dataset"))
     if expected is not None and doc.get("test_examples") != expected:
         return f"evaluated on {doc.get('test_examples')} of the {expected} test images; the gate needs the whole split"
@@ -201,11 +222,34 @@ def _fingerprint_check(entry: dict, doc: dict) -> tuple[dict[str, list[str]], li
     base, current = entry.get("fingerprint"), doc.get("fingerprint")
     if not base:
         return {}, ["baseline has no fingerprint: statistics only"], False
-    if not isinstance(current, dict):
+    if current is None:
         return {}, ["result has no fingerprint (written before fingerprints): statistics only"], False
     found = fingerprint.differences(base, current)
     changes, notes = fingerprint.changes_and_notes(found)
     return changes, notes, "environment" not in found
+
+
+def _missing_fingerprint(entry: dict, doc: dict) -> str | None:
+    """The error for a result without a fingerprint, gated against a baseline with one, whose code
+    would have written one: only results of code older than ``FINGERPRINTS_SINCE`` lack it
+    honestly (by their commit's time; a run outside git by when it ran, which its code predates)."""
+    if not entry.get("fingerprint") or doc.get("fingerprint") is not None:
+        return None
+    commit_time = (doc.get("commit_info") or {}).get("time")
+    when, what = (commit_time, "its commit is of") if commit_time else (doc.get("datetime"), "it ran on")
+    try:
+        code = datetime.datetime.fromisoformat(str(when))
+    except ValueError:
+        return (
+            "result has no fingerprint and no commit or run time to show it predates fingerprints "
+            f"({FINGERPRINTS_SINCE:%Y-%m-%d}): the recipe, model and data cannot be checked"
+        )
+    if (code if code.tzinfo else code.replace(tzinfo=datetime.UTC)) < FINGERPRINTS_SINCE:
+        return None
+    return (
+        f"result has no fingerprint, but {what} {when}, when every result recorded one: "
+        "the recipe, model and data cannot be checked"
+    )
 
 
 def _reproduction_note(entry: dict, doc: dict) -> str:
@@ -243,6 +287,8 @@ def collect(paths: list[str]) -> list[tuple[str, dict | None, str | None]]:
     found: list[tuple[str, dict | None, str | None]] = []
     for p in paths:
         path = Path(p)
+        if not str(p):  # Path("") is the current directory
+            raise UsageError("result path '' is empty; expected a result file or a directory of them")
         if path.is_dir():
             files = sorted(f for f in path.glob("*.json") if not f.name.startswith("."))
             explicit = False
@@ -296,28 +342,52 @@ def baseline_entries(docs: list[tuple[str, dict]], args, *, existing: dict | Non
     for path, doc in docs:
         if doc.get("kind") == "bench.train":
             _check_baseline_run(path, doc)
+        else:
+            _check_reported(path, doc)
         groups.setdefault(key_of(doc), []).append((path, doc))
     tolerance = (
         str(Rule.parse_for(args.tolerance, metric=METRIC, unit="pt")) if getattr(args, "tolerance", None) else None
     )
     provenance = getattr(args, "provenance", None)
+    replace = getattr(args, "replace", False)
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     entries = {}
     for key, group in groups.items():
+        old = (existing or {}).get(key)
         if group[0][1].get("kind") == "bench.reported":
             if len(group) > 1:
                 raise UsageError(f"{len(group)} reported figures for {key!r}; give one")
-            entry = _reported_entry(group[0][1], tolerance, provenance)
+            entry = _reported_entry(key, group[0][1], tolerance, provenance)
         elif any(d.get("kind") != "bench.train" for _, d in group):
             raise UsageError(f"{key!r}: do not mix reported figures with measured results")
         else:
             runs = [d for _, d in group]
-            old = (existing or {}).get(key)
-            if old and old.get("measured") and not getattr(args, "replace", False):
-                runs = merge_samples(key, old, runs)
-            entry = _measured_entry(key, runs, tolerance, provenance)
-        entries[key] = validate_entry(key, {**entry, "updated": now}, where="update")
+            if old and old.get("measured") and not replace:
+                merged = merge_samples(key, old, runs)
+                seeds = [str(d.get("seed")) for d in runs]
+                if (
+                    len(set(seeds)) == len(seeds)
+                    and set(seeds) <= set(old.get("samples") or {})
+                    and not (tolerance or provenance)
+                ):
+                    entries[key] = old  # every seed given is in the entry with its top-1: nothing to change
+                    continue
+                entry = _kept_by_hand(old, _measured_entry(key, merged, tolerance, provenance), provenance)
+            else:
+                entry = _measured_entry(key, runs, tolerance, provenance)
+        if old is not None and {k: v for k, v in old.items() if k != "updated"} == entry:
+            entries[key] = old  # the same entry: its time of update stays, and nothing is written
+        else:
+            entries[key] = validate_entry(key, {**entry, "updated": now}, where="update")
     return entries
+
+
+def _kept_by_hand(old: dict, entry: dict, provenance: str | None) -> dict:
+    """``entry`` (an ``old`` entry with seeds added) with what was set by hand on ``old`` kept: its
+    provenance (unless ``--provenance`` gives another) and every field that ``_measured_entry`` does
+    not make, such as ``allow_improvement``. ``--replace`` starts an entry over instead."""
+    hand_set = {k: v for k, v in old.items() if k not in entry and k != "updated"}
+    return {**entry, **hand_set, "provenance": provenance or old["provenance"]}
 
 
 def merge_samples(key: str, old: dict, runs: list[dict]) -> list[dict]:
@@ -325,7 +395,9 @@ def merge_samples(key: str, old: dict, runs: list[dict]) -> list[dict]:
     other seeds (its top-1 and time; the rest copied from the first new run). A seed in both with
     another top-1 is an error: ``--replace`` replaces the entry with the new runs."""
     samples, times = old.get("samples") or {}, old.get("wall_time_s") or {}
-    if not isinstance(samples, dict) or not all(str(s).isdigit() and finite(v) is not None for s, v in samples.items()):
+    if not isinstance(samples, dict) or not all(
+        str(s).isdecimal() and finite(v) is not None for s, v in samples.items()
+    ):
         raise BaselinesError(f"accuracy entry {key!r} has samples {samples!r}; expected {{seed: top-1}}")
     new = {str(d.get("seed")): round(float(d[METRIC]), 4) for d in runs}
     for seed, value in new.items():
@@ -366,7 +438,22 @@ def _check_baseline_run(path: str, doc: dict) -> None:
         )
 
 
-def _reported_entry(doc: dict, tolerance: str | None, provenance: str | None) -> dict:
+def _check_reported(path: str, doc: dict) -> None:
+    """A reported figure may become a baseline only for a registered recipe, on its dataset
+    (``bench.results.check_reported`` has checked the fields)."""
+    from bench.training import recipes
+
+    try:
+        recipe = recipes.get(doc["recipe"])
+    except UsageError as e:
+        raise UsageError(f"{path!r}: {e}") from None
+    if doc["dataset"] != recipe.dataset:
+        raise UsageError(f"{path!r}: recipe {recipe.name} trains on {recipe.dataset}, not {doc['dataset']!r}")
+
+
+def _reported_entry(key: str, doc: dict, tolerance: str | None, provenance: str | None) -> dict:
+    if not (tolerance or doc.get("tolerance")):
+        raise UsageError(f"{key!r}: the reported figure has no tolerance; give one with --tolerance")
     return {
         "recipe": doc["recipe"],
         "dataset": doc["dataset"],
@@ -377,7 +464,7 @@ def _reported_entry(doc: dict, tolerance: str | None, provenance: str | None) ->
         "std": None,
         "n": 1,
         "samples": {},
-        "tolerance": tolerance or doc["tolerance"],
+        "tolerance": tolerance or doc.get("tolerance"),
         "measured": False,
         "provenance": provenance or doc["provenance"],
     }

@@ -120,6 +120,17 @@ def locked(path: str | Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def _make_folder(path: Path) -> list[Path]:
+    """Make the folder of ``path`` and the folders above it that are missing; returns those made,
+    deepest first. A folder that cannot be made is a ``BaselinesError``."""
+    missing = [f for f in path.absolute().parents if not f.exists()]
+    try:
+        path.absolute().parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BaselinesError(f"cannot make the folder of baselines file {str(path)!r}: {e.strerror or e}") from None
+    return missing
+
+
 def update_sections(
     path: str | Path, make: Callable[[dict], dict[str, dict[str, dict]]], *, dry_run: bool = False
 ) -> list[str]:
@@ -127,9 +138,15 @@ def update_sections(
     (``{section: {key: entry}}``, an entry of None removing its key; it may raise, and then nothing is
     written), merge them and write the file once, atomically. Returns a readable diff."""
     path = Path(path)
-    with locked(path):
+    made = [] if dry_run else _make_folder(path)  # like every output's, a new file's folder is made
+    with locked(path) if path.absolute().parent.is_dir() else contextlib.nullcontext():  # dry run: no file
         data = load(path) if path.exists() else {"schema": SCHEMA, **{s: {} for s in SECTIONS}}
-        new = make(data)
+        try:
+            new = make(data)
+        except BaseException:
+            for folder in made:  # nothing written: the folders made for it go too
+                folder.rmdir()
+            raise
         diff = []
         for name, entries in new.items():
             if name not in SECTIONS:

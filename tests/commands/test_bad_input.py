@@ -78,6 +78,23 @@ FILES = {
         }
     ),
     "archive.tar.gz": b"not a tarball",
+    # impossible values and shapes (the result reader's checks) and a bare reported figure
+    "fp_model_text.json": _train_doc(fingerprint={"recipe": "x", "model": 1, "data": []}),
+    "loss_negative.json": _train_doc(loss=-0.5),
+    "ok_with_error.json": _train_doc(error="boom"),
+    "steps_negative.json": _train_doc(steps_run=-1170),
+    "reported_bare.json": json.dumps({"kind": "bench.reported", "recipe": RECIPE}),
+    "baselines_samples_list.json": json.dumps(
+        {
+            "schema": 1,
+            "accuracy": {
+                k: {**v, "samples": [1, 2]}
+                for k, v in json.loads((REPO / "tests/regression/fixtures/accuracy/baselines_ok.json").read_text())[
+                    "accuracy"
+                ].items()
+            },
+        }
+    ),
     "calibration_text.json": json.dumps(
         {"schema": 1, "ab_calibration": {"cpu:x": {"threshold": "2%", "throughput_args": []}}}
     ),
@@ -193,6 +210,22 @@ CASES: list[tuple[str, str, str, list[str], str]] = [
     ("throughput", "--bench-out", "unwritable", ["throughput", "--bench-out", "{tmp}/file/r.json"], "r.json"),
     ("throughput", "--bench-out", "wrong type", ["throughput", "--bench-out", "{tmp}/{when}.json"], "{when}"),
     ("throughput", "--plot", "unwritable", ["throughput", "--plot", "{tmp}/file/p.png"], "p.png"),
+    ("throughput", "--plot", "wrong type", ["throughput", "--plot", "{tmp}/p.json"], "p.json"),
+    (
+        "throughput",
+        "--plot",
+        "unwritable",
+        ["throughput", "--bench-out", "{tmp}/same.png", "--plot", "{tmp}/same.png"],
+        "is the file --bench-out writes",
+    ),
+    (
+        "throughput",
+        "--data-archive",
+        "out of range",
+        ["throughput", "--data-archive", "{tmp}/archive.tar.gz"],
+        "--data real only",
+    ),
+    ("throughput", "--batch-size", "wrong type", ["throughput", "--batch-size", "\u00b2"], "\u00b2"),
     ("throughput", "--pytest-table", "wrong type", ["throughput", "--pytest-table=1"], "1"),
     ("throughput", "pytest_args", "wrong type", ["throughput", "--no-such-flag"], "--no-such-flag"),
     # -- throughput --isolate: what runs in a child process of its own
@@ -302,6 +335,14 @@ CASES: list[tuple[str, str, str, list[str], str]] = [
     ),
     ("report", "--out", "unwritable", ["report", "{tmp}/throughput.json", "--out", "{tmp}/dir"], "dir"),
     ("report", "--out", "unwritable", ["report", "{tmp}/throughput.json", "--out", "{tmp}/file/r.png"], "r.png"),
+    (
+        "report",
+        "--out",
+        "unwritable",
+        ["report", "{tmp}/throughput.json", "--out", "{tmp}/throughput.json"],
+        "is the input",
+    ),
+    ("report", "--out", "wrong type", ["report", "{tmp}/throughput.json", "--out", "{tmp}/r.txt"], "not a .png"),
     # -- baselines
     ("baselines", "action", "wrong type", ["baselines", "delete"], "delete"),
     ("baselines", "action", "missing", ["baselines"], "action"),
@@ -427,6 +468,11 @@ CASES += [("ab", flag, kind, [*AB, *extra], named) for flag, kind, extra, named 
 CASES += [("bisect", flag, kind, [*BISECT, *extra], named) for flag, kind, extra, named in MEASURE]
 CASES += [
     ("ab", "base", "wrong type", ["ab", "svn:trunk", "--out", "{tmp}/ab"], "svn:trunk"),
+    ("ab", "base", "missing", ["ab", "", "--out", "{tmp}/ab"], "a side is empty"),
+    ("ab", "--out", "wrong type", ["ab", ".", ".", "--out", "{tmp}/{when}"], "{when}"),
+    ("bisect", "--out", "wrong type", ["bisect", "--good", "HEAD~1", "--bad", "HEAD", "--out", "{tmp}/{when"], "{when"),
+    ("ab", "--seeds", "wrong type", [*AB, "--seeds", "5"], "--seeds without --recipe"),
+    ("ab", "--models", "wrong type", [*AB, "--recipe", RECIPE, "--models", "resnet20"], "--models with --recipe"),
     ("ab", "head", "wrong type", ["ab", ".", "hg:tip", "--out", "{tmp}/ab"], "hg:tip"),
     ("ab", "--calibrate", "out of range", ["ab", "git:HEAD", ".", "--calibrate", "--out", "{tmp}/ab"], "--calibrate"),
     ("ab", "--recipe", "wrong type", [*AB, "--recipe", "nope_recipe"], "nope_recipe"),
@@ -457,6 +503,13 @@ CASES += [
         "latest before the end",
         ["bisect", "--package", "keras", "--versions", "3.14.0,latest,3.15.1", "--out", "{tmp}/b"],
         "can only be the last",
+    ),
+    (
+        "bisect",
+        "--versions",
+        "out of range",
+        ["bisect", "--package", "keras", "--versions", "3.14,3.15.1,3.14.0", "--out", "{tmp}/b"],
+        "3.14.0 is there twice",
     ),
 ]
 
@@ -575,6 +628,34 @@ CASES += [
     ("throughput", "--worker-timeout", "out of range", ["throughput", "--worker-timeout", "-1"], "-1"),
     ("throughput", "--worker-timeout", "wrong type", ["throughput", "--worker-timeout", "x"], "'x'"),
 ]
+# impossible values, wrongly shaped fingerprints and samples, empty paths, arguments show ignores
+CASES += [
+    ("gate", "results", "missing", ["gate", ""], "''"),
+    ("gate", "--json", "missing", ["gate", "{tmp}/train.json", "--json", ""], "--json ''"),
+    (
+        "gate",
+        "--baselines",
+        "wrong type",
+        ["gate", "{tmp}/train.json", "--baselines", "{tmp}/baselines_samples_list.json"],
+        "samples [1, 2]",
+    ),
+    ("baselines", "results", "wrong type", update("{tmp}/fp_model_text.json"), "'fingerprint'"),
+    ("baselines", "results", "out of range", update("{tmp}/loss_negative.json"), "'loss' is -0.5"),
+    ("baselines", "results", "out of range", update("{tmp}/ok_with_error.json"), "boom"),
+    ("baselines", "results", "out of range", update("{tmp}/steps_negative.json"), "'steps_run' is -1170"),
+    ("baselines", "results", "missing", update("{tmp}/reported_bare.json"), "'dataset' is missing"),
+    ("baselines", "results", "out of range", ["baselines", "show", "{tmp}/train.json"], "train.json"),
+    (
+        "baselines",
+        "--baselines",
+        "wrong type",
+        ["baselines", "show", "--baselines", "{tmp}/baselines_samples_list.json"],
+        "samples [1, 2]",
+    ),
+    ("fingerprint", "--json", "missing", [*FINGERPRINT, "--json", ""], "--json ''"),
+    ("fingerprint", "--record", "out of range", [*FINGERPRINT, "--record", "--set", "schedule.base=0.1"], "--set"),
+    ("fingerprint", "--record", "out of range", [*FINGERPRINT, "--record", "--precision", "mixed_bf16"], "mixed_bf16"),
+]
 BAD_TF_CONFIG = {
     "not JSON": ("{cluster", "TF_CONFIG is not valid JSON"),
     "no cluster": ('{"task": {"type": "worker", "index": 0}}', "TF_CONFIG has no 'cluster'"),
@@ -597,6 +678,9 @@ def test_a_bad_tf_config_is_one_line_and_exit_2(command, value, token, case_dir,
 # a bad result file given to gate: that file's ERROR finding (exit 1), the other files still judged
 # (a directory's other JSON, such as throughput results, is skipped; a file named is judged)
 GATE_FILES = [
+    ("wrong type", "fp_model_text.json", "'fingerprint' has recipe", True),
+    ("out of range", "loss_negative.json", "'loss' is -0.5", True),
+    ("out of range", "ok_with_error.json", "boom", True),
     ("corrupt", "corrupt.json", "not valid JSON", False),
     ("corrupt", "latin1.json", "UTF-8", False),
     ("wrong type", "list.json", "not a training result", True),

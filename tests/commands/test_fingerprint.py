@@ -1,12 +1,23 @@
 """``python -m bench fingerprint``: record a baseline's fingerprint once, then --check catches a change
 without training (mock data, no steps run)."""
 
+import dataclasses
 import json
 
-from bench.__main__ import main
+import pytest
 
+from bench.__main__ import main
+from bench.training import recipes
+
+RECIPE = "smoke_resnet20_cifar10_jpeg"
 KEY = "smoke_resnet20_cifar10_jpeg|mock_cifar10_jpeg|steps=1|cpu@tensorflow"
-ARGS = ["fingerprint", "smoke_resnet20_cifar10_jpeg", "--mock", "16", "--budget", "steps=1", "--set", "batch_size=8"]
+ARGS = ["fingerprint", RECIPE, "--mock", "16", "--budget", "steps=1"]
+
+
+@pytest.fixture(autouse=True)
+def small_batches(monkeypatch):
+    """The recipe registered with batches of 8, for 16 mock examples: --record refuses --set."""
+    monkeypatch.setitem(recipes.RECIPES, RECIPE, dataclasses.replace(recipes.RECIPES[RECIPE], batch_size=8))
 
 
 def _baselines(tmp_path):
@@ -43,7 +54,7 @@ def test_record_then_check_then_a_changed_recipe_fails(tmp_path, capsys):
     assert "recipe changed: label_smoothing 0.1 -> 0.0" in out and "CHANGED" in out
     before = open(base).read()
     assert main([*ARGS, "--record", "--baselines", base, "--set", "label_smoothing=0.0"]) == 2
-    assert "re-measure the baseline" in capsys.readouterr().err and open(base).read() == before
+    assert "--record with --set label_smoothing=0.0" in capsys.readouterr().err and open(base).read() == before
 
 
 def test_record_adds_the_fields_an_older_fingerprint_predates_and_nothing_else(tmp_path, capsys):
@@ -65,3 +76,23 @@ def test_record_adds_the_fields_an_older_fingerprint_predates_and_nothing_else(t
     open(base, "w").write(json.dumps(doc))
     assert main([*ARGS, "--record", "--baselines", base]) == 2  # a recorded field differs: re-measure
     assert "test_first_batch something else -> " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        ["--set", "schedule.base=0.1"],
+        ["--precision", "mixed_bf16"],
+        ["--deterministic", "off"],
+        ["--steps-per-execution", "2"],
+        ["--cpu-replicas", "1"],
+    ],
+)
+def test_record_refuses_what_changes_the_fingerprint_but_not_the_entry(tmp_path, capsys, given):
+    """Recorded, a modified recipe's fingerprint would fail every unmodified run as changed: one
+    line, exit 2, before any data is read, and the file unchanged."""
+    base = _baselines(tmp_path)
+    before = open(base).read()
+    assert main([*ARGS, "--record", "--baselines", base, *given]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--record with {' '.join(given)}" in err and open(base).read() == before

@@ -272,11 +272,34 @@ def test_new_versions_are_a_note_and_the_decoder_digest_counts_only_with_the_sam
 
 
 def test_missing_fingerprints_and_dirty_trees_are_said(tmp_path):
-    (f,) = _with(tmp_path, {"fingerprint": None, "commit_info": {"id": "abcdef1234567", "dirty": True}}, {})
+    before = {"id": "abcdef1234567", "dirty": True, "time": "2026-11-20T09:00:00+01:00"}  # code older than 631a30e
+    (f,) = _with(tmp_path, {"fingerprint": None, "commit_info": before}, {})
     assert f.verdict is Verdict.PASS
     assert "result has no fingerprint" in f.reason and "dirty tree: uncommitted changes on abcdef1234" in f.reason
     (f,) = _with(tmp_path, {}, {"fingerprint": None})
     assert "baseline has no fingerprint: statistics only" in f.reason
+
+
+@pytest.mark.parametrize(
+    "when, verdict, words",
+    [
+        ({"commit_info": {"id": "9f51af5", "time": "2026-11-25T00:03:47+00:00"}}, Verdict.ERROR, "its commit is of"),
+        ({"commit_info": {"id": None, "time": None}, "datetime": "2026-11-25T00:04:04+00:00"}, Verdict.ERROR, "ran on"),
+        ({}, Verdict.ERROR, "no commit or run time"),
+        ({"commit_info": {"id": None, "time": None}, "datetime": "2026-11-24T10:59:04+00:00"}, Verdict.PASS, "before"),
+    ],
+)
+def test_a_result_without_a_fingerprint_from_code_that_writes_one_is_an_error(tmp_path, when, verdict, words):
+    """Results did not change schema when fingerprints came (commit 631a30e): the time of the code
+    that wrote one (its commit's, or outside git when it ran) says whether it could lack one."""
+    (f, *_) = _with(tmp_path, {"fingerprint": None, **when}, {})
+    assert f.verdict is verdict and words in f.reason
+
+
+@pytest.mark.parametrize("fp", ["abc", [1], {"recipe": "x", "model": 1, "data": []}, _fp(model="x")])
+def test_a_fingerprint_of_the_wrong_type_is_an_error(tmp_path, fp):
+    (f,) = _with(tmp_path, {"fingerprint": fp}, {})
+    assert f.verdict is Verdict.ERROR and "'fingerprint'" in f.reason
 
 
 def test_the_loss_band_is_gated_beside_top1(tmp_path):
@@ -294,6 +317,43 @@ def test_the_loss_band_is_gated_beside_top1(tmp_path):
 def test_an_impossible_top1_is_an_error_never_an_improvement(tmp_path, top1):
     (f,) = _with(tmp_path, {"top1": top1}, {})
     assert f.verdict is Verdict.ERROR and "a top-1 percentage lies in [0, 100]" in f.reason  # bench.results
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"loss": -0.5}, "'loss' is -0.5; a cross-entropy is a finite number above 0"),
+        ({"loss": 0}, "'loss' is 0; a cross-entropy"),
+        ({"loss_no_tta": 0.0}, "'loss_no_tta' is 0.0"),
+        ({"steps_run": -1170}, "'steps_run' is -1170; a count is never negative"),
+        ({"epochs_run": -3}, "'epochs_run' is -3"),
+        ({"steps_run": 0, "epochs_run": 0}, "'steps_run' is 0 in an ok run"),
+        ({"steps_run": 1.5}, "'steps_run' is 1.5; expected a whole number"),
+        ({"wall_time_s": -5}, "'wall_time_s' is -5; expected a finite number above 0"),
+        ({"wall_time_s": 0}, "'wall_time_s' is 0"),
+        ({"images_per_s": -5}, "'images_per_s' is -5"),
+        ({"train_time_s": -1}, "'train_time_s' is -1; expected a finite number 0 or more"),
+        ({"error": "boom"}, "'status' is 'ok' but field 'error' is 'boom'"),
+    ],
+)
+def test_an_impossible_value_is_an_error_even_where_improvement_is_allowed(tmp_path, changes, words):
+    band = {"mean": 0.76, "std": 0.02, "samples": {}, "tolerance": "loss:+10%"}
+    for allow in (False, True):
+        (f,) = _with(
+            tmp_path, {"steps_run": 1170, "epochs_run": 3, **changes}, {"loss": band, "allow_improvement": allow}
+        )
+        assert f.verdict is Verdict.ERROR and words in f.reason, f.reason
+
+
+def test_possible_values_of_a_failed_run_stay_readable(tmp_path):
+    """A failed run may have no steps, no time in training and a non-finite loss (the gate names it)."""
+    from bench import results
+
+    doc = {**json.loads((RES / "result_pass.json").read_text()), "status": "failed", "error": "loss became nan"}
+    doc.update(top1=None, loss=float("nan"), steps_run=0, epochs_run=0, train_time_s=0.0)
+    assert results.check_training(doc, "x") is doc
+    (f,) = _with(tmp_path, {k: v for k, v in doc.items() if k != "loss"}, {})
+    assert f.verdict is Verdict.ERROR and "run failed: loss became nan" in f.reason
 
 
 KEY = "smoke_resnet20_cifar10_jpeg|cifar10_jpeg|epochs=3|cpu@tensorflow"
@@ -365,3 +425,122 @@ def test_a_baseline_seed_rerun_says_whether_it_reproduces_its_sample(tmp_path):
         entry,
     )
     assert "numerics" not in new_versions.reason and "versions differ" in new_versions.reason
+
+
+def test_adding_seeds_keeps_what_was_set_by_hand_and_a_seed_already_there_changes_nothing(tmp_path, capsys):
+    base = _baselines_with_seeds(tmp_path, (101, 102, 103))
+    doc = json.loads(base.read_text())
+    doc["accuracy"][KEY].update(provenance="3 seeds by hand", allow_improvement=True, owner="ci team")
+    base.write_text(json.dumps(doc))
+    capsys.readouterr()
+    assert main(["baselines", "update", _result(tmp_path, 104, 75.3), "--baselines", str(base)]) == 0
+    entry = json.loads(base.read_text())["accuracy"][KEY]
+    assert entry["n"] == 4 and entry["provenance"] == "3 seeds by hand"
+    assert entry["allow_improvement"] is True and entry["owner"] == "ci team"
+    # a seed already there with the same top-1: no change, nothing written (not even the time of update)
+    before = base.read_bytes()
+    capsys.readouterr()
+    assert main(["baselines", "update", _result(tmp_path, 102, 75.0), "--baselines", str(base)]) == 0
+    assert capsys.readouterr().out.strip() == "no change" and base.read_bytes() == before
+    # --provenance gives another; --replace starts the entry over
+    args = ["--baselines", str(base), "--provenance", "new words"]
+    assert main(["baselines", "update", _result(tmp_path, 105, 75.1), *args]) == 0
+    entry = json.loads(base.read_text())["accuracy"][KEY]
+    assert entry["provenance"] == "new words" and entry["allow_improvement"] is True
+    assert main(["baselines", "update", _result(tmp_path, 106, 75.1), "--baselines", str(base), "--replace"]) == 0
+    entry = json.loads(base.read_text())["accuracy"][KEY]
+    assert "allow_improvement" not in entry and entry["provenance"].startswith("measured: 1 seed(s) [106]")
+
+
+@pytest.mark.parametrize("samples", [[1, 2], "x", {"400": float("nan")}, {"400": 175.0}, {"x": 75.0}])
+def test_entry_samples_that_are_not_seed_to_top1_are_a_baselines_error(tmp_path, capsys, samples):
+    base = _baselines_with_seeds(tmp_path, (101, 102, 103))
+    doc = json.loads(base.read_text())
+    doc["accuracy"][KEY]["samples"] = samples
+    base.write_text(json.dumps(doc))
+    capsys.readouterr()
+    for argv in (["gate", _result(tmp_path, 9, 75.0)], ["baselines", "show"]):
+        assert main([*argv, "--baselines", str(base)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "has samples" in err and "Traceback" not in err
+    doc["accuracy"][KEY]["samples"] = {"101": 75.0}
+    doc["accuracy"][KEY]["loss"] = {"mean": 0.7, "tolerance": "loss:+10%", "samples": [0.7]}
+    base.write_text(json.dumps(doc))
+    with pytest.raises(BaselinesError, match="has loss samples"):
+        accuracy.load_entries(base)
+
+
+REPORTED = {
+    "kind": "bench.reported",
+    "recipe": "resnet56_cifar10",
+    "dataset": "cifar10",
+    "budget": "steps=64000",
+    "top1": 93.0,
+    "tolerance": "top1:-1pt",
+    "provenance": "an article",
+}
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"dataset": None}, "field 'dataset' is missing; expected a string"),
+        ({"top1": "50"}, "field 'top1' is '50'; expected a number"),
+        ({"top1": 101}, "a top-1 percentage lies in [0, 100]"),
+        ({"provenance": ""}, "field 'provenance'"),
+        ({"recipe": "x"}, "recipe 'x' is unknown"),
+        ({"dataset": "cifar10_jpeg"}, "trains on cifar10, not 'cifar10_jpeg'"),
+        ({"tolerance": None}, "no tolerance"),
+    ],
+)
+def test_a_reported_figure_is_checked_before_it_becomes_an_entry(tmp_path, capsys, changes, words):
+    doc = {k: v for k, v in {**REPORTED, **changes}.items() if v is not None}
+    (tmp_path / "r.json").write_text(json.dumps(doc))
+    base = tmp_path / "b.json"
+    assert main(["baselines", "update", str(tmp_path / "r.json"), "--baselines", str(base)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err and "Traceback" not in err and not base.exists()
+    (tmp_path / "r.json").write_text(json.dumps(REPORTED))
+    assert main(["baselines", "update", str(tmp_path / "r.json"), "--baselines", str(base)]) == 0
+
+
+def test_a_bad_fingerprint_is_one_file_error_and_the_others_are_judged(tmp_path, capsys):
+    good = _result(tmp_path, 11, 74.6)
+    bad = _result(tmp_path, 12, 74.6, fingerprint={"recipe": "x", "model": 1, "data": []})
+    findings = accuracy.gate([good, bad], OK)
+    assert [f.verdict for f in findings] == [Verdict.PASS, Verdict.ERROR] and "fingerprint" in findings[1].reason
+    base = tmp_path / "b.json"
+    assert main(["baselines", "update", bad, "--baselines", str(base)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'fingerprint' has recipe" in err and not base.exists()
+
+
+def test_empty_paths_are_refused_and_a_new_baselines_folder_is_made(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(RES / "result_pass.json", tmp_path)  # '' must not read the current directory
+    assert main(["gate", "", "--baselines", OK]) == 2
+    assert "result path '' is empty" in capsys.readouterr().err
+    assert main(["gate", str(RES / "result_pass.json"), "--baselines", OK, "--json", ""]) == 2
+    assert "--json '' names no file" in capsys.readouterr().err
+    new = tmp_path / "new" / "sub" / "b.json"
+    assert main(["baselines", "update", "--reported", "--baselines", str(new), "--dry-run"]) == 0
+    assert not (tmp_path / "new").exists()
+    assert main(["baselines", "update", "--reported", "--baselines", str(new)]) == 0
+    assert len(accuracy.load_entries(new)) == 3
+    # an update that fails leaves no folder behind
+    other = tmp_path / "other" / "b.json"
+    assert main(["baselines", "update", _result(tmp_path, 3, 75.0), "--baselines", str(other)]) == 2
+    assert not (tmp_path / "other").exists()
+
+
+@pytest.mark.parametrize("extra", [["{res}"], ["--replace"], ["--provenance", "x"], ["--dry-run"]])
+def test_baselines_show_refuses_what_only_update_reads(capsys, extra):
+    argv = [a.replace("{res}", str(RES / "result_pass.json")) for a in extra]
+    assert main(["baselines", "show", *argv, "--baselines", OK]) == 2
+    assert "baselines show takes no result files or update options" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fp", [{"recipe": {}, "model": {"groups": "x"}, "data": {}}, {**FP, "model": "x"}])
+def test_an_entry_fingerprint_the_gate_cannot_read_is_a_baselines_error(tmp_path, fp):
+    with pytest.raises(BaselinesError, match="has a fingerprint that has model"):
+        _with(tmp_path, {}, {"fingerprint": fp})
