@@ -152,7 +152,8 @@ def _commit(doc: dict) -> str | None:
     return (doc.get("commit_info") or {}).get("id")
 
 
-# What a shard ran, compared between shards: a sweep measures one configuration of the software.
+# What a shard ran, compared between shards: a sweep measures one configuration of the software
+# (Python by its minor version).
 # The backend packages record their own versions; CUDA and cuDNN are each backend's own build (a
 # tensorflow shard's and a torch shard's of one ``--backend tensorflow,torch`` plan may differ).
 PYTHON_AND_KERAS = {"python_version": "python", "keras": "keras"}
@@ -170,8 +171,8 @@ def _versions(doc: dict) -> dict[tuple[str, str], object]:
         for key, value in section.items():
             if value is None or isinstance(value, (dict, list)):
                 continue
-            if key in names:
-                out[(names[key], where)] = value
+            if key in names:  # Python by its minor version: runners' patch releases differ and do not matter here
+                out[(names[key], where)] = ".".join(str(value).split(".")[:2]) if names[key] == "python" else value
             elif key in PACKAGES:
                 out[(key, where)] = value
             elif key in BUILDS:

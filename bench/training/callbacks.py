@@ -7,6 +7,9 @@ imports it only to train.
 
 from __future__ import annotations
 
+import json
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,27 +24,30 @@ FRESH = "rerun with --fresh to start over"
 
 
 class State:
-    """What survives a restart besides the weights: the curve so far, the time already spent, and
-    the options that change the numbers (``identity``, flag -> value). A resume with other values
-    is refused: its result would be neither run. ``read=False`` starts afresh whatever is there,
-    ``write=False`` never saves (a job's workers other than the chief)."""
+    """What survives a restart besides the weights: the curve so far, the time already spent, how
+    training stopped (``stopped_by``), what its throughput was measured over (``steady_steps``,
+    ``steady_s``, ``first_step_s``: a run whose training ended in an earlier process reports that
+    process's), and the options that change the numbers (``identity``, flag -> value). A resume with
+    other values is refused: its result would be neither run. ``read=False`` starts afresh whatever
+    is there, ``write=False`` never saves (a job's workers other than the chief)."""
 
     def __init__(self, path: Path, identity: dict | None = None, *, read: bool = True, write: bool = True):
         self.path = path
         self.curve: list[dict] = []
         self.elapsed_s = 0.0
         self.processes = 0
+        self.stopped_by: str | None = None
+        self.steady_steps = 0  # steps after each process's first, over every process
+        self.steady_s = 0.0  # their time
+        # the first step (tracing and compilation included) of the last process that trained
+        self.first_step_s: float | None = None
         self.identity = identity
         self.write = write
         if read and path.is_file():
             try:
-                doc = read_json(path, what="training state")
-                self.curve = list(doc.get("curve", []))
-                self.elapsed_s = float(doc.get("elapsed_s", 0.0))
-                self.processes = int(doc.get("processes", 0))
-                saved = doc.get("identity")
-            except (UsageError, AttributeError, TypeError, ValueError) as e:
-                raise UsageError(f"training state {str(path)!r} is unreadable ({e}); {FRESH}") from None
+                saved = self._read(read_json(path, what="training state"))
+            except (UsageError, AttributeError, KeyError, TypeError, ValueError) as e:
+                raise UsageError(f"training state {str(path)!r} is unreadable ({first_line(e)}); {FRESH}") from None
             for flag, value in (identity or {}).items():
                 if isinstance(saved, dict) and flag in saved and saved[flag] != value:
                     raise UsageError(
@@ -49,13 +55,54 @@ class State:
                         f"resume with the same options, or {FRESH}"
                     )
 
+    def _read(self, doc: dict):
+        """Takes ``doc``'s fields, checked (a wrong type is a ``TypeError``/``ValueError``); returns its identity."""
+        curve = doc.get("curve", [])
+        if not isinstance(curve, list) or not all(isinstance(r, dict) and _count(r.get("epoch")) > 0 for r in curve):
+            raise ValueError("its curve is not a list of epochs")
+        self.curve = curve
+        self.elapsed_s = _seconds(doc.get("elapsed_s", 0.0), "elapsed_s")
+        self.processes = _count(doc.get("processes", 0))
+        self.stopped_by = doc.get("stopped_by")
+        if self.stopped_by is not None and not isinstance(self.stopped_by, str):
+            raise ValueError(f"stopped_by is {self.stopped_by!r}")
+        self.steady_steps = _count(doc.get("steady_steps", 0))
+        self.steady_s = _seconds(doc.get("steady_s", 0.0), "steady_s")
+        first = doc.get("first_step_s")
+        self.first_step_s = None if first is None else _seconds(first, "first_step_s")
+        identity = doc.get("identity")
+        if identity is not None and not isinstance(identity, dict):
+            raise ValueError(f"identity is {identity!r}")
+        return identity
+
     def save(self) -> None:
         if not self.write:
             return
         write_json(
             self.path,
-            {"curve": self.curve, "elapsed_s": self.elapsed_s, "processes": self.processes, "identity": self.identity},
+            {
+                "curve": self.curve,
+                "elapsed_s": self.elapsed_s,
+                "processes": self.processes,
+                "stopped_by": self.stopped_by,
+                "steady_steps": self.steady_steps,
+                "steady_s": self.steady_s,
+                "first_step_s": self.first_step_s,
+                "identity": self.identity,
+            },
         )
+
+
+def _count(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{value!r} is not a count")
+    return value
+
+
+def _seconds(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or finite(value) is None or value < 0:
+        raise ValueError(f"{name} is {value!r}")
+    return float(value)
 
 
 class Backup(keras.callbacks.BackupAndRestore):
@@ -66,9 +113,11 @@ class Backup(keras.callbacks.BackupAndRestore):
     does: saving is a collective on jax (every worker must take part), and two writers of one file
     would tear it."""
 
-    def __init__(self, backup_dir: Path, *, read: bool = True, write_dir: Path | None = None):
+    def __init__(
+        self, backup_dir: Path, *, read: bool = True, write_dir: Path | None = None, state: State | None = None
+    ):
         super().__init__(str(backup_dir), save_freq="epoch", double_checkpoint=True, delete_checkpoint=False)
-        self.read, self.write_dir = read, write_dir
+        self.read, self.write_dir, self.state = read, write_dir, state
 
     def _save_model(self):
         if self.write_dir is None:
@@ -106,11 +155,48 @@ class Backup(keras.callbacks.BackupAndRestore):
         if not self.read:
             return
         try:
-            super().on_train_begin(logs)
+            if not self._restore_the_states_epoch():
+                super().on_train_begin(logs)
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise UsageError(
                 f"the checkpoint in {self.backup_dir!r} is unreadable ({first_line(e)}); {FRESH}"
             ) from None
+
+    def _restore_the_states_epoch(self) -> bool:
+        """A kill after an epoch's weights and before ``Trainer`` saved its state leaves the last
+        checkpoint an epoch ahead of the state, whose curve lacks that epoch: restore the checkpoint
+        before it (Keras keeps it beside the last, and reads it for a torn last one), or none for
+        the first epoch, and that epoch runs again. Reads a copy, never moves the files: a job's
+        workers all read the chief's. True when it restored (or chose to start afresh)."""
+        if self.state is None:
+            return False
+        done = max((row["epoch"] for row in self.state.curve), default=0)
+        last = _epoch_in(self._training_metadata_path)
+        if last is None or last <= done:
+            return False
+        before = _epoch_in(self._prev_training_metadata_path)
+        if before is None and done == 0:
+            return True  # the first epoch's weights only: start at the beginning
+        if before != done:
+            raise UsageError(
+                f"the checkpoint in {self.backup_dir!r} is at epoch {last} and its training state at epoch {done}; {FRESH}"
+            )
+        where = self._where()
+        with tempfile.TemporaryDirectory(prefix="cnn-bench-checkpoint-") as tmp:
+            weights = str(Path(tmp) / "before.weights.h5")  # Keras reads weights by this suffix only
+            shutil.copyfile(self._prev_weights_path, weights)
+            self._point_at(self.backup_dir, weights, self._prev_training_metadata_path, *where[3:])
+            try:
+                self._load_model()
+            finally:
+                self._point_at(*where)
+        return True
+
+
+def _epoch_in(metadata: str) -> int | None:
+    """The epoch a Keras checkpoint's training metadata names (None without the file)."""
+    path = Path(metadata)
+    return int(json.loads(path.read_text())["epoch"]) if path.is_file() else None
 
 
 class SameStatistics(keras.callbacks.Callback):
@@ -137,7 +223,7 @@ class SameStart(keras.callbacks.Callback):
         self.gather, self.out = gather, out
 
     def on_train_begin(self, logs=None):
-        mine = int(getattr(self.model, "_initial_epoch", None) or 0)  # what Backup restored (fit reads it next)
+        mine = restored_epoch(self.model)  # what Backup restored (fit reads it next)
         starts = [int(v) for v in self.gather(mine)]
         if len(set(starts)) > 1:
             raise UsageError(
@@ -148,27 +234,33 @@ class SameStart(keras.callbacks.Callback):
 
 
 class ResumeData(keras.callbacks.Callback):
-    """At the first epoch this process runs, brings the training pipeline's shuffle order and
-    augmentation stream to that epoch (``bench.training.data.skip_epochs``): without it a resumed
-    epoch would replay epoch 1's data. Fit makes the epoch's iterator after ``on_epoch_begin``."""
+    """Once ``Backup`` has restored the checkpoint (after it in the callbacks), brings the training
+    pipeline's shuffle order and augmentation stream to the epoch this process resumes from
+    (``bench.training.data.skip_epochs``): without it a resumed epoch would replay epoch 1's data,
+    and a run whose training had ended before it stopped would recompute the precise-BN statistics
+    over other batches than the uninterrupted run. Fit makes its first iterator after
+    ``on_train_begin`` (at the first epoch's start; none when no epoch is left)."""
 
     def __init__(self, train):
         super().__init__()
         self.train = train
-        self._started = False
 
-    def on_epoch_begin(self, epoch, logs=None):
-        if not self._started:
-            self._started = True
-            from bench.training.data import skip_epochs
+    def on_train_begin(self, logs=None):
+        from bench.training.data import skip_epochs
 
-            skip_epochs(self.train, epoch)
+        skip_epochs(self.train, restored_epoch(self.model))
+
+
+def restored_epoch(model) -> int:
+    """The epochs done before this process: where ``Backup`` restored the checkpoint (fit starts there)."""
+    return int(getattr(model, "_initial_epoch", None) or 0)
 
 
 class Trainer(keras.callbacks.Callback):
     """Sets each step's rate from the schedule at the budget's fraction; stops at the budget or on a
     NaN/Inf loss (``failure``); logs progress with an ETA; appends each epoch to ``state.curve``.
-    Times the steps: ``first_step_s`` (tracing and compilation included) and ``steady_step_s`` (the rest)."""
+    Times the steps: ``first_step_s`` (tracing and compilation included) and ``steady_step_s`` (the rest).
+    It comes after ``Backup`` in the callbacks: it starts from the epoch Backup restored."""
 
     def __init__(
         self,
@@ -202,24 +294,25 @@ class Trainer(keras.callbacks.Callback):
         self._batch_start = 0.0
         self.first_step_s: float | None = None  # includes tracing/compilation
         self.steady_step_s = 0.0  # every later step
+        self._steady_before = (state.steady_steps, state.steady_s)  # earlier processes'
 
     def global_step(self, batch: int) -> int:
         return self._epoch * self.plan.steps_per_epoch + batch
 
     def on_train_begin(self, logs=None):
         self.progress.start()
+        # where Backup restored the weights; every epoch when training ended in an earlier process
+        epoch = self.first_epoch = restored_epoch(self.model)
+        # the state may hold epochs after the restored weights' (Keras falls back from a torn last checkpoint)
+        self.state.curve = [row for row in self.state.curve if row["epoch"] <= epoch]
+        if epoch:
+            self.log(
+                f"[{self.label}] resumed from the checkpoint after epoch {epoch} "
+                f"({self.state.elapsed_s:.0f} s already spent)"
+            )
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
-        if self.first_epoch is None:
-            self.first_epoch = epoch
-            # a killed run may have saved its curve after the weights' last checkpoint
-            self.state.curve = [row for row in self.state.curve if row["epoch"] <= epoch]
-            if epoch:
-                self.log(
-                    f"[{self.label}] resumed from the checkpoint after epoch {epoch} "
-                    f"({self.state.elapsed_s:.0f} s already spent)"
-                )
         self._epoch_start = self._last_batch_end = self.clock()
 
     def on_train_batch_begin(self, batch, logs=None):
@@ -240,6 +333,7 @@ class Trainer(keras.callbacks.Callback):
         step = self.global_step(batch) + 1
         if value is not None and finite(value) is None:
             self.failure = f"loss became {value} at epoch {self._epoch + 1}, step {step}"
+            self.stopped_by = "non-finite loss"
             self.log(f"[{self.label}] {self.failure}: stopping")
             self.model.stop_training = True
             return
@@ -279,6 +373,11 @@ class Trainer(keras.callbacks.Callback):
                 row[k] = finite(v)
         self.state.curve = [r for r in self.state.curve if r["epoch"] <= epoch] + [row]
         self.state.elapsed_s = self.progress.elapsed()
+        self.state.stopped_by = self.stopped_by
+        self.state.steady_steps = self._steady_before[0] + max(self.steps_run - 1, 0)
+        self.state.steady_s = self._steady_before[1] + self.steady_step_s
+        if self.first_step_s is not None:
+            self.state.first_step_s = self.first_step_s
         if self.failure is None:
             self.state.save()
         extra = "" if row.get("val_accuracy") is None else f" val_acc {100 * row['val_accuracy']:.2f}%"

@@ -97,6 +97,8 @@ def _identity(opts: Options, deterministic: bool, workers: int = 1) -> dict:
         "--precision": opts.precision,
         "--cpu-replicas": opts.cpu_replicas or 1,
         "--workers": workers,
+        "--mock": opts.mock,  # the run id names mock data, not how many examples
+        "--eager": "on" if opts.eager else "off",
     }
 
 
@@ -326,7 +328,9 @@ def _fit(run: Run, model, *, clock: Callable[[], float], log: Callable[[str], No
     state.processes += 1
     trainer = Trainer(plan, run.recipe.schedule, state, clock=clock, label=label, log=log)
     own_dir = None if writes else Path(tempfile.mkdtemp(prefix="cnn-bench-worker-checkpoints-"))
-    callbacks = [Backup(run.ckpt_dir / "backup", read=reads, write_dir=own_dir)]
+    # Backup first: it restores the epoch the others start from (falling back to the state's epoch when a
+    # kill came between an epoch's weights and its state), and writes an epoch's weights before Trainer its state
+    callbacks = [Backup(run.ckpt_dir / "backup", read=reads, write_dir=own_dir, state=state)]
     if cluster is not None:  # before Backup writes at an epoch's end, and after it restored at the start
         from bench import backends
 
@@ -354,6 +358,9 @@ def _fit(run: Run, model, *, clock: Callable[[], float], log: Callable[[str], No
         f"{'' if plan.deadline_s is None else f', deadline {plan.deadline_s:.0f} s'}, seed {opts.seed}, "
         f"device {opts.device}, {run.policy}, deterministic={run.deterministic}"
     )
+    # training that met its budget in an earlier process (stopped during the evaluation) takes no step more:
+    # a minutes budget's partial last epoch would otherwise run again from its checkpoint
+    epochs = state.curve[-1]["epoch"] if state.stopped_by and state.curve else plan.epochs
     load_avg_start = _loadavg()
     wall_start = time.monotonic()
     started = datetime.datetime.now(datetime.UTC)
@@ -361,7 +368,7 @@ def _fit(run: Run, model, *, clock: Callable[[], float], log: Callable[[str], No
         with _lost_workers(cluster):
             model.fit(
                 run.train_ds,
-                epochs=plan.epochs,
+                epochs=epochs,
                 steps_per_epoch=plan.steps_per_epoch,
                 validation_data=run.val_ds,
                 callbacks=callbacks,
@@ -426,7 +433,7 @@ def _document(run: Run, model, fit: Fit) -> dict:
         "curve": curve,
         "epochs_run": len(curve),
         "steps_run": None,
-        "stopped_by": fit.trainer.stopped_by or "budget",
+        "stopped_by": fit.state.stopped_by or "budget",  # set by the last process that trained
         "resumed_from_epoch": fit.trainer.first_epoch or 0,
         "processes": fit.state.processes,
         "wall_time_s": None,
@@ -489,10 +496,11 @@ def _result(run: Run, model, fit: Fit) -> tuple[dict, Path | None]:
         result.update(status="failed", error=trainer.failure)
         shutil.rmtree(run.ckpt_dir, ignore_errors=True)  # its last checkpoint may hold the NaN weights
     else:
-        result["images_per_s"] = _images_per_s(trainer, run.recipe.batch_size)
+        result["images_per_s"] = _images_per_s(fit.state, run.recipe.batch_size)
         if cluster is not None and result["images_per_s"] is not None:
             result["images_per_s_per_worker"] = round(result["images_per_s"] / cluster.count, 2)
-        result["first_step_s"] = None if trainer.first_step_s is None else round(trainer.first_step_s, 3)
+        first = fit.state.first_step_s  # of the last process that trained
+        result["first_step_s"] = None if first is None else round(first, 3)
         from bench.training import evaluation
 
         ev = evaluation.final(
@@ -527,12 +535,14 @@ def _result(run: Run, model, fit: Fit) -> tuple[dict, Path | None]:
     return result, path
 
 
-def _images_per_s(trainer, batch_size: int) -> float | None:
-    """Images a second over this process's steps after its first (which traces and compiles:
-    reported apart); in a job, the job's images (the global batch) a second."""
-    if trainer.steady_step_s <= 0:
+def _images_per_s(state, batch_size: int) -> float | None:
+    """Images a second over the steps after each process's first (which traces and compiles:
+    reported apart), across every process that trained (``State`` records them: a process that
+    resumed after training had ended reports the earlier ones'); in a job, the job's images (the
+    global batch) a second."""
+    if state.steady_s <= 0:
         return None
-    return round((trainer.steps_run - 1) * batch_size / trainer.steady_step_s, 2)
+    return round(state.steady_steps * batch_size / state.steady_s, 2)
 
 
 def _worker_summary(run: Run, model, fit: Fit, digest: str, digests: list[float]) -> dict:
@@ -545,7 +555,7 @@ def _worker_summary(run: Run, model, fit: Fit, digest: str, digests: list[float]
         "worker": cluster.task_index,
         "workers": cluster.count,
         "steps_run": int(model.optimizer.iterations.numpy()),
-        "images_per_s": _images_per_s(fit.trainer, run.recipe.batch_size),
+        "images_per_s": _images_per_s(fit.state, run.recipe.batch_size),
         "weights_sha256": digest,
         "workers_agree": len(set(digests)) == 1,
     }

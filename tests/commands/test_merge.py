@@ -177,6 +177,9 @@ def test_shards_of_different_versions_are_refused_naming_the_package_and_each_ve
     assert "shard-1.json', 2.20.0 in " in err and "shard-2.json'" in err
 
     docs = [with_versions(d) for d in tiny_shards()]
+    docs[1]["machine_info"]["python_version"] = "3.12.1"
+    assert "different versions of python (machine_info): 3.11 in " in refused(capsys, tmp_path, docs)
+    docs = [with_versions(d) for d in tiny_shards()]
     docs[0]["machine_info"]["keras"] = "3.14.0"
     assert "different versions of keras (machine_info): 3.14.0 in " in refused(capsys, tmp_path, docs)
     docs = [with_versions(d, cudnn_version="9.1") for d in tiny_shards()]
@@ -195,6 +198,7 @@ def test_shards_on_other_cpus_of_the_same_versions_merge(tmp_path, capsys):
     docs = [with_versions(shard_doc(whole, i, 2, dc=f"cpu:Model {i} x2")) for i in (1, 2)]
     docs[1]["harness"]["versions"]["cuda_version"] = "12.3"
     del docs[1]["machine_info"]["tensorflow"]
+    docs[1]["machine_info"]["python_version"] = "3.11.9"  # another patch release of the same Python
     rc, printed, _ = merge(capsys, *write(tmp_path, docs), "--out", tmp_path / "all.json")
     assert rc == 0 and "2 of 2 cases)" in printed
 

@@ -19,7 +19,9 @@ def test_rule_parsing_and_direction():
     assert lat.change(110.0, 100.0) == pytest.approx(-10.0)  # slower is worse
 
 
-@pytest.mark.parametrize("bad", ["throughput", "throughput:5%", "throughput:-5", "top1:-x pt", ":-5%", "a:-5%%", 5, None, ["x"]])
+@pytest.mark.parametrize(
+    "bad", ["throughput", "throughput:5%", "throughput:-5", "top1:-x pt", ":-5%", "a:-5%%", 5, None, ["x"]]
+)
 def test_bad_rules_are_usage_errors(bad):
     with pytest.raises(UsageError, match="invalid; expected METRIC"):
         Rule.parse(bad)

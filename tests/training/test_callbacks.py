@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from bench.errors import UsageError
 from bench.training import budget
 from bench.training.callbacks import State, Trainer, hms
 
@@ -23,6 +24,7 @@ class Model:
 def fit(trainer, plan, losses, *, first_epoch=0, on_step=lambda: None):
     """``model.fit``'s calls: returns the rate each step ran at."""
     model = Model()
+    model._initial_epoch = first_epoch  # as Backup leaves it when it restores a checkpoint
     trainer.set_model(model)
     trainer.on_train_begin()
     rates, losses = [], iter(losses)
@@ -78,6 +80,7 @@ def test_a_non_finite_loss_stops_and_is_not_saved(tmp_path, bad):
     trainer, plan, state, lines = make(tmp_path, "epochs=2")
     fit(trainer, plan, [2.0, 2.0, bad, 2.0])
     assert trainer.failure == f"loss became {bad} at epoch 1, step 3" and trainer.steps_run == 3
+    assert trainer.stopped_by == "non-finite loss"
     assert lines[-2] == f"[r] loss became {bad} at epoch 1, step 3: stopping"
     assert not (tmp_path / "state.json").exists()  # no curve to resume after a NaN
 
@@ -100,3 +103,53 @@ def test_resume_drops_epochs_after_the_checkpoint_and_counts_time_spent(tmp_path
 
 def test_hms():
     assert [hms(s) for s in (0, 59.6, 61, 3600 + 62)] == ["0:00:00", "0:01:00", "0:01:01", "1:01:02"]
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"curve": [1, 2], "elapsed_s": 5, "processes": 1, "identity": {}},
+        {"curve": [{"loss": 2.0}], "elapsed_s": 5, "processes": 1},
+        {"curve": {"epoch": 1}, "elapsed_s": 5, "processes": 1},
+        {"curve": [], "elapsed_s": "5", "processes": 1},
+        {"curve": [], "elapsed_s": 5, "processes": 1.5},
+        {"curve": [], "elapsed_s": 5, "processes": 1, "identity": ["--precision"]},
+        {"curve": [], "elapsed_s": 5, "processes": 1, "steady_s": None},
+        [1, 2],
+    ],
+)
+def test_a_corrupt_state_is_one_line_that_suggests_fresh(tmp_path, doc):
+    (tmp_path / "state.json").write_text(json.dumps(doc))
+    with pytest.raises(UsageError, match=r"^training state .* is unreadable \(.*\); rerun with --fresh"):
+        State(tmp_path / "state.json")
+
+
+def test_a_process_with_no_epoch_left_resumed_from_the_restored_epoch(tmp_path):
+    """Killed after its last epoch was saved: the next process trains nothing, and says where it resumed."""
+    (tmp_path / "state.json").write_text(json.dumps({"curve": [{"epoch": 1}, {"epoch": 2}], "elapsed_s": 9.0}))
+    trainer, plan, state, lines = make(tmp_path, "epochs=2")
+    model = Model()
+    model._initial_epoch = 2  # as Backup leaves it
+    trainer.set_model(model)
+    trainer.on_train_begin()  # fit runs no epoch
+    assert trainer.first_epoch == 2 and [r["epoch"] for r in state.curve] == [1, 2]
+    assert lines == ["[r] resumed from the checkpoint after epoch 2 (9 s already spent)"]
+
+
+def test_throughput_and_the_stop_are_kept_across_processes(tmp_path):
+    now = [0.0]
+
+    def tick():
+        now[0] += 2.0
+
+    trainer, plan, state, _ = make(tmp_path, "epochs=2", clock=lambda: now[0])
+    fit(trainer, plan, [2.0] * 8, on_step=tick)
+    saved = json.loads((tmp_path / "state.json").read_text())
+    assert (saved["stopped_by"], saved["steady_steps"], saved["steady_s"], saved["first_step_s"]) == (
+        "steps",
+        7,
+        14.0,
+        2.0,
+    )
+    again = State(tmp_path / "state.json")
+    assert (again.stopped_by, again.steady_steps, again.steady_s, again.first_step_s) == ("steps", 7, 14.0, 2.0)

@@ -175,7 +175,7 @@ def test_nan_loss_stops_the_run_and_records_a_failure(tmp_path):
         extra_callbacks=[Poison()],
     )
     assert result["status"] == "failed" and "loss became nan at epoch 1, step 3" in result["error"]
-    assert result["top1"] is None and result["steps_run"] == 3
+    assert result["top1"] is None and result["steps_run"] == 3 and result["stopped_by"] == "non-finite loss"
     assert json.loads(path.read_text())["status"] == "failed"
     assert not (tmp_path / ".checkpoints" / path.stem).exists()  # no NaN weights to resume from
     (finding,) = accuracy.gate([str(path)], str(REPO / "tests/regression/fixtures/accuracy/baselines_ok.json"))
