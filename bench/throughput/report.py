@@ -199,7 +199,7 @@ def plot(docs: list[dict], path: str | Path) -> Path:
         _list_errors(ax, _error_lines(data, mode))
     first = docs[0]
     device_class = (first.get("harness") or {}).get("device_class", "?")
-    fig.suptitle(f"{device_class} | {machine_line(first.get('machine_info', {}))}", fontsize=8)
+    _suptitle(fig, f"{device_class} | {machine_line(first.get('machine_info', {}))}")
     fig.tight_layout()
     return save_figure(fig, path, dpi=120)
 
@@ -296,7 +296,7 @@ def plot_backends(docs: list[dict], path: str | Path) -> Path:
     devices = sorted({r["device_class"] for r in data})
     keras = sorted({str((d.get("machine_info") or {}).get("keras")) for d in docs} - {"None"})
     title = f"images/s by backend | {', '.join(devices)}" + (f" | Keras {', '.join(keras)}" if keras else "")
-    fig.suptitle(title, fontsize=8)
+    _suptitle(fig, title)
     fig.tight_layout()
     return save_figure(fig, path, dpi=120)
 
@@ -304,3 +304,11 @@ def plot_backends(docs: list[dict], path: str | Path) -> Path:
 def _widest(data: list[dict], group) -> int:
     """The most bar groups in one mode's panel, to size the figure."""
     return max((len({group(r) for r in data if r["mode"] == m}) for m in _modes(data)), default=1)
+
+
+def _suptitle(fig, text: str) -> None:
+    """The figure's title, wrapped to its width (about 15 characters an inch at 8 pt): the machine
+    and software it names must not be cut off at the edges of a narrow, one-mode figure."""
+    import textwrap
+
+    fig.suptitle(textwrap.fill(text, width=max(40, int(fig.get_figwidth() * 15))), fontsize=8)

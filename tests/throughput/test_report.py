@@ -169,3 +169,22 @@ def test_a_file_without_results_is_a_usage_error(tmp_path, capsys):
     f = write_json(tmp_path / "empty.json", doc([]))
     assert main(["report", "--by", "backend", str(f), "--out", str(tmp_path / "x.png")]) == 2
     assert capsys.readouterr().err.startswith("error: no throughput results")
+
+
+def test_the_title_wraps_to_a_narrow_figure():
+    """The title names the machine and software; on a one-mode figure (6 inches) it must wrap, not
+    run off both edges."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    text = "cpu:Intel(R) Xeon(R) Processor x2 | Keras 3.15.1 on tensorflow 2.21.0 / Python 3.11.7 on " * 2
+    fig = plt.figure(figsize=(6, 4))
+    try:
+        report._suptitle(fig, text)
+        lines = fig._suptitle.get_text().splitlines()
+    finally:
+        plt.close(fig)
+    assert len(lines) > 1 and all(len(line) <= 90 for line in lines)
+    assert " ".join(lines).split() == text.split()
