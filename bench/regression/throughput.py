@@ -134,10 +134,7 @@ def unmeasured(doc: dict, *, device_class: str | None = None) -> list[dict]:
     """A failing result (``results``' form) for each case the file planned and holds neither a
     benchmark nor an error for: an interrupted run, a missing shard, a case deselected with ``-k``.
     A run that did not measure a case says nothing about its speed, so ``compare`` must not pass it."""
-    recorded = {
-        result_id(b.get("extra_info") or {}, b.get("param") or b.get("name")) for b in doc.get("benchmarks", [])
-    }
-    recorded |= {e.get("id") or e.get("name") for e in doc.get("errors", []) or []}
+    recorded = {merge.case_id(r) for r in [*doc.get("benchmarks", []), *(doc.get("errors") or [])]}
     why = (
         "the run was interrupted or a shard is missing (partial)"
         if merge.is_partial(doc)

@@ -225,7 +225,7 @@ def _cases(doc: dict) -> list[str]:
     return (doc["harness"].get("options") or {}).get("cases") or []
 
 
-def _case_id(record: dict) -> str | None:
+def case_id(record: dict) -> str | None:
     """The case id of a benchmark (by its ``extra_info``) or of an ``errors`` entry, as the plan lists it."""
     return result_id(record.get("extra_info") or record, record.get("param") or record.get("name"))
 
@@ -238,7 +238,7 @@ def _recorded(found: dict[int, tuple[str, dict]]) -> dict[str, str]:
     for _, (path, doc) in sorted(found.items()):
         mine: set[str] = set()
         for kind in ("benchmarks", "errors"):
-            ids = Counter(_case_id(r) for r in doc.get(kind) or [])
+            ids = Counter(case_id(r) for r in doc.get(kind) or [])
             twice = next((c for c, n in ids.items() if n > 1), None)
             if twice is not None:
                 raise UsageError(
@@ -275,7 +275,7 @@ def _merged(docs: list[dict], missing: list[int], missing_cases: list[str]) -> d
     position = {cid: k for k, cid in enumerate(plan_cases)}
 
     def order(record: dict) -> int:
-        return position.get(_case_id(record), len(position))
+        return position.get(case_id(record), len(position))
 
     merged["benchmarks"].sort(key=order)
     merged["errors"].sort(key=order)
