@@ -23,6 +23,12 @@ from bench.io import read_json
 
 TRAIN_KIND = "bench.train"
 REPORTED_KIND = "bench.reported"
+# the schemas this harness writes and reads. Training: 1 until 2026-12-07 (fingerprints from
+# 2026-11-24, ``bench.regression.accuracy.FINGERPRINTS_SINCE``, but not required); 2: every result
+# has one. Throughput: 1. A result of a later schema was written by a newer harness: refused, never
+# read as if it were this one's.
+TRAINING_SCHEMA = 2
+THROUGHPUT_SCHEMA = 1
 STATUSES = ("ok", "failed")
 PERCENT = (0.0, 100.0)
 # impossible values, whatever the types: a cross-entropy is above 0; counts are never negative (and an
@@ -100,6 +106,7 @@ TRAINING = {
     "dataset": (_TEXT, True),
     "budget": (_TEXT, True),
     "device": (_TEXT, True),
+    "schema": ("a whole number", False),
     "seed": ("a whole number", True),
     "status": (_TEXT, True),
     "error": (_TEXT, False),
@@ -154,7 +161,12 @@ THROUGHPUT = {
     "datetime": (_TEXT, False),
 }
 ERROR = {"error": (_TEXT, False), "id": (_TEXT, False), "name": (_TEXT, False), "device_class": (_TEXT, False)}
-HARNESS = {"device_class": (_TEXT, False), "options": ("an object", False), "shard": ("an object", False)}
+HARNESS = {
+    "schema": ("a whole number", False),
+    "device_class": (_TEXT, False),
+    "options": ("an object", False),
+    "shard": ("an object", False),
+}
 # harness.shard (--shard i/N; bench.throughput.shard): a shard's index, or none in a merged file
 SHARD = {
     "index": ("a whole number", False),
@@ -177,6 +189,19 @@ def _fields(doc: Any, schema: dict, where: str) -> dict:
     return doc
 
 
+def _schema(doc: dict, newest: int, where: str) -> int:
+    """``doc``'s schema (1 where it names none: the first results did not), one this harness reads."""
+    schema = doc.get("schema")
+    if schema is None:
+        return 1
+    if not 1 <= schema <= newest:
+        known = "1" if newest == 1 else f"1 to {newest}"
+        raise UsageError(
+            f"{where}: field 'schema' is {schema}; this harness reads schema {known} (a newer one wrote it?)"
+        )
+    return schema
+
+
 def check_training(doc: dict, where: str) -> dict:
     """A training result's fields: types, the status (an ok run has no error), percentages in
     [0, 100], losses above 0, counts and times that a run can have, and the fingerprint's shape.
@@ -184,6 +209,9 @@ def check_training(doc: dict, where: str) -> dict:
     from bench import fingerprint
 
     _fields(doc, TRAINING, where)
+    schema = _schema(doc, TRAINING_SCHEMA, where)
+    if schema >= 2 and doc.get("fingerprint") is None:
+        raise UsageError(f"{where}: has no fingerprint, which every result of schema {schema} records")
     ok = doc["status"] == "ok"
     if doc["status"] not in STATUSES:
         raise UsageError(f"{where}: field 'status' is {doc['status']!r}; expected one of {', '.join(STATUSES)}")
@@ -228,12 +256,22 @@ def check_throughput(doc: dict, where: str) -> dict:
     extra_info and images/s, and each error."""
     _fields(doc, THROUGHPUT, where)
     _fields(doc["harness"], HARNESS, f"{where} harness")
+    _schema(doc["harness"], THROUGHPUT_SCHEMA, f"{where} harness")
     if doc["harness"].get("shard") is not None:
         _fields(doc["harness"]["shard"], SHARD, f"{where} harness.shard")
     for i, b in enumerate(doc["benchmarks"]):
         _fields(b, BENCHMARK, f"{where} benchmarks[{i}]")
         extra = _fields(b.get("extra_info") or {}, EXTRA_INFO, f"{where} benchmarks[{i}].extra_info")
         _fields(extra.get("images_per_s") or {}, IMAGES_PER_S, f"{where} benchmarks[{i}].extra_info.images_per_s")
+        rounds, cv = extra.get("rounds"), extra.get("cv")
+        if rounds is not None and rounds < 1:
+            raise UsageError(
+                f"{where} benchmarks[{i}].extra_info: field 'rounds' is {rounds}; a measured case ran 1 or more"
+            )
+        if cv is not None and not (math.isfinite(cv) and cv >= 0):
+            raise UsageError(
+                f"{where} benchmarks[{i}].extra_info: field 'cv' is {cv!r}; expected a finite number 0 or more"
+            )
     for i, e in enumerate(doc.get("errors") or []):
         _fields(e, ERROR, f"{where} errors[{i}]")
     return doc

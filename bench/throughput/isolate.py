@@ -368,7 +368,7 @@ class Sweep:
         import pytest_benchmark
 
         from bench.environment import commit_info, cpu_model
-        from bench.throughput.plugin import RESULT_SCHEMA
+        from bench.results import THROUGHPUT_SCHEMA
 
         return {
             "machine_info": {
@@ -384,7 +384,7 @@ class Sweep:
             "version": pytest_benchmark.__version__,
             "harness": {
                 "kind": "throughput",
-                "schema": RESULT_SCHEMA,
+                "schema": THROUGHPUT_SCHEMA,
                 "backend": backend,
                 "device": self.plan.device,
                 "device_class": self._device_class(),

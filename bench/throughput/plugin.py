@@ -16,10 +16,9 @@ import os
 import pytest
 
 from bench.errors import UsageError
+from bench.results import THROUGHPUT_SCHEMA
 from bench.throughput.measure import DeviceSession
 from bench.throughput.plan import OPTIONS, ThroughputPlan, dest, out_path, resolve
-
-RESULT_SCHEMA = 1
 
 
 def add_options(parser) -> None:
@@ -111,7 +110,7 @@ class ThroughputPlugin:
 
         output_json["harness"] = {
             "kind": "throughput",
-            "schema": RESULT_SCHEMA,
+            "schema": THROUGHPUT_SCHEMA,
             "produced_by": machine_line(output_json.get("machine_info", {})),
             "options": self.plan.to_dict(),
             **self.session.record(),

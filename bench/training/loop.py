@@ -37,14 +37,13 @@ from pathlib import Path
 from bench import cluster as cluster_mod
 from bench.errors import UsageError, WorkerLost
 from bench.io import save_figure, writable_dir, write_json
+from bench.results import TRAIN_KIND, TRAINING_SCHEMA
 from bench.stats import finite
 from bench.training import budget as budget_mod
 from bench.training import options
 from bench.training import recipes as recipes_mod
 from bench.training.options import Options
 
-RESULT_KIND = "bench.train"
-RESULT_SCHEMA = 1
 REGULARIZERS = ("kernel_regularizer", "depthwise_regularizer", "pointwise_regularizer")
 
 
@@ -130,7 +129,7 @@ def fingerprint_of(recipe_name: str, opts: Options) -> dict:
     run = _setup(recipe_name, opts, environ={})  # one process: TF_CONFIG names no job to join here
     model = _build_model(run)
     return {
-        "kind": RESULT_KIND,
+        "kind": TRAIN_KIND,
         "recipe": run.recipe.name,
         "dataset": run.dataset,
         "budget": str(run.budget),
@@ -410,8 +409,8 @@ def _document(run: Run, model, fit: Fit) -> dict:
 
     opts, plan, recipe, curve = run.opts, run.plan, run.recipe, fit.state.curve
     return {
-        "kind": RESULT_KIND,
-        "schema": RESULT_SCHEMA,
+        "kind": TRAIN_KIND,
+        "schema": TRAINING_SCHEMA,
         "recipe": recipe.name,
         "dataset": run.dataset,
         "budget": str(run.budget),
@@ -462,7 +461,7 @@ def _document(run: Run, model, fit: Fit) -> dict:
         },
         "load_average": {"start": fit.load_avg_start, "end": None},
         "datetime": fit.started.isoformat(),
-        "version": RESULT_SCHEMA,
+        "version": TRAINING_SCHEMA,
         "machine_info": machine_info(),
         "commit_info": commit_info(),
         "fingerprint": fingerprint.of_run(run, model),

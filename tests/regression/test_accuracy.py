@@ -296,6 +296,22 @@ def test_a_result_without_a_fingerprint_from_code_that_writes_one_is_an_error(tm
     assert f.verdict is verdict and words in f.reason
 
 
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"schema": 2, "fingerprint": None}, "has no fingerprint, which every result of schema 2 records"),
+        ({"schema": 3}, "field 'schema' is 3; this harness reads schema 1 to 2 (a newer one wrote it?)"),
+        ({"schema": 0}, "field 'schema' is 0"),
+        ({"schema": "2"}, "field 'schema' is '2'; expected a whole number"),
+    ],
+)
+def test_a_result_of_a_schema_this_harness_does_not_write_is_an_error(tmp_path, changes, words):
+    """Schema 2 (today's) requires a fingerprint, whatever the result's dates say; a later schema was
+    written by a newer harness, whose fields this one would misread."""
+    (f, *_) = _with(tmp_path, changes, {})
+    assert f.verdict is Verdict.ERROR and words in f.reason, f.reason
+
+
 @pytest.mark.parametrize("fp", ["abc", [1], {"recipe": "x", "model": 1, "data": []}, _fp(model="x")])
 def test_a_fingerprint_of_the_wrong_type_is_an_error(tmp_path, fp):
     (f,) = _with(tmp_path, {"fingerprint": fp}, {})

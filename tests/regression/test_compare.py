@@ -185,6 +185,23 @@ def test_an_empty_or_meaningless_option_is_refused(capsys, extra, named):
     assert code == 2 and out == "" and named in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (lambda d: d["harness"].update(schema=2), "harness: field 'schema' is 2; this harness reads schema 1 (a newer"),
+        (lambda d: d["benchmarks"][0]["extra_info"].update(rounds=-3), "field 'rounds' is -3; a measured case ran 1"),
+        (lambda d: d["benchmarks"][0]["extra_info"].update(rounds=0), "field 'rounds' is 0"),
+        (lambda d: d["benchmarks"][0]["extra_info"].update(cv=float("nan")), "field 'cv' is nan; expected a finite"),
+        (lambda d: d["benchmarks"][0]["extra_info"].update(cv=-0.1), "field 'cv' is -0.1"),
+    ],
+)
+def test_a_later_schema_or_an_impossible_field_is_one_line(capsys, tmp_path, change, words):
+    """Fields compare shows but does not judge (rounds, CV) are still checked: an edited or corrupt
+    file is refused whole, not judged by its other fields; a newer harness's file is not misread."""
+    code, out, err = run_compare(capsys, _edited(tmp_path, change))
+    assert code == 2 and out == "" and words in err and err.count("\n") == 1, err
+
+
 def test_not_a_result_file_is_a_usage_error(capsys, tmp_path):
     other = tmp_path / "train.json"
     other.write_text(json.dumps({"benchmarks": [], "kind": "train"}))

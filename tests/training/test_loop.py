@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import results
 from bench.regression import accuracy
 from bench.regression.rules import Verdict
 from bench.training import budget, recipes
@@ -44,7 +45,9 @@ def _check(result, path, r, *, steps, examples):
     assert result["config"]["recipe"]["model"] == r.model and result["config"]["plan"]["total_steps"] == steps
     assert result["machine_info"]["tensorflow"] and "id" in result["commit_info"]
     assert len(result["curve"]) == 1 and result["curve"][0]["epoch"] == 1
-    assert json.loads(path.read_text())["top1"] == result["top1"]
+    written = json.loads(path.read_text())
+    assert written["top1"] == result["top1"] and written["schema"] == 2 and written["fingerprint"]
+    results.check_training(written, str(path))  # what the gate reads of it
     assert not (path.parent / ".checkpoints" / path.stem).exists()  # a finished run leaves no checkpoint
     # mock results never meet a real baseline
     (finding,) = accuracy.gate([str(path)], str(REPO / "tests/regression/fixtures/accuracy/baselines_ok.json"))
