@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import glob
 import sys
 from pathlib import Path
@@ -11,6 +12,8 @@ import nox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench.backends import BACKENDS  # noqa: E402  (plain data: imports no framework)
+from bench.commands import throughput as throughput_command  # noqa: E402  (its options: plain data, like these)
+from bench.training import options as train_options  # noqa: E402  (train's options; bench.commands.train imports NumPy)
 from bench.training.recipes import RECIPES  # noqa: E402  (plain data: imports nothing outside the standard library)
 
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -24,14 +27,28 @@ DEVICES = ("cpu", "gpu", "tpu")
 TPU_FIND_LINKS = "https://storage.googleapis.com/libtpu-tf-releases/index.html"
 
 
-def _option(posargs: list[str], flag: str, default: str) -> str:
-    """The value of `flag` in posargs (either `FLAG X` or `FLAG=X`)."""
-    for i, arg in enumerate(posargs):
-        if arg == flag and i + 1 < len(posargs):
-            return posargs[i + 1]
-        if arg.startswith(f"{flag}="):
-            return arg.split("=", 1)[1]
-    return default
+class _Refused(argparse.ArgumentParser):
+    """A parser whose mistakes are raised (``session.error`` prints them as one line) instead of exiting."""
+
+    def error(self, message: str):
+        raise ValueError(message)
+
+
+def _command_args(session: nox.Session, command: str, args: list[str], **defaults) -> argparse.Namespace:
+    """`args` read as `python -m bench COMMAND` reads them, by its own options (argparse: the last of a
+    repeated option wins, an unambiguous abbreviation counts, nothing after `--` is the command's), so
+    that a session installs what the command will run on; a mistake the command would refuse is one line."""
+    parser = _Refused(prog=f"python -m bench {command}", add_help=False)
+    if command == "throughput":
+        throughput_command.add_arguments(parser)
+    else:  # train (and fingerprint): the recipe, then the train options
+        parser.add_argument("recipe")
+        train_options.add_arguments(parser)
+    parser.set_defaults(**defaults)  # the session's own, where it has one
+    try:
+        return parser.parse_known_args(args)[0]
+    except ValueError as e:
+        session.error(f"{parser.prog}: {e}")
 
 
 def _extras(device: str, backends: str) -> list[str]:
@@ -92,8 +109,8 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Throughput benchmarks (pytest-benchmark); `-- --device gpu --models 'resnet*'` etc."""
-    posargs = session.posargs
-    _install(session, _option(posargs, "--device", "cpu"), backends=_option(posargs, "--backend", "tensorflow"))
+    args = _command_args(session, "throughput", list(session.posargs))
+    _install(session, args.device, backends=args.backend)
     session.run("python", "-m", "bench", "throughput", *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
@@ -123,10 +140,8 @@ def report(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False)
 def train(session: nox.Session) -> None:
     """Train a recipe under a budget: `-- RECIPE --budget epochs=N --seed S --device D`."""
-    posargs = session.posargs
-    _install(
-        session, _option(posargs, "--device", "cpu"), test=False, backends=_option(posargs, "--backend", "tensorflow")
-    )
+    args = _command_args(session, "train", list(session.posargs or ("smoke_resnet20_cifar10_jpeg",)))
+    _install(session, args.device, test=False, backends=args.backend)
     session.run(
         "python",
         "-m",
@@ -148,7 +163,8 @@ def gate(session: nox.Session) -> None:
 def smoke(session: nox.Session) -> None:
     """CI's accuracy gate: check the smoke recipe's fingerprint against its baseline (seconds: a changed
     recipe, model or data fails before training), train it on the CIFAR-10 JPEG copy, then gate it."""
-    _install(session, test=False)
+    args = _command_args(session, "train", ["smoke_resnet20_cifar10_jpeg", *session.posargs])
+    _install(session, args.device, test=False, backends=args.backend)  # what the options given train on
     out = "results/smoke"
     env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
     session.run(
@@ -171,8 +187,8 @@ def smoke(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False)
 def nightly(session: nox.Session) -> None:
     """The articles' recipes at their full budget on an accelerator, gated: `-- --device gpu` (or tpu)."""
-    device = _option(session.posargs, "--device", "gpu")
-    _install(session, device, test=False)
+    args = _command_args(session, "train", ["recipe", *session.posargs], device="gpu")
+    _install(session, args.device, test=False, backends=args.backend)
     out = "results/nightly"
     for recipe in (name for name, r in RECIPES.items() if r.reported):  # those with the article's figure
         session.run(

@@ -1,13 +1,17 @@
-"""``python -m bench models``: the model zoo as a table or JSON (name, source, input, parameters, MACs)."""
+"""``python -m bench models``: the model zoo as a table or JSON (name, source, input, parameters, MACs).
+
+The models are built on Keras's planning backend (``bench.backends.planning``: numpy, no framework)
+unless Keras already runs here: counts do not depend on the backend, and a mistyped name is one line
+before any framework is imported (the model registry imports Keras)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 
-import models
+from bench import backends
 from bench.errors import UsageError
-from models.catalog import summary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,6 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if backends.running() is None:
+        os.environ["KERAS_BACKEND"] = backends.planning()
+    import models
+    from models.catalog import summary
+
     for pattern in args.patterns:
         if not any(c in pattern for c in "*?["):
             models.get_spec(pattern)  # an exact name that is not registered: error with close matches

@@ -7,7 +7,9 @@ framework), then runs the same command once per backend in a child process with
 names. Children run one after another, never at once, so that they do not share the machine.
 With ``--shard i/N`` the parent splits the whole plan, every backend's cases together
 (``bench.throughput.shard``), and runs only the backends with cases in the shard, each child told
-its cases (``CASES_ENV``); the merged file records the shard.
+its cases (``CASES_ENV``); the merged file records the shard. A child that dies (a signal, the OOM
+killer) fails the run, each of its cases without a result an error naming how; Ctrl-C or SIGTERM
+stops the running child and writes what finished, marked partial (exit 130 or 143).
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from bench import backends, processes
+from bench.throughput import isolate
 from bench.throughput.plan import OPTIONS, ThroughputPlan, dest, out_path
 
 # options the parent handles itself rather than passing on
@@ -46,36 +50,114 @@ def child_argv(opts: dict, backend: str, out: Path, pytest_args: list[str]) -> l
 
 def run(plan: ThroughputPlan, opts: dict, pytest_args: list[str]) -> int:
     """Run each backend's part in its own process, merge the results, print the merged table.
-    Returns the worst exit status of the children (2 if any was a usage error)."""
-    from bench.io import read_json, write_json
+    Returns 2 if a child was a usage error, 1 if one died (a signal, an abort: each of its cases
+    without a result gets an error entry naming how), else the worst of the children's statuses.
+    Ctrl-C (130) or SIGTERM (143) stops the running child, and the merged file holds what finished,
+    marked partial."""
+    from bench.io import write_json
     from bench.throughput import summary
 
-    statuses, docs = [], []
-    with tempfile.TemporaryDirectory(prefix="cnn-bench-backends-") as tmp, processes.sigterm_exits():
+    parts: list[dict] = []
+    statuses: list[int] = []
+    stopped = None  # 130 or 143 once interrupted
+    with tempfile.TemporaryDirectory(prefix="cnn-bench-backends-") as tmp:
+        filler = isolate.Sweep(plan, pytest_args, Path(tmp))  # a result document for a child that wrote none
         for backend, env in _children(plan):
             out = Path(tmp) / f"{backend}.json"
             print(f"cnn-bench: --backend {backend} in its own process", flush=True)
-            status = subprocess.run(
-                child_argv(opts, backend, out, pytest_args), env=env, **processes.child_options()
-            ).returncode
-            statuses.append(status)
-            if out.exists():
-                docs.append(read_json(out, what="result file"))
-    if not docs:
-        return max(statuses)
-    merged = merge(docs, plan)
+            status, peak_rss, stopped = _wait(child_argv(opts, backend, out, pytest_args), env)
+            if stopped is None and status in (isolate.INTERRUPTED, -signal.SIGINT):
+                stopped = isolate.INTERRUPTED  # Ctrl-C reached the child alone
+            died = stopped is None and status not in (*isolate.PYTEST_ENDINGS, 2)
+            if died:
+                print(f"cnn-bench: {_ended(backend, status, peak_rss)}", file=sys.stderr)
+            statuses.append(stopped or status)
+            planned = [c for c in plan.cases if c.backend == backend]
+            if (part := _part(out, backend, planned, status if died else None, peak_rss, filler)) is not None:
+                parts.append(part)
+            if stopped is not None:
+                break
+    if not parts:
+        return stopped or _worst(statuses)
+    merged = merge(parts, plan)
+    if stopped is not None:
+        merged["partial"] = merged["harness"]["partial"] = True
     print()
     print(summary.table(merged, summary.load_baselines()))
     path = out_path(plan.bench_out, plan.device)
     if path is not None:
         print(
-            f"cnn-bench: wrote {write_json(path, merged)} (backends: {', '.join(d['harness']['backend'] for d in docs)})"
+            f"cnn-bench: wrote {write_json(path, merged)} (backends: {', '.join(d['harness']['backend'] for d in parts)})"
         )
+    if stopped is not None:
+        print("interrupted: the result file holds the finished cases, marked partial", file=sys.stderr)
+        return stopped
     if plan.plot:
         from bench.throughput.report import plot
 
         print(f"cnn-bench: wrote {plot([merged], plan.plot)}")
-    return 2 if 2 in statuses else max(statuses)
+    return _worst(statuses)
+
+
+def _wait(argv: list[str], env: dict) -> tuple[int, int | None, int | None]:
+    """Run one child to its end: (its status, its peak RSS, None), or after Ctrl-C or SIGTERM here, once
+    the child has stopped (given ``isolate.GRACE_S`` to write its finished cases), (its status, its peak
+    RSS, 130 or 143)."""
+    proc = subprocess.Popen(argv, env=env, **processes.child_options())
+    try:
+        with processes.sigterm_exits():
+            return (*isolate._reap(proc, block=True), None)
+    except KeyboardInterrupt:
+        return (*isolate.stop(proc), isolate.INTERRUPTED)
+    except SystemExit as e:  # SIGTERM (bench.processes): the child ends as after Ctrl-C, keeping its cases
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+        return (*isolate.stop(proc), e.code if isinstance(e.code, int) else 128 + signal.SIGTERM)
+    finally:
+        if proc.returncode is None:  # an error here: never leave a child running
+            proc.kill()
+            isolate._reap(proc, block=True)
+
+
+def _part(out: Path, backend: str, planned: list, died: int | None, peak_rss: int | None, filler) -> dict | None:
+    """A child's result document; when it died (``died``: its status, a signal or one pytest does not
+    end with), with an error entry for each of its planned cases with no result, naming how it ended."""
+    from bench.io import read_json
+    from bench.throughput.merge import case_id
+
+    doc = read_json(out, what="result file") if out.exists() else None
+    if died is None:
+        return doc
+    done = {case_id(r) for r in [*(doc or {}).get("benchmarks", []), *((doc or {}).get("errors") or [])]}
+    how = _ended(backend, died, peak_rss)
+    errors = [
+        {
+            "id": c.id,
+            "case": c.to_dict(),
+            "device": filler.plan.device,
+            "device_class": ((doc or {}).get("harness") or {}).get("device_class") or filler._device_class(),
+            "error": how,
+            "name": f"test_throughput[{c.id}]",
+            "fullname": f"test_throughput[{c.id}]",
+            "exit_status": died,
+            "peak_rss_bytes": peak_rss,
+        }
+        for c in planned
+        if c.id not in done
+    ]
+    return isolate.combine([doc or filler._stub(backend)], errors)  # every case has its result: not partial
+
+
+def _ended(backend: str, status: int, peak_rss: int | None) -> str:
+    """``the jax process was killed by SIGKILL (out of memory?); peak RSS 3.10 GiB``, or ``... exited with status 3``."""
+    return f"the {backend} process {'was ' if status < 0 else ''}{isolate.describe(status, peak_rss)}"
+
+
+def _worst(statuses: list[int]) -> int:
+    """The run's status from its children's: 2 for a usage error, 1 for a child that died, else the worst."""
+    if 2 in statuses:
+        return 2
+    return max((s if s in isolate.PYTEST_ENDINGS else 1) for s in statuses) if statuses else 0
 
 
 def _children(plan: ThroughputPlan) -> list[tuple[str, dict]]:

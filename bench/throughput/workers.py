@@ -11,12 +11,14 @@ the per-worker batch (global / N: the work each worker of the job does per step)
 one job on this machine (``bench.launch``), and writes the job's result with, per case,
 ``extra_info.workers``: the job's images/s, images/s per worker (the job's / N), one worker's, and
 the scaling efficiency, job / (N x one worker): 1.0 is linear scaling (weak scaling: the work per
-worker stays the same).
+worker stays the same). With ``--shard i/M`` both measure the shard's cases (told as a backend's
+process is, ``fanout.CASES_ENV``) and the result records the shard, as a shard's result does.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import tempfile
@@ -79,13 +81,19 @@ def run(plan, opts: dict, pytest_args: list[str]) -> int:
     (backend,) = plan.backends
     env = {**os.environ, "KERAS_BACKEND": backend}
     env.pop("TF_CONFIG", None)
-    per_worker = ",".join(str(b) for b in dict.fromkeys(c.batch_size // n for c in plan.cases))
+    env.pop(fanout.CASES_ENV, None)
+    one_env, job_env = env, env
+    if plan.shard is not None:  # the workers measure the shard's cases, told as a backend's process is (fanout)
+        alone = [dataclasses.replace(c, batch_size=c.batch_size // n).id for c in plan.cases]
+        one_env = {**env, fanout.CASES_ENV: json.dumps(alone)}
+        job_env = {**env, fanout.CASES_ENV: json.dumps([c.id for c in plan.cases])}
+    per_worker = ",".join(str(b) for b in dict.fromkeys(c.batch_size // n for c in plan.cases)) or opts["batch_size"]
     base = {**opts, "workers": 1, "cluster": None, "task_index": None, "isolate": "none"}  # each worker: one process
     with tempfile.TemporaryDirectory(prefix="cnn-bench-throughput-workers-") as tmp:
         one_out, job_out = Path(tmp) / "one-worker.json", Path(tmp) / "job.json"
         print(f"cnn-bench: one worker alone first, at the per-worker batch ({per_worker})", flush=True)
         one_status = subprocess.run(
-            fanout.child_argv({**base, "batch_size": per_worker}, backend, one_out, pytest_args), env=env
+            fanout.child_argv({**base, "batch_size": per_worker}, backend, one_out, pytest_args), env=one_env
         ).returncode
 
         def worker(c: cluster_mod.Cluster) -> list[str]:
@@ -95,13 +103,15 @@ def run(plan, opts: dict, pytest_args: list[str]) -> int:
             return [*argv[:at], "--cluster", ",".join(c.addresses), "--task-index", str(c.task_index), *argv[at:]]
 
         outcome = launch.run(
-            worker, n, timeout_s=cluster_mod.check_timeout(opts["worker_timeout"]), env=env, label="throughput"
+            worker, n, timeout_s=cluster_mod.check_timeout(opts["worker_timeout"]), env=job_env, label="throughput"
         )
         one = read_json(one_out, what="result file") if one_out.exists() else None
         job = read_json(job_out, what="result file") if job_out.exists() else None
     if job is None:
         return outcome.status or 1
     doc = scaling(job, one, n)
+    if plan.shard is not None:  # the shard's record, as a shard run without --workers writes it (python -m bench merge)
+        doc["harness"] |= {"options": plan.to_dict(), "shard": plan.shard.record()}
     print()
     print(table(doc))
     path = out_path(plan.bench_out, plan.device)

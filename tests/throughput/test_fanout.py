@@ -144,3 +144,95 @@ def test_jax_throughput_imports_no_tensorflow(tmp_path):
     extra = bench["extra_info"]
     assert extra["backend"] == "jax" and extra["versions"]["jax"] and extra["images_per_s"]["median"] > 0
     assert extra["id"] == "resnet20-train-bs8-fp32-xla_on-synthetic-jax" and extra["utilization"] > 0
+
+
+# A stand-in for a backend's child process: it copies a prepared result to its --bench-out, or dies,
+# or signals its parent (the command) as Ctrl-C or SIGTERM would reach it, then waits to be stopped.
+FAKE_CHILD = """
+import os, shutil, signal, sys, time
+src, out, how = sys.argv[1:]
+if how == "kill":
+    os.kill(os.getpid(), signal.SIGKILL)
+if src:
+    shutil.copy(src, out)
+if how in ("SIGINT", "SIGTERM"):
+    time.sleep(0.5)  # the parent is waiting on this process by now
+    os.kill(os.getppid(), getattr(signal, how))
+    try:
+        time.sleep(60)
+    except KeyboardInterrupt:
+        sys.exit(130)
+"""
+
+
+def _fake_children(monkeypatch, tmp_path, plan, behaviour: dict[str, tuple[bool, str]]) -> list[str]:
+    """``fanout.run``'s children replaced by ``FAKE_CHILD``: per backend (writes its result?, how it ends);
+    returns the backends' temporary result paths as the command gave them."""
+    from tests.throughput import documents
+
+    seen = []
+    for backend, (writes, _) in behaviour.items():
+        if writes:
+            (case,) = [c for c in plan.cases if c.backend == backend]
+            doc = documents.doc([documents.bench(case.to_dict(), 100.0)])
+            doc["harness"] |= {"backend": backend, "schema": 2}
+            doc["machine_info"] |= {"backend": backend}
+            doc["commit_info"] = {"id": "abc"}
+            (tmp_path / f"{backend}-src.json").write_text(json.dumps(doc))
+
+    def argv(opts, backend, out, pytest_args):
+        seen.append(str(out))
+        writes, how = behaviour[backend]
+        src = str(tmp_path / f"{backend}-src.json") if writes else ""
+        return [sys.executable, "-c", FAKE_CHILD, src, str(out), how]
+
+    monkeypatch.setattr(fanout, "child_argv", argv)
+    monkeypatch.setattr(fanout.isolate, "GRACE_S", 2.0)
+    return seen
+
+
+def _two_backends(tmp_path):
+    return resolve(opts(backend="tensorflow,jax", mode="infer", isolate="none", bench_out=str(tmp_path / "fan.json")))
+
+
+@pytest.mark.parametrize("signal_name, status", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_an_interrupted_run_keeps_the_backends_that_finished(monkeypatch, tmp_path, capsys, signal_name, status):
+    """Ctrl-C or SIGTERM while the second backend runs: the first's cases are written, marked partial."""
+    plan = _two_backends(tmp_path)
+    seen = _fake_children(monkeypatch, tmp_path, plan, {"tensorflow": (True, "ok"), "jax": (False, signal_name)})
+    assert fanout.run(plan, {}, []) == status
+    doc = json.loads((tmp_path / "fan.json").read_text())
+    assert [b["param"] for b in doc["benchmarks"]] == ["resnet20-infer-bs128-fp32-xla_off-synthetic-tensorflow"]
+    assert doc["partial"] is True and doc["harness"]["partial"] is True
+    assert doc["harness"]["options"]["cases"] == [c.id for c in plan.cases]  # compare fails the unmeasured one
+    assert "interrupted: the result file holds the finished cases, marked partial" in capsys.readouterr().err
+    assert not Path(seen[0]).parent.exists()  # the temporary directory is gone, its results kept
+
+
+def test_a_killed_backend_fails_the_run_with_an_error_for_each_of_its_cases(monkeypatch, tmp_path, capsys):
+    """A child killed by SIGKILL (the OOM killer) before it wrote anything: exit 1, its case an error."""
+    from bench.regression.throughput import unmeasured
+
+    plan = _two_backends(tmp_path)
+    _fake_children(monkeypatch, tmp_path, plan, {"tensorflow": (True, "ok"), "jax": (False, "kill")})
+    assert fanout.run(plan, {}, []) == 1
+    doc = json.loads((tmp_path / "fan.json").read_text())
+    (error,) = doc["errors"]
+    assert error["id"] == "resnet20-infer-bs128-fp32-xla_on-synthetic-jax"
+    assert error["error"].startswith("the jax process was killed by SIGKILL (out of memory?)")
+    assert error["exit_status"] == -9 and not doc.get("partial")
+    assert unmeasured(doc) == []  # every planned case has its result: the jax case is an ERROR, not missing
+    assert "the jax process was killed by SIGKILL" in capsys.readouterr().err
+
+
+def test_a_backend_that_ends_badly_after_its_result_fails_the_run(monkeypatch, tmp_path):
+    """A child that wrote its result and then ended with status 3 (not one pytest ends with) fails the run,
+    and adds no error for a case it measured."""
+    plan = _two_backends(tmp_path)
+    _fake_children(monkeypatch, tmp_path, plan, {"tensorflow": (True, "ok"), "jax": (True, "ok")})
+    code = FAKE_CHILD + "sys.exit(3 if 'jax' in out else 0)\n"
+    real = fanout.child_argv
+    monkeypatch.setattr(fanout, "child_argv", lambda *a: [*real(*a)[:2], code, *real(*a)[3:]])
+    assert fanout.run(plan, {}, []) == 1
+    doc = json.loads((tmp_path / "fan.json").read_text())
+    assert len(doc["benchmarks"]) == 2 and doc["errors"] == []

@@ -107,3 +107,45 @@ def test_two_workers_on_loopback_against_one(tmp_path):
     assert doc["harness"]["strategy"] == "MultiWorkerMirroredStrategy" and doc["harness"]["cluster"]["workers"] == 2
     assert doc["harness"]["one_worker"]["benchmarks"][0]["extra_info"]["case"]["batch_size"] == 8
     assert "efficiency" in run.stdout
+
+
+def test_a_sharded_job_measures_the_shards_cases_and_records_the_shard(monkeypatch, tmp_path):
+    """``--workers 2 --shard 1/2``: the worker alone (at the per-worker batch) and the job's workers are
+    told the shard's cases, as a backend's process is (``fanout.CASES_ENV``), and the result carries
+    ``harness.shard`` for ``python -m bench merge``. The processes are stand-ins that write a result."""
+    import dataclasses
+    import types
+
+    from bench import launch
+    from bench.cluster import Cluster
+    from tests.throughput import documents
+
+    out = tmp_path / "job.json"
+    plan = resolve(opts(workers=2, mode="train,infer", batch_size="32", shard="1/2", bench_out=str(out)))
+    (mine,) = plan.cases  # two cases in two shards: one each
+    alone = dataclasses.replace(mine, batch_size=16)
+    told = {}
+
+    def measured(who, argv, env, case):
+        assert "--shard" not in argv  # the cases are told, not the shard: one worker's plan is another plan
+        told[who] = json.loads(env[fanout.CASES_ENV])
+        path = argv[argv.index("--bench-out") + 1]
+        doc = documents.doc([documents.bench(case.to_dict(), 100.0)])
+        Path(path).write_text(json.dumps(doc | {"machine_info": {"backend": "tensorflow"}}))
+
+    def one_worker(argv, env, **_):
+        measured("one worker", argv, env, alone)
+        return types.SimpleNamespace(returncode=0)
+
+    def job(argv_for, n, *, env, **_):
+        chief = Cluster(addresses=("127.0.0.1:1", "127.0.0.1:2"), task_index=0, source="--workers 2")
+        measured("job", argv_for(chief), env, mine)
+        return types.SimpleNamespace(status=0)
+
+    monkeypatch.setattr(workers.subprocess, "run", one_worker)
+    monkeypatch.setattr(launch, "run", job)
+    assert workers.run(plan, opts(workers=2, worker_timeout=60.0), []) == 0
+    assert told == {"one worker": [alone.id], "job": [mine.id]}
+    doc = json.loads(out.read_text())
+    assert doc["harness"]["shard"] == plan.shard.record() and doc["harness"]["options"]["cases"] == [mine.id]
+    assert doc["benchmarks"][0]["extra_info"]["workers"]["scaling_efficiency"] == pytest.approx(0.5)

@@ -1,0 +1,110 @@
+"""noxfile.py's sessions install what their command will run on: they read the command's arguments as
+the command does (its own options, by argparse). nox itself is a stand-in here: the unit environment
+does not install it, and no session runs."""
+
+import importlib.util
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def noxfile():
+    fake = types.ModuleType("nox")
+    fake.options = types.SimpleNamespace()
+    fake.session = lambda *args, **kwargs: lambda f: f
+    fake.Session = object
+    saved = sys.modules.get("nox")
+    sys.modules["nox"] = fake
+    try:
+        spec = importlib.util.spec_from_file_location("noxfile_under_test", ROOT / "noxfile.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        if saved is None:
+            del sys.modules["nox"]
+        else:
+            sys.modules["nox"] = saved
+    return module
+
+
+class Session:
+    """What a session asks of nox: the packages it installs and the commands it runs."""
+
+    venv_backend = "uv"
+
+    def __init__(self, *posargs):
+        self.posargs = list(posargs)
+        self.installed, self.ran = [], []
+
+    def install(self, *args):
+        self.installed.append(args)
+
+    def run(self, *args, **kwargs):
+        self.ran.append(args)
+
+    def error(self, message):
+        raise SystemExit(message)
+
+    @property
+    def extras(self) -> str:
+        (editable,) = [a[1] for a in self.installed if a[0] == "-e"]
+        return editable
+
+
+@pytest.mark.parametrize(
+    "posargs, extras",
+    [
+        (["--device", "cpu", "--device", "gpu"], ".[gpu]"),  # the last one, as argparse reads it
+        (["--dev", "gpu", "--backend=jax"], ".[gpu,jax-cuda]"),  # an abbreviation, FLAG=VALUE
+        (["--device", "cpu", "--", "--device", "gpu"], ".[cpu]"),  # after --: pytest's arguments
+        (["--models", "resnet20", "--back", "torch"], ".[cpu,torch]"),
+        ([], ".[cpu]"),
+    ],
+)
+def test_bench_installs_what_the_throughput_command_will_use(noxfile, posargs, extras):
+    session = Session(*posargs)
+    noxfile.bench(session)
+    assert session.extras == extras
+    assert session.ran[0][:4] == ("python", "-m", "bench", "throughput") and list(session.ran[0][4:]) == posargs
+
+
+def test_an_ambiguous_or_bad_option_is_one_line_before_anything_is_installed(noxfile):
+    session = Session("--d", "gpu")
+    with pytest.raises(SystemExit, match=r"^python -m bench throughput: ambiguous option: --d could match") as e:
+        noxfile.bench(session)
+    assert "\n" not in str(e.value) and session.installed == []
+    with pytest.raises(SystemExit, match="--device 'gpux' is invalid; valid: cpu, gpu, tpu"):
+        noxfile.bench(Session("--device", "gpux"))
+
+
+@pytest.mark.parametrize("name", ["train", "smoke", "nightly"])
+def test_training_sessions_install_the_backend_and_device_they_train_on(noxfile, name):
+    args = ["smoke_resnet20_cifar10_jpeg"] if name == "train" else []
+    session = Session(*args, "--device", "cpu", "--backend", "jax", "--dev", "gpu")
+    getattr(noxfile, name)(session)
+    assert session.extras == ".[gpu,jax-cuda]"
+
+
+def test_nightly_installs_for_a_gpu_unless_told_otherwise(noxfile):
+    for posargs, extras in (([], ".[gpu]"), (["--device", "tpu"], ".[tpu]"), (["--backend", "torch"], ".[gpu,torch]")):
+        session = Session(*posargs)
+        noxfile.nightly(session)
+        assert session.extras == extras
+
+
+def test_what_noxfile_imports_needs_nothing_outside_the_standard_library():
+    """nox's own Python has no NumPy or framework: the commands' option tables noxfile.py reads must not import one."""
+    import subprocess
+
+    code = (
+        "import sys; import bench.commands.throughput, bench.training.options, bench.backends, bench.training.recipes; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('numpy', 'scipy', 'tensorflow', 'keras', 'jax', 'torch', 'pytest', 'models')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
