@@ -72,12 +72,24 @@ def commit_info(repo: Path = REPO_ROOT) -> dict:
 
 
 def machine_line(machine: dict) -> str:
-    """One line naming what produced a result, for report headers (several backends in a merged file)."""
-    acc = ", ".join(a["model"] for a in machine.get("accelerators", [])) or "no accelerator"
+    """One line naming what produced a result, for report headers (several backends in a merged file).
+    A field of an unexpected type (a hand-edited ``cpu: "Xeon"``) is shown as it is, never a crash."""
+
+    def section(value) -> dict:
+        return value if isinstance(value, dict) else {}
+
+    machine = section(machine)
+    accelerators = machine.get("accelerators")
+    models = (
+        [a.get("model") if isinstance(a, dict) else a for a in accelerators] if isinstance(accelerators, list) else []
+    )
+    acc = ", ".join(str(m) for m in models) or "no accelerator"
     names = str(machine.get("backend", "tensorflow")).split(",")  # files before the backend axis ran tensorflow
-    each = machine.get("backends") or {names[0]: machine}
-    running = " + ".join(f"{n} {(each.get(n) or {}).get(n)}" for n in names)
+    each = section(machine.get("backends")) or {names[0]: machine}
+    running = " + ".join(f"{n} {section(each.get(n)).get(n)}" for n in names)
+    cpu = machine.get("cpu")
+    brand, count = (cpu.get("brand_raw"), cpu.get("count")) if isinstance(cpu, dict) else (cpu, None)
     return (
         f"Keras {machine.get('keras')} on {running} / Python {machine.get('python_version')}"
-        f" on {machine.get('cpu', {}).get('brand_raw')} x{machine.get('cpu', {}).get('count')} ({acc})"
+        f" on {brand}{'' if count is None else f' x{count}'} ({acc})"
     )

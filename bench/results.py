@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import math
 import os
+from collections import Counter
 from typing import Any
 
 from bench.errors import UsageError
@@ -30,6 +31,8 @@ REPORTED_KIND = "bench.reported"
 TRAINING_SCHEMA = 2
 THROUGHPUT_SCHEMA = 1
 STATUSES = ("ok", "failed")
+# why training stopped (``bench.training.callbacks.Trainer``): its budget, or a loss that is not a number
+STOPPED_BY = ("budget", "steps", "deadline", NON_FINITE_STOP := "non-finite loss")
 PERCENT = (0.0, 100.0)
 # impossible values, whatever the types: a cross-entropy is above 0; counts are never negative (and an
 # ok run ran a step); a run's times and rate are above 0, the times inside it never below
@@ -123,6 +126,7 @@ TRAINING = {
     "steps_run": ("a whole number", False),
     "resumed_from_epoch": ("a whole number", False),
     "processes": ("a whole number", False),
+    "stopped_by": (_TEXT, False),
     "wall_time_s": (_NUMBER, False),
     "train_time_s": (_NUMBER, False),
     "images_per_s": (_NUMBER, False),
@@ -150,6 +154,20 @@ EXTRA_INFO = {
     "cv": (_NUMBER, False),
     "rounds": ("a whole number", False),
     "device_class": (_TEXT, False),
+    "case": ("an object", False),
+    "utilization": (_NUMBER, False),
+    "loadavg_start": ("a list of numbers", False),
+}
+# a recorded case (``bench.throughput.workload.Case.to_dict``; ``xla`` for ``compile`` before the backend axis)
+CASE = {
+    "model": (_TEXT, False),
+    "mode": (_TEXT, False),
+    "batch_size": ("a whole number", False),
+    "precision": (_TEXT, False),
+    "compile": (_TEXT, False),
+    "xla": (_TEXT, False),
+    "data": (_TEXT, False),
+    "backend": (_TEXT, False),
 }
 IMAGES_PER_S = {"median": (_NUMBER, False), "samples": ("a list of numbers", False)}
 THROUGHPUT = {
@@ -160,7 +178,13 @@ THROUGHPUT = {
     "commit_info": ("an object", False),
     "datetime": (_TEXT, False),
 }
-ERROR = {"error": (_TEXT, False), "id": (_TEXT, False), "name": (_TEXT, False), "device_class": (_TEXT, False)}
+ERROR = {
+    "error": (_TEXT, False),
+    "id": (_TEXT, False),
+    "name": (_TEXT, False),
+    "device_class": (_TEXT, False),
+    "case": ("an object", False),
+}
 HARNESS = {
     "schema": ("a whole number", False),
     "device_class": (_TEXT, False),
@@ -219,8 +243,13 @@ def check_training(doc: dict, where: str) -> dict:
         raise UsageError(f"{where}: field 'status' is 'ok' but field 'error' is {doc['error']!r}"[:200])
     for field in ("top1", "top1_no_tta"):
         value = doc.get(field)
-        if value is not None and math.isfinite(value) and not PERCENT[0] <= value <= PERCENT[1]:
+        if value is not None and (not PERCENT[0] <= value <= PERCENT[1] if math.isfinite(value) else ok):
             raise UsageError(f"{where}: field {field!r} is {value!r}; a top-1 percentage lies in [0, 100]")
+    stopped_by = doc.get("stopped_by")
+    if stopped_by is not None and stopped_by not in STOPPED_BY:
+        raise UsageError(f"{where}: field 'stopped_by' is {stopped_by!r}; expected one of {', '.join(STOPPED_BY)}")
+    if ok and stopped_by == NON_FINITE_STOP:
+        raise UsageError(f"{where}: field 'status' is 'ok' but training stopped on a {NON_FINITE_STOP}")
     for field in LOSSES:
         value = doc.get(field)
         if value is not None and (value <= 0 if math.isfinite(value) else ok):
@@ -229,8 +258,9 @@ def check_training(doc: dict, where: str) -> dict:
         value = doc.get(field)
         if value is not None and value < 0:
             raise UsageError(f"{where}: field {field!r} is {value!r}; a count is never negative")
-    if ok and doc.get("steps_run") == 0:
-        raise UsageError(f"{where}: field 'steps_run' is 0 in an ok run; a finished run trained at least one step")
+    for field in ("steps_run", "epochs_run", "processes"):
+        if ok and doc.get(field) == 0:
+            raise UsageError(f"{where}: field {field!r} is 0 in an ok run; a finished run trained at least one step")
     for field in (*POSITIVE, *NON_NEGATIVE):
         value = doc.get(field)
         if value is not None and (not math.isfinite(value) or value < 0 or (field in POSITIVE and value == 0)):
@@ -253,28 +283,64 @@ def check_reported(doc: dict, where: str) -> dict:
 
 def check_throughput(doc: dict, where: str) -> dict:
     """A throughput result's fields: the harness section (and its shard), each benchmark, its
-    extra_info and images/s, and each error."""
+    extra_info, case and images/s (a median and rounds above 0), each error, no case recorded twice
+    among the benchmarks or among the errors, and no NaN or Inf anywhere (the harness writes none:
+    ``bench.io.write_json`` cannot, so one is a corrupt file, and would stop any command that
+    stores it)."""
+    from bench.throughput.workload import result_id
+
     _fields(doc, THROUGHPUT, where)
+    if (bad := _non_finite(doc)) is not None:
+        parent, field, value = bad
+        raise UsageError(
+            f"{where}{' ' + parent if parent else ''}: field {field!r} is {value!r}; expected a finite number"
+        )
     _fields(doc["harness"], HARNESS, f"{where} harness")
     _schema(doc["harness"], THROUGHPUT_SCHEMA, f"{where} harness")
     if doc["harness"].get("shard") is not None:
         _fields(doc["harness"]["shard"], SHARD, f"{where} harness.shard")
     for i, b in enumerate(doc["benchmarks"]):
         _fields(b, BENCHMARK, f"{where} benchmarks[{i}]")
-        extra = _fields(b.get("extra_info") or {}, EXTRA_INFO, f"{where} benchmarks[{i}].extra_info")
-        _fields(extra.get("images_per_s") or {}, IMAGES_PER_S, f"{where} benchmarks[{i}].extra_info.images_per_s")
+        at = f"{where} benchmarks[{i}].extra_info"
+        extra = _fields(b.get("extra_info") or {}, EXTRA_INFO, at)
+        _fields(extra.get("case") or {}, CASE, f"{at}.case")
+        ips = _fields(extra.get("images_per_s") or {}, IMAGES_PER_S, f"{at}.images_per_s")
+        rates = [("median", ips.get("median")), *(("samples", v) for v in ips.get("samples") or [])]
+        if (bad := next(((f, v) for f, v in rates if v is not None and v <= 0), None)) is not None:
+            raise UsageError(f"{at}.images_per_s: field {bad[0]!r} holds {bad[1]!r}; images/s is a number above 0")
         rounds, cv = extra.get("rounds"), extra.get("cv")
         if rounds is not None and rounds < 1:
-            raise UsageError(
-                f"{where} benchmarks[{i}].extra_info: field 'rounds' is {rounds}; a measured case ran 1 or more"
-            )
-        if cv is not None and not (math.isfinite(cv) and cv >= 0):
-            raise UsageError(
-                f"{where} benchmarks[{i}].extra_info: field 'cv' is {cv!r}; expected a finite number 0 or more"
-            )
+            raise UsageError(f"{at}: field 'rounds' is {rounds}; a measured case ran 1 or more")
+        if cv is not None and cv < 0:
+            raise UsageError(f"{at}: field 'cv' is {cv!r}; expected a finite number 0 or more")
     for i, e in enumerate(doc.get("errors") or []):
         _fields(e, ERROR, f"{where} errors[{i}]")
+        _fields(e.get("case") or {}, CASE, f"{where} errors[{i}].case")
+    for kind in ("benchmarks", "errors"):
+        records = doc.get(kind) or []
+        ids = Counter(result_id(r.get("extra_info") or r, r.get("param") or r.get("name")) for r in records)
+        twice = next((c for c, n in ids.items() if c is not None and n > 1), None)
+        if twice is not None:
+            raise UsageError(
+                f"case {twice} is recorded twice in {where} ({ids[twice]} entries in {kind}); "
+                "a run records each case once: was the file edited?"
+            )
     return doc
+
+
+def _non_finite(value: Any, at: str = "") -> tuple[str, str, float] | None:
+    """The first NaN or Inf in ``value``'s fields (any depth): (where it is, e.g.
+    ``benchmarks[0].extra_info``, its field, e.g. ``cv`` or ``loadavg_start[1]``, the value)."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        field = f"{at}[{k}]" if isinstance(k, int) else str(k)
+        if isinstance(v, float) and not math.isfinite(v):
+            parent, _, last = field.rpartition(".") if isinstance(k, int) else (at, "", field)
+            return parent, last, v
+        inner = f"{at}[{k}]" if isinstance(k, int) else f"{at}.{k}" if at else str(k)
+        if (found := _non_finite(v, inner)) is not None:
+            return found
+    return None
 
 
 def per_image(correct, labels) -> dict:

@@ -67,6 +67,17 @@ def rank_test(current: Sequence[float], baseline: Sequence[float], *, alternativ
     return float(mannwhitneyu(current, baseline, alternative=alternative).pvalue)
 
 
+def smallest_p(n: int, m: int) -> float | None:
+    """The smallest p-value ``rank_test`` can return for ``n`` and ``m`` samples (both sides wholly
+    apart); None below ``MIN_SAMPLES``. At a level at or below it the test can never find a change:
+    1/C(n+m, n) for the exact test of small samples, e.g. 0.05 for 3 against 3."""
+    from scipy.stats import mannwhitneyu
+
+    if n < MIN_SAMPLES or m < MIN_SAMPLES:
+        return None
+    return float(mannwhitneyu(range(n), range(n, n + m), alternative="less").pvalue)
+
+
 def bootstrap_ratio_ci(
     current: Sequence[float],
     baseline: Sequence[float],
@@ -81,24 +92,34 @@ def bootstrap_ratio_ci(
     if c.size < MIN_SAMPLES or b.size < MIN_SAMPLES:
         return None
     rng = np.random.default_rng(seed)
-    cm = np.median(rng.choice(c, size=(resamples, c.size), replace=True), axis=1)
-    bm = np.median(rng.choice(b, size=(resamples, b.size), replace=True), axis=1)
-    ratio = cm / bm
-    tail = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(ratio, [tail, 1.0 - tail])
+    with np.errstate(all="ignore"):  # rates near the float limit overflow: the bounds are then not finite
+        cm = np.median(rng.choice(c, size=(resamples, c.size), replace=True), axis=1)
+        bm = np.median(rng.choice(b, size=(resamples, b.size), replace=True), axis=1)
+        ratio = cm / bm
+        tail = (1.0 - confidence) / 2.0
+        lo, hi = np.quantile(ratio, [tail, 1.0 - tail])
     return float(lo), float(hi)
 
 
 def significance(current: Sequence[float], baseline: Sequence[float], *, alpha: float) -> dict:
     """Is the move of ``current`` away from ``baseline`` (in the direction its median moved) beyond the
-    noise? Returns ``{"significant": bool | None, "p": float | None, "direction": ..., "ci": (lo, hi) | None}``;
-    ``significant`` is None when there are too few samples to test."""
-    cmed = float(np.median(current)) if len(current) else math.nan
-    bmed = float(np.median(baseline)) if len(baseline) else math.nan
+    noise? Returns ``{"significant": bool | None, "p": float | None, "direction": ..., "ci": (lo, hi) | None,
+    "smallest_p": float | None}``; ``significant`` is None when there are too few samples to test, and
+    the test could not have found any change when ``smallest_p`` (``smallest_p``) is ``alpha`` or more.
+    The ``ci`` bounds may be Inf or NaN for rates near the float limit: the caller says so."""
+    with np.errstate(all="ignore"):
+        cmed = float(np.median(current)) if len(current) else math.nan
+        bmed = float(np.median(baseline)) if len(baseline) else math.nan
     direction = "less" if cmed < bmed else "greater"
     p = rank_test(current, baseline, alternative=direction)
     ci = bootstrap_ratio_ci(current, baseline)
-    return {"significant": None if p is None else p < alpha, "p": p, "direction": direction, "ci": ci}
+    return {
+        "significant": None if p is None else p < alpha,
+        "p": p,
+        "direction": direction,
+        "ci": ci,
+        "smallest_p": smallest_p(len(current), len(baseline)),
+    }
 
 
 def prediction_halfwidth(values: Sequence[float], false_alarm: float) -> dict:
@@ -108,7 +129,9 @@ def prediction_halfwidth(values: Sequence[float], false_alarm: float) -> dict:
     distribution: ``t(1 - false_alarm/2, n-1) * s * sqrt(1 + 1/n)``. Unlike a bare k-sigma band it
     widens when ``n`` is small, so that an unchanged run falls outside it with probability
     ``false_alarm`` (if the spread is normal: ``shapiro_p`` is the Shapiro-Wilk test of that,
-    None below 3 values). Needs at least 3 values."""
+    None below 3 values). Needs at least 3 finite values, and a ``false_alarm`` whose quantile and
+    half-width are finite (one too small for a float, e.g. 1e-17, gives t = Inf): else ValueError,
+    never an Inf or NaN half-width."""
     from scipy import stats as st
 
     a = np.asarray(list(values), dtype=float)
@@ -117,11 +140,20 @@ def prediction_halfwidth(values: Sequence[float], false_alarm: float) -> dict:
         raise ValueError(f"a prediction interval needs at least 3 values, not {n}")
     if not 0 < false_alarm < 1:
         raise ValueError(f"false_alarm must be in (0, 1), not {false_alarm}")
-    std = float(a.std(ddof=1))
+    if not np.isfinite(a).all():
+        raise ValueError(f"a prediction interval needs finite values, not {a.tolist()}")
+    with np.errstate(all="ignore"):
+        std = float(a.std(ddof=1))
     t = float(st.t.ppf(1.0 - false_alarm / 2.0, n - 1))
+    halfwidth = t * std * math.sqrt(1.0 + 1.0 / n)
+    if not math.isfinite(halfwidth):
+        raise ValueError(
+            f"the prediction interval at false_alarm {false_alarm:g} over {n} values is not finite "
+            f"(t = {t:g}, std = {std:g})"
+        )
     shapiro = float(st.shapiro(a).pvalue) if std > 0 else None
     return {
-        "halfwidth": t * std * math.sqrt(1.0 + 1.0 / n),
+        "halfwidth": halfwidth,
         "t": t,
         "std": std,
         "n": n,

@@ -4,7 +4,8 @@
 section's owner turn them into entries (throughput: pytest-benchmark JSON, via
 ``bench.regression.throughput``; accuracy: training results, via ``bench.regression.accuracy``, whose
 seeds join the entry's unless ``--replace``), prints the diff and writes the file once, atomically:
-a bad file changes nothing. ``--dry-run`` prints the diff only.
+a bad file changes nothing, and so does one run given twice (the same file, or a copy of it: it
+would count as two runs that agree). ``--dry-run`` prints the diff only.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 
 from bench import results
@@ -56,6 +58,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _identities(path: str, doc) -> list[tuple[str, object]]:
+    """What makes ``doc`` one run, each as (how to name it, a key): the file (by its real path), its
+    content, and for a throughput result its time, commit and machine (a copy of the file)."""
+    out = [
+        ("the same file", ("path", os.path.realpath(path))),
+        ("the same result", ("content", json.dumps(doc, sort_keys=True))),
+    ]
+    if results.is_throughput(doc) and doc.get("datetime"):
+        commit = (doc.get("commit_info") or {}).get("id")
+        machine = json.dumps(doc.get("machine_info"), sort_keys=True)
+        out.append((f"the run of {doc['datetime']} (commit {commit})", ("run", doc["datetime"], commit, machine)))
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     if args.action == "show":
         extra = [*args.results] + [
@@ -77,8 +93,13 @@ def run(args: argparse.Namespace) -> int:
         from bench.regression.accuracy import reported_documents
 
         by_section["accuracy"] = [(f"reported figure of {doc['recipe']}", doc) for doc in reported_documents()]
+    seen: dict[object, str] = {}
     for path in args.results:
         doc = results.read(path)
+        for same in _identities(path, doc):  # one run given twice would count as two runs (a spread of 0)
+            if same[1] in seen:
+                raise UsageError(f"{same[0]} is given twice: {seen[same[1]]!r} and {path!r}; one run counts once")
+            seen[same[1]] = path
         section = next((s for s, mod in OWNERS.items() if importlib.import_module(mod).is_result(doc)), None)
         if section is None:
             raise UsageError(f"{path!r} is neither a throughput (pytest-benchmark) nor a training result file")

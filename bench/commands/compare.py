@@ -30,7 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--tolerance", default=None, help="override every entry's rule, e.g. 'throughput:-10%%'")
     parser.add_argument(
-        "--alpha", type=float, default=rules.ALPHA, help="significance level of the rank test (default: %(default)s)"
+        "--alpha",
+        type=float,
+        default=rules.ALPHA,
+        help=f"one-sided significance level, {rules.ALPHA_RANGE[0]:g} <= alpha < {rules.ALPHA_RANGE[1]:g} (default: %(default)s)",
     )
     parser.add_argument(
         "--device-class", default=None, help="judge against this device class's baselines instead of the run's own"
@@ -38,8 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not 0 < args.alpha < 0.5:  # one-sided: a level of 0.5 or more calls a coin toss significant
-        raise UsageError(f"--alpha {args.alpha} is invalid; expected 0 < alpha < 0.5")
+    low, high = rules.ALPHA_RANGE
+    if not low <= args.alpha < high:  # NaN too
+        raise UsageError(f"--alpha {args.alpha:g} is invalid; expected {low:g} <= alpha < {high:g}")
     if args.device_class is not None and not args.device_class.strip():
         raise UsageError(
             f"--device-class {args.device_class!r} is invalid; expected a device class, e.g. 'cpu:AMD EPYC x2'"

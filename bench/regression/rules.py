@@ -43,6 +43,10 @@ FAILING = frozenset({Verdict.REGRESSION, Verdict.UNEXPECTED, Verdict.CHANGED, Ve
 
 THROUGHPUT_RULE = "throughput:-5%"  # images/s: a drop of more than 5 % ...
 ALPHA = 0.01  # ... that the one-sided rank test over rounds finds significant (p < ALPHA)
+# the levels ``compare --alpha`` takes: one-sided, 0.5 or more calls a coin toss significant; below one
+# in a million no run of this harness holds the evidence (30 rounds a side reach p = 1.5e-11, but the
+# t quantile of 3 runs' interval is then ±707 std and shrinks to nothing in float arithmetic near 1e-16)
+ALPHA_RANGE = (1e-6, 0.5)
 ACCURACY_METRIC = "top1"
 # A measured accuracy baseline's tolerance: the two-sided prediction interval for one new,
 # unchanged run, at this false-alarm rate for one neutral change (bench.stats.prediction_halfwidth).
@@ -130,11 +134,15 @@ def judge(
     significant: bool | None = None,
     two_sided: bool = False,
     note: str = "",
+    untestable: str | None = None,
 ) -> Finding:
     """One verdict. ``significant`` is the caller's test of whether the difference exceeds the
     noise (None: no test available, the tolerance alone decides). A change beyond the tolerance
-    that is not significant passes, and the reason says so. ``two_sided``: a change beyond the
-    tolerance in the good direction fails too, as an unexpected improvement (a band, not a floor)."""
+    that is not significant passes, and the reason says so, unless ``untestable`` says why the test
+    could not have found it significant whatever it was (too few samples for the level): then it
+    is an ERROR, never a PASS. A change that is not a finite number is an ERROR too. ``two_sided``:
+    a change beyond the tolerance in the good direction fails too, as an unexpected improvement (a
+    band, not a floor)."""
     base = dict(key=key, metric=rule.metric, unit=rule.unit)
     if error:
         return Finding(
@@ -156,10 +164,22 @@ def judge(
     if not (finite(baseline) is not None):
         return Finding(**base, verdict=Verdict.ERROR, current=current, reason=f"baseline {rule.metric} is {baseline!r}")
     change = rule.change(current, baseline)
+    if finite(change) is None:
+        return Finding(
+            **base,
+            verdict=Verdict.ERROR,
+            current=current,
+            baseline=baseline,
+            reason=f"the change from {baseline!r} to {current!r} is {change!r}, not a finite number",
+        )
     found = dict(base, current=current, baseline=baseline, change=change)
     moved = f"{rule.metric} {_moved(rule, current, baseline)}"
     limit = f"the {'±' if two_sided else ''}{rule.tolerance:g} {rule.unit} {'band' if two_sided else 'tolerance'}"
     suffix = f"; {note}" if note else ""
+    if untestable and significant is False and abs(change) > rule.tolerance:
+        return Finding(
+            **found, verdict=Verdict.ERROR, reason=f"{moved}, beyond {limit}; cannot judge: {untestable}{suffix}"
+        )
     if change < -rule.tolerance:
         if significant is False:
             return Finding(**found, verdict=Verdict.PASS, reason=f"{moved}, beyond {limit} but not significant{suffix}")

@@ -11,13 +11,18 @@ falls outside their one-sided Student-t prediction interval at ``--alpha``; else
 of the device class (``python -m bench ab --calibrate``) is the drop that counts. Only with neither
 is it today's one-sided Mann-Whitney U test over the per-round images/s of both runs, and the
 verdict says it saw rounds only. The bootstrap interval of the ratio of medians is shown beside the
-verdict. Improvements need the same significance. Missing baselines, errored (out-of-memory) results and
+verdict. Improvements need the same significance. A change beyond the tolerance that the test in
+use could not have found significant at ``--alpha`` with the samples it has (3 rounds a side reach
+no p below 0.05; an interval of 3 runs that reaches 0 images/s) is an ERROR, "cannot judge", never a
+PASS; so is a change or interval that is not a finite number. Missing baselines, errored (out-of-memory) results and
 corrupt files fail. Exit 1 on any failure, 0 otherwise; a table of verdicts is printed.
 """
 
 from __future__ import annotations
 
 import sys
+
+import numpy as np
 
 from bench import results as results_mod
 from bench import stats
@@ -121,20 +126,29 @@ def results(doc: dict, *, device_class: str | None = None) -> list[dict]:
 
 def planned(doc: dict) -> list[str]:
     """The case ids a result file was to measure: its options' cases, and for a merge of shards the
-    whole plan's (a shard that is missing is a part of the sweep with no result)."""
+    whole plan's (a shard that is missing is a part of the sweep with no result). A file written
+    before the backend axis lists them by their old ids: each is read as the id ``merge.case_id``
+    gives the result recorded under it, so that a measured case is not taken for a missing one."""
     harness = doc.get("harness") or {}
     shard = harness.get("shard") or {}
     cases = (harness.get("options") or {}).get("cases") or []
     if "merged" in shard:
         cases = [*cases, *(shard.get("plan_cases") or [])]
-    return list(dict.fromkeys(c for c in cases if isinstance(c, str)))
+    records = [*(doc.get("benchmarks") or []), *(doc.get("errors") or [])]
+    renamed = {
+        old: merge.case_id(r)
+        for r in records
+        for old in ((r.get("extra_info") or r).get("id"), r.get("param"), r.get("name"))
+        if isinstance(old, str)
+    }
+    return list(dict.fromkeys(renamed.get(c, c) for c in cases if isinstance(c, str)))
 
 
 def unmeasured(doc: dict, *, device_class: str | None = None) -> list[dict]:
     """A failing result (``results``' form) for each case the file planned and holds neither a
     benchmark nor an error for: an interrupted run, a missing shard, a case deselected with ``-k``.
     A run that did not measure a case says nothing about its speed, so ``compare`` must not pass it."""
-    recorded = {merge.case_id(r) for r in [*doc.get("benchmarks", []), *(doc.get("errors") or [])]}
+    recorded = {merge.case_id(r) for r in [*(doc.get("benchmarks") or []), *(doc.get("errors") or [])]}
     why = (
         "the run was interrupted or a shard is missing (partial)"
         if merge.is_partial(doc)
@@ -208,18 +222,33 @@ def between_run_significance(current: float, entry: dict, *, alpha: float, calib
     """Whether ``current`` (a run's median) is beyond the baseline's between-run spread:
     ``{"significant": bool | None, "note": str}``. From the entry's run medians (>= ``MIN_RUNS``):
     outside the one-sided prediction interval at ``alpha``; else from the A/A ``calibration``
-    (a fraction): a change larger than it; else None (no between-run spread known)."""
+    (a fraction): a change larger than it; else None (no between-run spread known). ``untestable``
+    says why the interval could not have found this drop significant, ``error`` why there is none."""
     medians = (entry.get("between_run") or {}).get("medians") or []
     if len(medians) >= MIN_RUNS:
-        pi = stats.prediction_halfwidth(medians, false_alarm=2 * alpha)  # two-sided at 2 alpha = one-sided at alpha
-        centre = sum(medians) / len(medians)
+        try:  # two-sided at 2 alpha = one-sided at alpha
+            halfwidth = stats.prediction_halfwidth(medians, false_alarm=2 * alpha)["halfwidth"]
+        except ValueError as e:  # medians near the float limit: no interval
+            return {"significant": None, "note": "", "error": f"no between-run interval: {e}"}
+        centre = float(np.mean(medians))
+        note = f"between {len(medians)} runs: ±{halfwidth / centre:.1%} at alpha {alpha:g}"
         return {
-            "significant": abs(current - centre) > pi["halfwidth"],
-            "note": f"between {len(medians)} runs: ±{pi['halfwidth'] / centre:.1%} at alpha {alpha:g}",
+            "significant": abs(current - centre) > halfwidth,
+            "note": note,
+            # the interval reaches 0: no drop, however large, falls outside it
+            "untestable": "the between-run interval reaches 0 images/s, so no drop is significant; record more runs"
+            if current < centre and halfwidth >= centre
+            else None,
         }
     if calibration is not None:
         change = abs(current / entry["images_per_s"] - 1.0)
-        return {"significant": change > calibration, "note": f"A/A calibration ±{calibration:.1%}"}
+        return {
+            "significant": change > calibration,
+            "note": f"A/A calibration ±{calibration:.1%}",
+            "untestable": "the A/A threshold is 100 % or more, so no drop is significant"
+            if calibration >= 1 and current < entry["images_per_s"]
+            else None,
+        }
     return {
         "significant": None,
         "note": "rounds of one run only: record >= 3 runs or `ab --calibrate --interleave processes` for the between-run spread",
@@ -262,10 +291,16 @@ def judge_all(
             )
         elif between["significant"] is None and any(k.split("/", 1)[0] == device_class for k in calibration or {}):
             notes.append(f"the A/A calibration for {device_class} ran other cases and does not apply")
+        untestable = between.get("untestable")
         if between["significant"] is not None:
             sig["significant"] = between["significant"]
         elif sig["p"] is not None:
             notes.append(f"p={sig['p']:.2g}")
+            if sig["smallest_p"] >= alpha:
+                untestable = (
+                    f"the rank test over {len(r['samples'])} and {len(entry['samples'])} rounds cannot reach "
+                    f"p < {alpha:g} (its smallest p is {sig['smallest_p']:.2g}); record more rounds or runs"
+                )
         if sig["ci"] is not None:
             lo, hi = sig["ci"]
             notes.append(f"ratio 95% CI [{lo:.3f}, {hi:.3f}]")
@@ -273,6 +308,14 @@ def judge_all(
             notes.append("too few rounds to test; tolerance alone decides")
         if r["noisy"]:
             notes.append(f"noisy run (CV {r['cv']:.1%})" if r["cv"] is not None else "noisy run")
+        numbers_error = between.get("error") or (
+            "the ratio of medians' interval is not finite (rates near the float limit)"
+            if sig["ci"] and not np.isfinite(sig["ci"]).all()
+            else None
+        )
+        if numbers_error:  # rates near the float limit: no statistic of them is a verdict
+            findings.append(rules.judge(r["key"], rule, r["median"], entry["images_per_s"], error=numbers_error))
+            continue
         findings.append(
             rules.judge(
                 r["key"],
@@ -280,7 +323,8 @@ def judge_all(
                 r["median"],
                 entry["images_per_s"],
                 significant=sig["significant"],
-                note=", ".join(notes),
+                note=", ".join(n for n in notes if n),
+                untestable=untestable,
             )
         )
     return findings
@@ -307,7 +351,7 @@ def baseline_entries(docs: list[tuple[str, dict]], args, *, existing: dict | Non
     rule = str(_rule_given(given) if given is not None else _rule(None))
     runs: dict[str, list[tuple[str, dict, dict, dict]]] = {}
     for path, doc in docs:
-        for r, b in zip(results(doc), [*doc.get("benchmarks", []), *doc.get("errors", [])]):
+        for r, b in zip(results(doc), [*(doc.get("benchmarks") or []), *(doc.get("errors") or [])]):
             if r["error"]:
                 print(f"skipping {r['key']} from {path}: {r['error']}", file=sys.stderr)
                 continue

@@ -17,6 +17,7 @@ import keras
 
 from bench.errors import UsageError, first_line
 from bench.io import read_json, write_json
+from bench.results import NON_FINITE_STOP
 from bench.stats import finite
 from bench.training import budget as budget_mod
 
@@ -333,7 +334,7 @@ class Trainer(keras.callbacks.Callback):
         step = self.global_step(batch) + 1
         if value is not None and finite(value) is None:
             self.failure = f"loss became {value} at epoch {self._epoch + 1}, step {step}"
-            self.stopped_by = "non-finite loss"
+            self.stopped_by = NON_FINITE_STOP
             self.log(f"[{self.label}] {self.failure}: stopping")
             self.model.stop_training = True
             return

@@ -1,8 +1,14 @@
-"""bench.results: the per-image bits a training result records for each evaluation."""
+"""bench.results: the per-image bits a training result records for each evaluation; impossible values."""
+
+import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench import results
+from bench.errors import UsageError
 from bench.results import decode_correct, encode_correct
 
 
@@ -25,3 +31,34 @@ def test_per_image_bits_round_trip_at_any_length(n):
 def test_bits_that_do_not_fit_the_test_split_are_refused(text, n, message):
     with pytest.raises(ValueError, match=message):
         decode_correct(text, n)
+
+
+# ---------------------------------------------------------------------------------------------
+# A training result's impossible values: one line naming the field, whoever reads it (gate,
+# baselines update, report)
+
+RESULT = Path(__file__).parents[1] / "regression" / "fixtures" / "accuracy" / "results" / "result_pass.json"
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"top1_no_tta": float("nan")}, "'top1_no_tta' is nan; a top-1 percentage lies in [0, 100]"),
+        ({"top1": float("inf")}, "'top1' is inf"),
+        ({"stopped_by": "non-finite loss"}, "'status' is 'ok' but training stopped on a non-finite loss"),
+        ({"stopped_by": "boredom"}, "'stopped_by' is 'boredom'; expected one of budget, steps, deadline"),
+        ({"epochs_run": 0}, "'epochs_run' is 0 in an ok run"),
+        ({"processes": 0}, "'processes' is 0 in an ok run"),
+        ({"schema": 3}, "'schema' is 3; this harness reads schema 1 to 2"),
+    ],
+)
+def test_an_impossible_training_result_is_one_line(changes, words):
+    doc = {**json.loads(RESULT.read_text()), **changes}
+    with pytest.raises(UsageError, match=re.escape(words)):
+        results.check_training(doc, "r.json")
+
+
+def test_a_failed_run_may_have_stopped_on_a_nan_with_no_top1():
+    doc = json.loads(RESULT.read_text())
+    doc.update(status="failed", error="loss became nan", stopped_by="non-finite loss", top1=float("nan"), processes=1)
+    assert results.check_training(doc, "r.json") is doc

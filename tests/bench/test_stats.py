@@ -103,3 +103,33 @@ def test_prediction_interval_needs_three_values():
 )
 def test_finite_accepts_real_numbers_only(value, expected):
     assert stats.finite(value) == expected
+
+
+@pytest.mark.parametrize(
+    "values, false_alarm, words",
+    [
+        ([100.0, 110.0, 120.0], 2e-17, "is not finite"),  # 1 - 1e-17 is 1.0 in a float: t = Inf
+        ([1e308, 1e308, 1.7e308], 0.01, "is not finite"),  # the spread overflows
+        ([100.0, math.nan, 120.0], 0.01, "needs finite values"),
+    ],
+)
+def test_prediction_interval_is_never_infinite_or_nan(values, false_alarm, words):
+    with pytest.raises(ValueError, match=words):
+        stats.prediction_halfwidth(values, false_alarm)
+
+
+def test_smallest_p_is_what_the_rank_test_gives_samples_wholly_apart():
+    assert stats.smallest_p(3, 3) == pytest.approx(0.05)  # 1 / C(6, 3)
+    assert stats.smallest_p(2, 10) is None
+    low, high = [1.0, 2.0, 3.0, 4.0, 5.0], [10.0, 11.0, 12.0, 13.0, 14.0]
+    assert stats.rank_test(low, high, alternative="less") == pytest.approx(stats.smallest_p(5, 5))
+    assert stats.significance(low, high, alpha=0.01)["smallest_p"] == pytest.approx(1 / 252)
+
+
+def test_rates_near_the_float_limit_leak_no_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sig = stats.significance([1e308] * 4, [300.0, 310.0, 320.0, 330.0], alpha=0.01)
+    assert not np.isfinite(sig["ci"]).all()  # the caller says so (bench.regression.throughput)

@@ -117,6 +117,15 @@ def test_a_case_recorded_twice_is_refused_naming_it_and_its_files(tmp_path, caps
     assert f"case {infer} is recorded twice in " in err and "shard-2.json' (2 entries in benchmarks)" in err
 
 
+@pytest.mark.parametrize("field", ["cv", "utilization"])
+def test_a_nan_in_a_shard_is_refused_before_anything_is_written(tmp_path, capsys, field):
+    """strict JSON cannot write NaN: a shard holding one is one line at read, not a crash in write_json."""
+    docs = tiny_shards()
+    docs[0]["benchmarks"][0]["extra_info"][field] = float("nan")
+    err = refused(capsys, tmp_path, docs)
+    assert f"shard-1.json' benchmarks[0].extra_info: field '{field}' is nan; expected a finite number" in err
+
+
 def test_a_case_outside_the_plan_or_its_shard_is_refused(tmp_path, capsys):
     from tests.throughput.documents import bench, case
 

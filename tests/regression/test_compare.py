@@ -123,8 +123,7 @@ def _ips(doc, k=0):
 @pytest.mark.parametrize(
     "change, why",
     [
-        (lambda d: _ips(d).update(median=-100.0), "is not a positive number"),
-        (lambda d: _ips(d).update(median=0), "is not a positive number"),
+        (lambda d: _ips(d).pop("median"), "is not a positive number"),
         (lambda d: _ips(d).update(median=1e30), "outside the range of its own samples"),
         (lambda d: _ips(d).update(median=_ips(d)["median"] * 4), "outside the range of its own samples"),
         (lambda d: _ips(d).update(samples=[]), "has no valid samples"),
@@ -193,6 +192,23 @@ def test_an_empty_or_meaningless_option_is_refused(capsys, extra, named):
         (lambda d: d["benchmarks"][0]["extra_info"].update(rounds=0), "field 'rounds' is 0"),
         (lambda d: d["benchmarks"][0]["extra_info"].update(cv=float("nan")), "field 'cv' is nan; expected a finite"),
         (lambda d: d["benchmarks"][0]["extra_info"].update(cv=-0.1), "field 'cv' is -0.1"),
+        (
+            lambda d: _ips(d).update(median=-100.0),
+            "images_per_s: field 'median' holds -100.0; images/s is a number above",
+        ),
+        (lambda d: _ips(d).update(median=0), "images_per_s: field 'median' holds 0; images/s is a number above 0"),
+        (lambda d: _ips(d)["samples"].append(0.0), "images_per_s: field 'samples' holds 0.0; images/s is a number"),
+        (lambda d: _ips(d).update(median=float("inf")), "field 'median' is inf; expected a finite number"),
+        (lambda d: d["benchmarks"][0]["extra_info"].update(utilization=float("nan")), "field 'utilization' is nan"),
+        (
+            lambda d: d["benchmarks"][0]["extra_info"].update(loadavg_start=[1.0, float("nan")]),
+            "'loadavg_start[1]' is nan",
+        ),
+        (
+            lambda d: d["benchmarks"][0]["extra_info"].update(case={"model": 20}),
+            "case: field 'model' is 20; expected a",
+        ),
+        (lambda d: d["benchmarks"].append(d["benchmarks"][0]), "is recorded twice in result file"),
     ],
 )
 def test_a_later_schema_or_an_impossible_field_is_one_line(capsys, tmp_path, change, words):
@@ -264,3 +280,125 @@ def test_errored_results_are_not_recorded_as_baselines(capsys, tmp_path):
         ["baselines", "update", str(FIX / "run_noise.json"), "--baselines", str(baselines), "--tolerance", "top1:-1pt"]
     )
     assert bad_rule == 2
+
+
+def _entry(samples, medians=None):
+    entry = {"images_per_s": sorted(samples)[len(samples) // 2], "samples": samples, "rule": "throughput:-5%"}
+    if medians:
+        entry["between_run"] = {"medians": medians, "n": len(medians)}
+    return entry
+
+
+def _current(samples, key=A):
+    median = sorted(samples)[len(samples) // 2]
+    return {"key": key, "median": median, "samples": samples, "noisy": False, "cv": None, "error": None, "rounds": 3}
+
+
+def test_a_test_that_cannot_reach_the_level_never_passes_a_drop():
+    """Three rounds a side: the rank test's smallest p is 1/20 = 0.05, so at alpha 0.01 a halving
+    is "not significant" whatever happened; three runs whose interval at alpha 1e-6 reaches 0
+    images/s cannot call any drop significant. Neither may pass it."""
+    (f,) = compare.judge_all([_current([50.0, 51.0, 52.0])], {A: _entry([100.0, 101.0, 102.0])}, alpha=0.01)
+    assert f.verdict.value == "error" and "cannot reach p < 0.01 (its smallest p is 0.05)" in f.reason
+    base = {A: _entry([100.0, 101.0, 102.0, 103.0, 104.0], medians=[100.0, 102.0, 98.0])}
+    (f,) = compare.judge_all([_current([50.0, 51.0, 52.0, 53.0, 54.0])], base, alpha=1e-6)
+    assert f.verdict.value == "error" and "interval reaches 0 images/s, so no drop is significant" in f.reason
+    (f,) = compare.judge_all([_current([50.0, 51.0, 52.0, 53.0, 54.0])], base, alpha=0.01)
+    assert f.verdict.value == "regression"  # the same interval at 0.01 can, and finds it
+    wide = compare.between_run_significance(50.0, _entry([100.0, 101.0, 102.0]), alpha=0.01, calibration=1.0)
+    assert wide["significant"] is False and "no drop is significant" in wide["untestable"]
+    assert (
+        compare.between_run_significance(50.0, _entry([100.0] * 3), alpha=0.01, calibration=0.2)["untestable"] is None
+    )
+
+
+@pytest.mark.parametrize("alpha", ["1e-17", "0", "nan", "0.5"])
+def test_an_alpha_outside_its_range_is_one_line(capsys, alpha):
+    code, out, err = run_compare(capsys, "run_noise.json", "--alpha", alpha)
+    assert code == 2 and out == "" and err.count("\n") == 1 and "expected 1e-06 <= alpha < 0.5" in err, err
+
+
+def test_rates_near_the_float_limit_are_an_error_without_warnings(capsys, tmp_path):
+    import warnings
+
+    def huge(d):
+        for b in d["benchmarks"]:
+            b["extra_info"]["images_per_s"].update(median=1e308, samples=[1e308] * 4)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        code, out, _ = run_compare(capsys, _edited(tmp_path, huge))
+    assert code == 1 and verdict_of(out, A) == "ERROR" and "not finite (rates near the float limit)" in out
+
+
+def test_a_result_written_before_the_backend_axis_has_its_planned_cases_measured(capsys, tmp_path):
+    """Its options list the old ids (no backend, ``xla``); its results read as tensorflow's new ids,
+    and so must its plan, or each measured case would also be "no result"."""
+    from bench.throughput.workload import Case
+    from tests.throughput.documents import bench, doc, old_case, old_id
+
+    cases = [old_case(), old_case(mode="infer")]
+    result = doc([bench(c, 400.0) for c in cases])
+    result["harness"]["options"] = {"cases": [old_id(c) for c in cases]}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(result))
+    ips = result["benchmarks"][0]["extra_info"]["images_per_s"]
+    keys = [f"{result['harness']['device_class']}/{Case.from_dict(c).id}" for c in cases]
+    base = tmp_path / "baselines.json"
+    base.write_text(
+        json.dumps(
+            {
+                "schema": 1,
+                "throughput": {k: {"images_per_s": 400.0, "samples": ips["samples"]} for k in keys},
+                "accuracy": {},
+            }
+        )
+    )
+    code, out, _ = run_compare(capsys, path, baselines=base)
+    assert code == 0 and "no result" not in out and out.count("PASS") == 2, out
+
+
+def _update(*paths, baselines):
+    return main(["baselines", "update", *map(str, paths), "--baselines", str(baselines)])
+
+
+def test_one_run_given_twice_is_refused_and_nothing_written(capsys, tmp_path):
+    """It would count as runs that agree exactly: a between-run spread of 0 that calls noise a regression."""
+    baselines = tmp_path / "baselines.json"
+    run = FIX / "run_noise.json"
+    shutil.copy(run, tmp_path / "copy.json")
+    other = json.loads((FIX / "run_regression.json").read_text()) | {"datetime": "2026-01-02T00:00:00+00:00"}
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    for paths, words in [
+        ((run, run, run), "the same file is given twice: "),
+        ((tmp_path / ".." / tmp_path.name / "copy.json", tmp_path / "copy.json"), "the same file is given twice"),
+        ((run, tmp_path / "copy.json"), "the same result is given twice: "),
+    ]:
+        assert _update(*paths, baselines=baselines) == 2
+        out, err = capsys.readouterr()
+        assert err.count("\n") == 1 and words in err and "one run counts once" in err, err
+        assert not baselines.exists()
+    copied = json.loads(run.read_text()) | {"datetime": "2026-12-01T10:00:00", "commit_info": {"id": "abc"}}
+    (tmp_path / "a.json").write_text(json.dumps(copied))
+    copied["benchmarks"][0]["extra_info"]["cv"] = 0.5  # a copy edited a little: still the same run
+    (tmp_path / "b.json").write_text(json.dumps(copied))
+    assert _update(tmp_path / "a.json", tmp_path / "b.json", baselines=baselines) == 2
+    assert "the run of 2026-12-01T10:00:00 (commit abc) is given twice" in capsys.readouterr().err
+    assert _update(run, tmp_path / "other.json", baselines=baselines) == 0  # two runs: recorded
+
+
+@pytest.mark.parametrize(
+    "change, code",
+    [
+        (lambda d: d.update(errors=None), 0),
+        (lambda d: d.update(machine_info={"cpu": "Xeon", "accelerators": "none", "backends": 3}), 0),
+        (lambda d: d["benchmarks"][0]["extra_info"].update(noisy=True, cv=float("nan")), 2),
+        (lambda d: d["benchmarks"][0]["extra_info"].update(utilization=float("nan")), 2),
+    ],
+)
+def test_baselines_update_reads_any_file_compare_reads_without_a_traceback(capsys, tmp_path, change, code):
+    baselines = tmp_path / "baselines.json"
+    assert _update(_edited(tmp_path, change), baselines=baselines) == code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and (code == 0 or err.count("\n") == 1), err
+    assert baselines.exists() == (code == 0)

@@ -118,3 +118,22 @@ def test_a_changed_fingerprint_is_its_own_failing_verdict():
 def test_numbers_in_the_table_stay_short_whatever_their_size():
     """A hand-edited or overflowing value (a loss of 1e308) must not print as a 300-digit number."""
     assert [rules._num(x) for x in (None, 1.5, 12345.6, 1e308, -1e20)] == ["-", "1.5", "12,346", "1e+308", "-1e+20"]
+
+
+def test_a_test_that_could_not_have_found_the_change_never_passes_it():
+    rule = Rule.parse("throughput:-5%")
+    why = "the rank test over 3 and 3 rounds cannot reach p < 0.01"
+    f = judge("k", rule, 50.0, 100.0, significant=False, untestable=why)
+    assert f.verdict == Verdict.ERROR and f.failed and f"cannot judge: {why}" in f.reason
+    assert judge("k", rule, 150.0, 100.0, significant=False, untestable=why).verdict == Verdict.ERROR
+    assert (
+        judge("k", rule, 98.0, 100.0, significant=False, untestable=why).verdict == Verdict.PASS
+    )  # within: no test needed
+    assert (
+        judge("k", rule, 50.0, 100.0, significant=False).verdict == Verdict.PASS
+    )  # a test that could: not significant
+
+
+def test_a_change_that_is_not_a_finite_number_is_an_error():
+    f = judge("k", Rule.parse("throughput:-5%"), 1e308, 300.0)  # 100 x 1e308 overflows
+    assert f.verdict == Verdict.ERROR and f.change is None and "not a finite number" in f.reason

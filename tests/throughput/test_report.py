@@ -188,3 +188,26 @@ def test_the_title_wraps_to_a_narrow_figure():
         plt.close(fig)
     assert len(lines) > 1 and all(len(line) <= 90 for line in lines)
     assert " ".join(lines).split() == text.split()
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (
+            lambda b: b["extra_info"]["images_per_s"].update(median=0),
+            "field 'median' holds 0; images/s is a number above 0",
+        ),
+        (lambda b: b["extra_info"]["case"].update(model=20), "case: field 'model' is 20; expected a string"),
+        (lambda b: b["extra_info"]["case"].update(batch_size="128"), "field 'batch_size' is '128'; expected a whole"),
+    ],
+)
+def test_a_corrupt_case_or_median_is_one_line_not_a_crash(tmp_path, capsys, change, words):
+    """A median of 0 (a ratio to it divides by zero) or a case field of the wrong type (rows sort by
+    them) is refused when the file is read, whichever command reads it."""
+    tf, jax = bench(case(), 400.0), bench(case(backend="jax"), 600.0)
+    change(tf)
+    f = write_json(tmp_path / "r.json", doc([tf, jax]))
+    assert main(["report", "--by", "backend", str(f), "--out", str(tmp_path / "x.png")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and words in err, err
+    assert not (tmp_path / "x.png").exists()
