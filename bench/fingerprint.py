@@ -269,7 +269,39 @@ def shape_problem(fp) -> str | None:
     inputs = model.get("inputs") or {}
     if not isinstance(inputs, dict) or not all(isinstance(v, list) for v in inputs.values()):
         return "has model inputs that are not {layer: [inbound layer names]}"
+    return integrity_problem(fp)
+
+
+def integrity_problem(fp: dict) -> str | None:
+    """What shows a fingerprint (of the right shape) edited or corrupt, in words, or None: parts
+    that no version of this code wrote together (every part, or the ``REQUIRED`` ones of the first
+    fingerprints; with every part, the ``ADDED`` fields too), or a digest that is not its parts'."""
+    present = [p for p in PARTS if p in fp]
+    if present != list(PARTS) and present != list(REQUIRED):
+        lacks = [p for p in PARTS if p not in fp]
+        has = [p for p in present if p not in REQUIRED]
+        return (
+            f"lacks {', '.join(lacks)} but has {', '.join(has) or 'not all of ' + ', '.join(REQUIRED)}, which no "
+            "version of the harness wrote together: edited or corrupt"
+        )
+    if present == list(PARTS) and (lacks := missing(fp)):
+        return f"lacks {', '.join(lacks)}, which every fingerprint with a training part records: edited or corrupt"
+    if "digest" not in fp:
+        return "has no digest, which every fingerprint records: edited or corrupt"
+    if fp["digest"] != (actual := digest(fp)):
+        return f"has digest {_json(fp['digest'])}, which does not match its parts ({actual}): edited or corrupt"
     return None
+
+
+def missing(fp: dict) -> list[str]:
+    """The parts and ``ADDED`` fields that today's code writes in every fingerprint and ``fp`` lacks:
+    none in a result of today's schema (older fingerprints predate them)."""
+    lacks = [p for p in PARTS if p not in fp]
+    for path in ADDED:
+        part, field = path.split(".", 1)
+        if part in fp and isinstance(fp[part], dict) and field not in fp[part]:
+            lacks.append(path)
+    return lacks
 
 
 def _json(value) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -18,8 +19,12 @@ def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[Pa
     """Yield a temporary path beside ``path``; on a clean exit it is fsynced and renamed over
     ``path`` (with the replaced file's mode), so readers never see a half-written file and a crash
     keeps the old one. On an error the temporary file is removed and ``path`` is untouched.
-    ``suffix`` keeps the extension that writers such as matplotlib read the format from."""
-    path = Path(path)
+    ``suffix`` keeps the extension that writers such as matplotlib read the format from.
+
+    A symlink is written through: its target is replaced and the link kept. A path that is not a
+    regular file (a directory, a device, a FIFO, a socket) is a one-line ``UsageError``, never replaced."""
+    path = Path(os.path.realpath(path))  # through a symlink (and a chain of them) to the file it names
+    _check_regular(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
@@ -41,6 +46,19 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def _check_regular(path: Path, flag: str | None = None) -> None:
+    """A one-line ``UsageError`` when ``path`` exists and is not a regular file: replacing it would
+    turn a device, FIFO or socket into a file (or fail on a directory)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # missing (a new file), or not reachable: the write says what is wrong
+        return
+    if not stat.S_ISREG(mode):
+        what = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a device, FIFO or socket)"
+        named = f"{flag} {str(path)!r}" if flag else repr(str(path))
+        raise UsageError(f"{named} is {what}; expected a regular file or a new file name")
 
 
 def _keep_mode(tmp: Path, path: Path) -> None:
@@ -67,9 +85,14 @@ def save_figure(fig, path: str | os.PathLike, *, dpi: int = 100) -> Path:
 
 
 def read_json(path: str | os.PathLike, *, what: str = "file") -> Any:
-    """Load JSON, turning a missing or corrupt file into a one-line ``UsageError``."""
+    """Load JSON, turning a missing or corrupt file, or one that is not a regular file (a FIFO would
+    wait for a writer for ever), into a one-line ``UsageError``."""
     path = Path(path)
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise UsageError(
+                f"{what} {str(path)!r} is not a regular file (a directory, device or FIFO); expected a JSON file"
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"{what} {str(path)!r} does not exist") from None
@@ -96,19 +119,26 @@ def writable_file(flag: str, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.is_dir() or str(path).endswith(os.sep):
         raise UsageError(f"{flag} {str(path)!r} is a directory; expected a file name")
-    _writable(flag, path.parent, path, "cannot be written")
+    _check_regular(path, flag)
+    _writable(flag, Path(os.path.realpath(path)).parent, path, "cannot be written")
     return path
 
 
 def fill_template(template: str, **fields: str) -> Path:
     """An output path from ``template`` with ``{time}`` (now) and ``fields`` filled in; an unknown or
-    malformed placeholder is a one-line ``UsageError`` naming what it may hold."""
+    malformed placeholder, or one that reaches inside its field (``{time.year}``, ``{time[0]}``), is a
+    one-line ``UsageError`` naming what it may hold."""
+    import string
     import time
 
+    names = ("time", *fields)
+    may = " and ".join(f"{{{k}}}" for k in names)
     try:
+        unknown = [n for _, n, _, _ in string.Formatter().parse(template) if n is not None and n not in names]
+        if unknown:
+            raise UsageError(f"{template!r} is an invalid file name template ({{{unknown[0]}}}); it may hold {may}")
         return Path(template.format(time=time.strftime("%Y%m%dT%H%M%S"), **fields))
-    except (KeyError, IndexError, ValueError) as e:
-        may = " and ".join(f"{{{k}}}" for k in ("time", *fields))
+    except ValueError as e:  # '{', '{time!x}', '{time:%}'
         raise UsageError(
             f"{template!r} is an invalid file name template ({first_line(e)}); it may hold {may}"
         ) from None

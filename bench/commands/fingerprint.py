@@ -13,7 +13,7 @@ import argparse
 import json
 
 from bench.errors import UsageError
-from bench.io import writable_file, write_json
+from bench.io import distinct_outputs, writable_file, write_json
 from bench.regression import accuracy, baselines
 from bench.training import options
 from bench.training import recipes as recipes_mod
@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             raise UsageError("--json '' names no file; expected a file name")
         writable_file("--json", args.json)  # before the data is read
+        distinct_outputs([("--json", args.json)], [args.baselines, *([opts.archive] if opts.archive else [])])
     entries = accuracy.load_entries(args.baselines) if args.check or args.record else {}
     doc = fingerprint_of(args.recipe, opts)
     key = accuracy.key_of(doc)

@@ -5,9 +5,10 @@ regression, unexpected improvement, changed fingerprint, error, NaN or missing b
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from bench.errors import UsageError
-from bench.io import writable_file, write_json
+from bench.io import distinct_outputs, writable_file, write_json
 from bench.regression import baselines
 from bench.regression.accuracy import gate
 from bench.regression.rules import exit_code, format_table
@@ -31,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             raise UsageError("--json '' names no file; expected a file name")
         writable_file("--json", args.json)  # before the results are read
+        distinct_outputs([("--json", args.json)], [*_inputs(args.results), args.baselines])
     findings = gate(args.results, args.baselines, allow_improvement=args.allow_improvement)
     if not findings:
         print(f"gate: no training results found in {' '.join(args.results)}: FAIL")
@@ -44,3 +46,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         write_json(args.json, {"findings": [f.to_dict() for f in findings], "exit_code": code})
     return code
+
+
+def _inputs(paths: list[str]) -> list[str | Path]:
+    """The files the gate reads: each file named, and the JSON files in each directory named."""
+    found: list[str | Path] = []
+    for p in paths:
+        found += sorted(Path(p).glob("*.json")) if p and Path(p).is_dir() else [p]
+    return found

@@ -21,6 +21,7 @@ evaluated run, or an unreadable result file). Any regression, error or missing b
 from __future__ import annotations
 
 import datetime
+import json
 import statistics
 import sys
 from pathlib import Path
@@ -117,8 +118,8 @@ def validate_entry(key: str, entry: dict, where: str = "baselines.json") -> dict
         bad(f"has samples {_brief(entry.get('samples'))}; expected {{seed: top-1 percentage}}")
     loss = entry.get(LOSS)
     if loss is not None:
-        if not isinstance(loss, dict) or finite(loss.get("mean")) is None or loss["mean"] < 0:
-            bad(f"has {LOSS} {_brief(loss)}; expected an object with a non-negative 'mean'")
+        if not isinstance(loss, dict) or finite(loss.get("mean")) is None or loss["mean"] <= 0:
+            bad(f"has {LOSS} {_brief(loss)}; expected an object with a 'mean' above 0 (a cross-entropy)")
         try:
             Rule.parse_for(str(loss.get("tolerance")), metric=LOSS, unit="%", higher_is_better=False)
         except UsageError as e:
@@ -210,9 +211,30 @@ def _result_error(doc: dict, source: str) -> str | None:
         return f"{METRIC} is {current!r}, not a finite number"
     if doc.get("fingerprint") is not None and (problem := fingerprint.shape_problem(doc["fingerprint"])):
         return f"its fingerprint {problem}"  # results.read says so first; a document given directly too
+    if problem := _integrity_error(doc):
+        return problem
     expected = _test_split_size(doc.get("dataset"))
     if expected is not None and doc.get("test_examples") != expected:
         return f"evaluated on {doc.get('test_examples')} of the {expected} test images; the gate needs the whole split"
+    return None
+
+
+def _integrity_error(doc: dict) -> str | None:
+    """What no run of this harness writes, beyond the fields ``bench.results`` checks: a result of
+    today's schema whose fingerprint lacks a part or field that today's code always records (an older
+    fingerprint predates them), or a job whose workers ended with different weights (a failed run)."""
+    fp, schema = doc.get("fingerprint"), doc.get("schema")
+    if isinstance(fp, dict) and isinstance(schema, int) and schema >= 2 and (lacks := fingerprint.missing(fp)):
+        return (
+            f"its fingerprint lacks {', '.join(lacks)}, which every result of schema {schema} records: "
+            "edited or corrupt"
+        )
+    job = doc.get("cluster")
+    if isinstance(job, dict) and job.get("workers_agree") is not True:
+        return (
+            f"run failed: its {job.get('workers')} workers ended with different weights "
+            f"(workers_agree {json.dumps(job.get('workers_agree'))}), so its numbers are no one run's"
+        )
     return None
 
 
@@ -363,6 +385,7 @@ def baseline_entries(docs: list[tuple[str, dict]], args, *, existing: dict | Non
         else:
             runs = [d for _, d in group]
             if old and old.get("measured") and not replace:
+                _check_keeps_loss_band(key, old, group)
                 merged = merge_samples(key, old, runs)
                 seeds = [str(d.get("seed")) for d in runs]
                 if (
@@ -388,6 +411,19 @@ def _kept_by_hand(old: dict, entry: dict, provenance: str | None) -> dict:
     not make, such as ``allow_improvement``. ``--replace`` starts an entry over instead."""
     hand_set = {k: v for k, v in old.items() if k not in entry and k != "updated"}
     return {**entry, **hand_set, "provenance": provenance or old["provenance"]}
+
+
+def _check_keeps_loss_band(key: str, old: dict, group: list[tuple[str, dict]]) -> None:
+    """A one-line error when a run without a test loss would join an entry that gates the loss: its
+    band needs every seed's loss, and dropping it would silently weaken the gate."""
+    if not old.get(LOSS):
+        return
+    for path, doc in group:
+        if finite(doc.get(LOSS)) is None:
+            raise UsageError(
+                f"{path!r} has loss {doc.get(LOSS)!r}, but entry {key!r} gates the test loss, which needs it "
+                "from every seed; give a run that recorded it, or --replace to start the entry over"
+            )
 
 
 def merge_samples(key: str, old: dict, runs: list[dict]) -> list[dict]:
@@ -427,6 +463,8 @@ def _check_baseline_run(path: str, doc: dict) -> None:
     and was evaluated on the whole test split."""
     if doc.get("status") != "ok" or finite(doc.get(METRIC)) is None:
         raise UsageError(f"{path!r} is a failed run ({doc.get('error') or doc.get('status')}); it cannot be a baseline")
+    if problem := _integrity_error(doc):
+        raise UsageError(f"{path!r}: {problem}; it cannot be a baseline")
     if doc.get("modified"):
         raise UsageError(
             f"{path!r} ran a modified recipe ({', '.join(doc['modified'])}); baselines come from unmodified recipes"
@@ -543,7 +581,8 @@ def _loss_band(runs: list[dict]) -> dict | None:
 
 def _common_fingerprint(key: str, runs: list[dict]) -> dict | None:
     """The fingerprint the runs share; runs produced by different recipes, models or data are not one
-    baseline. None when the runs predate fingerprints (``bench fingerprint --record`` adds it)."""
+    baseline. None when the runs predate fingerprints (``bench fingerprint --record`` adds it). Where
+    one predates fields of another, the fullest: a run never removes what the entry compares."""
     prints = [d.get("fingerprint") for d in runs]
     if not any(prints):
         return None
@@ -561,7 +600,7 @@ def _common_fingerprint(key: str, runs: list[dict]) -> dict | None:
                 f"({', '.join(first[1])}) than seed {runs[0].get('seed')}; one baseline needs one recipe, model and data "
                 "(--replace starts the entry over)"
             )
-    return prints[0]
+    return max(prints, key=lambda fp: -len(fingerprint.missing(fp)))  # the first of the fullest
 
 
 def reported_documents() -> list[dict]:

@@ -107,8 +107,9 @@ def section(path: str | Path, name: str) -> dict:
 def locked(path: str | Path) -> Iterator[None]:
     """Hold an exclusive lock for a read-modify-write of ``path``, so that two concurrent updates
     both land, one after the other. The lock is ``flock`` on the directory that holds the file:
-    the file itself is replaced by each write, and a directory needs no lock file left behind."""
-    directory = Path(path).absolute().parent
+    the file itself is replaced by each write, and a directory needs no lock file left behind. A
+    symlinked file is locked where its target is, which is where the write goes (``bench.io``)."""
+    directory = Path(os.path.realpath(path)).parent
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as e:
@@ -138,8 +139,9 @@ def update_sections(
     (``{section: {key: entry}}``, an entry of None removing its key; it may raise, and then nothing is
     written), merge them and write the file once, atomically. Returns a readable diff."""
     path = Path(path)
-    made = [] if dry_run else _make_folder(path)  # like every output's, a new file's folder is made
-    with locked(path) if path.absolute().parent.is_dir() else contextlib.nullcontext():  # dry run: no file
+    real = Path(os.path.realpath(path))  # a symlink's target: where the lock is taken and the write goes
+    made = [] if dry_run else _make_folder(real)  # like every output's, a new file's folder is made
+    with locked(path) if real.parent.is_dir() else contextlib.nullcontext():  # dry run: no file
         data = load(path) if path.exists() else {"schema": SCHEMA, **{s: {} for s in SECTIONS}}
         try:
             new = make(data)

@@ -81,22 +81,50 @@ class Fit:
     raw_weights: object = None  # bench.training.evaluation.KeepRawWeights, when the optimizer averages weights
 
 
-def run_id(recipe: str, dataset: str, budget: budget_mod.Budget, device: str, seed: int, overrides) -> str:
+def run_id(recipe: str, dataset: str, budget: budget_mod.Budget, device: str, seed: int, overrides, options=()) -> str:
+    """The name of a run's result and checkpoint: what it trains, where and with which seed; then
+    ``-mod<digest>`` of its ``--set`` overrides, and ``options``, the words that name the other options
+    that change its numbers (``name_options``), so that two runs that differ in them never share a
+    result or a checkpoint."""
     rid = f"{recipe}-{dataset}-{budget.kind}{budget.number}-{device}-seed{seed}"
     if overrides:
         rid += "-mod" + hashlib.sha256("\n".join(overrides).encode()).hexdigest()[:8]
-    return rid
+    return "-".join([rid, *options])
+
+
+def name_options(opts: Options, deterministic: bool, recipe_deterministic: bool, workers: int = 1) -> list[str]:
+    """The options outside the run id's other parts that change a run's numbers, in a word each
+    where they are not the default (a default run keeps the name it always had): ``mock32``,
+    ``mixed_bf16``, ``nondeterministic`` (or ``deterministic`` against the recipe's), ``spe8``,
+    ``replicas2``, ``eager``, ``workers2`` (a job's result: its chief writes it)."""
+    words = []
+    if opts.mock is not None:
+        words.append(f"mock{opts.mock}")  # the dataset says mock data, not how many examples
+    if opts.precision != options.OPTIONS["--precision"]["default"]:
+        words.append(opts.precision)
+    if deterministic != recipe_deterministic:
+        words.append("deterministic" if deterministic else "nondeterministic")
+    if opts.steps_per_execution != 1:
+        words.append(f"spe{opts.steps_per_execution}")
+    if (opts.cpu_replicas or 1) != 1:
+        words.append(f"replicas{opts.cpu_replicas}")
+    if opts.eager:
+        words.append("eager")
+    if workers != 1:
+        words.append(f"workers{workers}")
+    return words
 
 
 def _identity(opts: Options, deterministic: bool, workers: int = 1) -> dict:
-    """The options outside the run id that change a run's numbers: a resume must keep them."""
+    """The options that change a run's numbers: a resume must keep them. They are in the run id too
+    (``name_options``); a checkpoint of an older name, or an edited state, may differ."""
     return {
         "--deterministic": "on" if deterministic else "off",
         "--steps-per-execution": opts.steps_per_execution,
         "--precision": opts.precision,
         "--cpu-replicas": opts.cpu_replicas or 1,
         "--workers": workers,
-        "--mock": opts.mock,  # the run id names mock data, not how many examples
+        "--mock": opts.mock,
         "--eager": "on" if opts.eager else "off",
     }
 
@@ -126,7 +154,8 @@ def fingerprint_of(recipe_name: str, opts: Options) -> dict:
     from its set-up and built model, without training: the fields ``bench.regression.accuracy.key_of`` reads."""
     from bench import fingerprint
 
-    run = _setup(recipe_name, opts, environ={})  # one process: TF_CONFIG names no job to join here
+    # one process (TF_CONFIG names no job to join here), which trains nothing: no checkpoint is read or deleted
+    run = _setup(recipe_name, opts, environ={}, training=False)
     model = _build_model(run)
     return {
         "kind": TRAIN_KIND,
@@ -172,10 +201,10 @@ def check_run(recipe_name: str, opts: Options, *, environ=None):
     return recipe, budget, cluster
 
 
-def _setup(recipe_name: str, opts: Options, *, environ=None) -> Run:
+def _setup(recipe_name: str, opts: Options, *, environ=None, training: bool = True) -> Run:
     """Options, device, strategy (joining the job's other workers), precision, seeds (in that order:
     the seed comes before the pipelines and the model), checkpoint directory, data pipelines and
-    the budget's plan."""
+    the budget's plan. ``training=False`` (a fingerprint) reads and deletes no checkpoint."""
     recipe, budget, cluster = check_run(recipe_name, opts, environ=environ)
     dataset = f"mock_{recipe.dataset}" if opts.mock else recipe.dataset
 
@@ -192,17 +221,24 @@ def _setup(recipe_name: str, opts: Options, *, environ=None) -> Run:
 
     out = Path(opts.out)
     where = opts.device if opts.backend == "tensorflow" else f"{opts.device}-{opts.backend}"
-    rid = run_id(recipe.name, dataset, budget, where, opts.seed, opts.overrides)
+    rid = run_id(
+        recipe.name,
+        dataset,
+        budget,
+        where,
+        opts.seed,
+        opts.overrides,
+        name_options(opts, deterministic, recipe.deterministic, _workers(cluster)),
+    )
     ckpt_dir = out / ".checkpoints" / rid
-    if opts.fresh and ckpt_dir.exists() and placement.chief:
-        shutil.rmtree(ckpt_dir)
     from bench.training.callbacks import State
 
-    # a resume with other numerics: refused (every worker reads the chief's state; with --fresh, none)
+    # a resume with other numerics: refused (every worker reads the chief's state; with --fresh, none:
+    # the chief deletes it below, once the data shows the options work)
     State(
         ckpt_dir / "state.json",
         identity=_identity(opts, deterministic, _workers(cluster)),
-        read=_reads(opts, placement),
+        read=training and not opts.fresh,
     )
     load_start = time.monotonic()
     pipes = data.pipelines(
@@ -219,6 +255,8 @@ def _setup(recipe_name: str, opts: Options, *, environ=None) -> Run:
     )
     plan = budget_mod.plan(budget, pipes.steps_per_epoch, max_epochs=budget_mod.UNTIL_DEADLINE)
     train_ds, val_ds = _fit_datasets(pipes, recipe, plan, job=None if cluster is None else opts.backend)
+    if training and opts.fresh and ckpt_dir.exists() and placement.chief:  # only now: a refused input keeps it
+        shutil.rmtree(ckpt_dir)
     return Run(
         recipe,
         opts,
@@ -526,12 +564,26 @@ def _result(run: Run, model, fit: Fit) -> tuple[dict, Path | None]:
     result["load_average"]["end"] = _loadavg()
     for k in ("top1", "loss", "top1_no_tta", "loss_no_tta"):
         result[k] = finite(result[k])
+    fail_on_disagreement(result)
     path = write_json(run.out / f"{run.rid}.json", result)
     if result["status"] == "ok":
         shutil.rmtree(run.ckpt_dir, ignore_errors=True)
     if cluster is not None:
         _gather(run, 0.0)  # the others wait here for the result
     return result, path
+
+
+def fail_on_disagreement(result: dict) -> dict:
+    """``result`` marked failed when it is a job's whose workers ended with different weights: its
+    numbers are then the chief's copy alone, no one run's (a failure already recorded stays)."""
+    job = result.get("cluster")
+    if job is not None and not job.get("workers_agree") and result["status"] == "ok":
+        result.update(
+            status="failed",
+            error=f"the {job.get('workers')} workers ended with different weights (workers_agree false; the "
+            f"chief's sha256 {str(job.get('weights_sha256'))[:16]}): the job did not train one model",
+        )
+    return result
 
 
 def _images_per_s(state, batch_size: int) -> float | None:
@@ -547,16 +599,18 @@ def _images_per_s(state, batch_size: int) -> float | None:
 def _worker_summary(run: Run, model, fit: Fit, digest: str, digests: list[float]) -> dict:
     """What a worker other than the chief reports (it writes nothing): enough to compare it with the others."""
     cluster = run.placement.cluster
+    agree = len(set(digests)) == 1
+    failure = fit.trainer.failure or (None if agree else "the workers ended with different weights")
     return {
         "recipe": run.recipe.name,
-        "status": "failed" if fit.trainer.failure else "ok",
-        "error": fit.trainer.failure,
+        "status": "failed" if failure else "ok",
+        "error": failure,
         "worker": cluster.task_index,
         "workers": cluster.count,
         "steps_run": int(model.optimizer.iterations.numpy()),
         "images_per_s": _images_per_s(fit.state, run.recipe.batch_size),
         "weights_sha256": digest,
-        "workers_agree": len(set(digests)) == 1,
+        "workers_agree": agree,
     }
 
 

@@ -170,3 +170,35 @@ def test_the_training_part_holds_what_the_code_made_of_the_recipe():
     assert fingerprint.differences(base, other) == {
         "training": ["loss label_smoothing 0.1 -> 0.0", "optimizer momentum 0.9 -> 0.8"]
     }
+
+
+def test_every_committed_fingerprint_is_whole_and_its_digest_its_parts():
+    """The integrity check (``integrity_problem``, through ``shape_problem``) passes every fingerprint
+    the harness wrote, of every version: the committed results and baselines.json's entries."""
+    import json
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    prints = [e.get("fingerprint") for e in json.loads((repo / "baselines.json").read_text())["accuracy"].values()]
+    for path in sorted((repo / "reports").rglob("*.json")):
+        doc = json.loads(path.read_text())
+        if isinstance(doc, dict) and doc.get("kind") == "bench.train":
+            prints.append(doc.get("fingerprint"))
+    prints = [fp for fp in prints if fp is not None]
+    assert len(prints) >= 13 and all(fingerprint.shape_problem(fp) is None for fp in prints)
+
+
+def test_an_edited_fingerprint_is_named_edited_or_corrupt(resnet20):
+    first = _with(_model_fp(resnet20))  # as the first fingerprints were: recipe, model and data
+    assert fingerprint.shape_problem(first) is None
+    assert fingerprint.missing(first) == ["training", "evaluation", "data.train_first_batch"]  # all today's code writes
+    full = _with(first, training={"optimizer": {}}, evaluation={}, data={"train_first_batch": "b"})
+    assert fingerprint.shape_problem(full) is None and fingerprint.missing(full) == []
+    for edited, words in (
+        ({**full, "digest": "0" * 16}, 'has digest "0000000000000000", which does not match its parts'),
+        ({k: v for k, v in full.items() if k != "digest"}, "has no digest"),
+        (_with({k: v for k, v in full.items() if k != "training"}), "lacks training but has evaluation"),
+        (_with(full, data={}), "lacks data.train_first_batch"),
+    ):
+        problem = fingerprint.shape_problem(edited)
+        assert problem and words in problem and problem.endswith("edited or corrupt"), problem

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from bench.errors import UsageError
-from bench.io import atomic_path, read_json, write_json
+from bench.io import atomic_path, read_json, writable_file, write_json
 
 
 def test_write_is_atomic_and_keeps_the_old_file_on_failure(tmp_path):
@@ -27,6 +27,17 @@ def test_read_errors_are_one_line_usage_errors(tmp_path):
         read_json(bad, what="result file")
 
 
+def test_a_fifo_or_a_directory_is_refused_not_waited_on(tmp_path):
+    """A FIFO named like a result (in a folder the gate reads) would block the read for ever."""
+    import os
+
+    os.mkfifo(tmp_path / "r.json")
+    (tmp_path / "d.json").mkdir()
+    for name in ("r.json", "d.json"):
+        with pytest.raises(UsageError, match=rf"result file .*{name}' is not a regular file"):
+            read_json(tmp_path / name, what="result file")
+
+
 def test_atomic_path_keeps_the_old_file_when_the_writer_fails(tmp_path):
     path = tmp_path / "plot.png"
     path.write_bytes(b"old")
@@ -39,3 +50,35 @@ def test_atomic_path_keeps_the_old_file_when_the_writer_fails(tmp_path):
     with atomic_path(path, suffix=".png") as tmp:
         tmp.write_bytes(b"new")
     assert path.read_bytes() == b"new"
+
+
+def test_a_symlink_is_written_through_and_kept(tmp_path):
+    target = tmp_path / "real" / "baselines.json"
+    target.parent.mkdir()
+    target.write_text("{}")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    write_json(link, {"a": 1})
+    assert link.is_symlink() and json.loads(target.read_text()) == {"a": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.json", "real"]  # no temp file beside the link
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dir"])
+def test_a_target_that_is_not_a_regular_file_is_refused_in_one_line(tmp_path, kind):
+    import os
+
+    path = tmp_path / "out.json"
+    os.mkfifo(path) if kind == "fifo" else path.mkdir()
+    with pytest.raises(UsageError, match=r"out.json' is (not a regular file|a directory)") as e:
+        write_json(path, {"a": 1})
+    assert "\n" not in str(e.value)
+    assert (path.is_fifo() if kind == "fifo" else path.is_dir()) and [p.name for p in tmp_path.iterdir()] == [
+        "out.json"
+    ]
+    with pytest.raises(UsageError, match="--json .*out.json' is"):
+        writable_file("--json", path)
+    link = tmp_path / "link.json"
+    link.symlink_to(path)
+    with pytest.raises(UsageError, match="is (not a regular file|a directory)"):
+        write_json(link, {"a": 1})
+    assert link.is_symlink()

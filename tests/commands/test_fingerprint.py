@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from bench import fingerprint
 from bench.__main__ import main
 from bench.training import recipes
 
@@ -64,7 +65,7 @@ def test_record_adds_the_fields_an_older_fingerprint_predates_and_nothing_else(t
     full = doc["accuracy"][KEY]["fingerprint"]
     old = {k: v for k, v in full.items() if k not in ("training", "evaluation", "digest")}
     old["data"] = {k: v for k, v in old["data"].items() if k != "train_first_batch"}
-    doc["accuracy"][KEY]["fingerprint"] = {**old, "digest": "0ld"}
+    doc["accuracy"][KEY]["fingerprint"] = fingerprint.with_digest(old)  # as the first fingerprints were
     open(base, "w").write(json.dumps(doc))
     capsys.readouterr()
     assert main([*ARGS, "--check", "--baselines", base]) == 0  # what it predates is a note, not a change
@@ -73,6 +74,7 @@ def test_record_adds_the_fields_an_older_fingerprint_predates_and_nothing_else(t
     assert "the fields its old one predates added" in capsys.readouterr().out
     assert json.loads(open(base).read())["accuracy"][KEY]["fingerprint"] == full
     doc["accuracy"][KEY]["fingerprint"]["data"]["test_first_batch"] = "something else"
+    doc["accuracy"][KEY]["fingerprint"] = fingerprint.with_digest(doc["accuracy"][KEY]["fingerprint"])
     open(base, "w").write(json.dumps(doc))
     assert main([*ARGS, "--record", "--baselines", base]) == 2  # a recorded field differs: re-measure
     assert "test_first_batch something else -> " in capsys.readouterr().err
@@ -96,3 +98,28 @@ def test_record_refuses_what_changes_the_fingerprint_but_not_the_entry(tmp_path,
     assert main([*ARGS, "--record", "--baselines", base, *given]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"--record with {' '.join(given)}" in err and open(base).read() == before
+
+
+def test_an_edited_baseline_fingerprint_is_one_line_never_a_match(tmp_path, capsys):
+    """A digest that is not its parts' (hand-edited, or corrupt) is a baselines error: exit 2."""
+    base = _baselines(tmp_path)
+    assert main([*ARGS, "--record", "--baselines", base]) == 0
+    doc = json.loads(open(base).read())
+    doc["accuracy"][KEY]["fingerprint"]["digest"] = "0000000000000000"
+    open(base, "w").write(json.dumps(doc))
+    capsys.readouterr()
+    assert main([*ARGS, "--check", "--baselines", base]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and '"0000000000000000", which does not match its parts' in err
+
+
+def test_json_never_writes_over_the_baselines_file(tmp_path, capsys):
+    base = _baselines(tmp_path)
+    link = tmp_path / "link.json"
+    link.symlink_to(base)
+    before = open(base).read()
+    for out in (base, str(link)):
+        assert main([*ARGS, "--check", "--baselines", base, "--json", out]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is the input" in err and open(base).read() == before
+    assert link.is_symlink()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import fingerprint
 from bench.__main__ import main
 from bench.errors import BaselinesError, UsageError
 from bench.regression import accuracy
@@ -210,7 +211,7 @@ def test_reported_figures_become_provenance_marked_entries(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # Fingerprints, the loss band, notes and impossible values (synthetic fingerprints: no model is built)
 
-FP = {
+FP = {  # as the first fingerprints were: recipe, model and data (bench.fingerprint.REQUIRED)
     "recipe": {"label_smoothing": 0.1, "schedule": {"base": 0.2}},
     "model": {
         "params": 10,
@@ -220,6 +221,16 @@ FP = {
     "data": {"test_examples": 10000, "test_first_batch": "aaaa"},
     "environment": {"keras": "3.15.1", "tensorflow": "2.21.0"},
 }
+FP = fingerprint.with_digest(FP)
+# as today's code writes them: every part, and the fields added since the first
+FULL = fingerprint.with_digest(
+    {
+        **FP,
+        "training": {"optimizer": {"class": "SGD", "nesterov": True}, "schedule": {"at 0%": 0.1}},
+        "data": {**FP["data"], "train_first_batch": "cccc"},
+        "evaluation": {"probe_top1": 10.0, "probe_loss": 2.5, "probe_images": 256},
+    }
+)
 
 
 def _with(tmp_path, result_changes: dict, entry_changes: dict) -> list:
@@ -233,15 +244,23 @@ def _with(tmp_path, result_changes: dict, entry_changes: dict) -> list:
     return accuracy.gate([str(tmp_path / "r.json")], str(tmp_path / "b.json"))
 
 
-def _fp(**changes) -> dict:
-    fp = json.loads(json.dumps(FP))
+def _fp(base=FP, **changes) -> dict:
+    """``base`` with ``changes`` (``part__field=value``; a value of ``DROP`` removes the field), and
+    the digest of the result, as a run that produced it would record."""
+    fp = json.loads(json.dumps(base))
     for path, value in changes.items():
         node = fp
         *parents, leaf = path.split("__")
         for p in parents:
             node = node[int(p)] if isinstance(node, list) else node[p]
-        node[leaf] = value
-    return fp
+        if value is DROP:
+            del node[leaf]
+        else:
+            node[leaf] = value
+    return fingerprint.with_digest(fp) if isinstance(fp.get("model"), dict) else fp
+
+
+DROP = object()
 
 
 def test_same_fingerprint_is_judged_by_the_band(tmp_path):
@@ -560,3 +579,132 @@ def test_baselines_show_refuses_what_only_update_reads(capsys, extra):
 def test_an_entry_fingerprint_the_gate_cannot_read_is_a_baselines_error(tmp_path, fp):
     with pytest.raises(BaselinesError, match="has a fingerprint that has model"):
         _with(tmp_path, {}, {"fingerprint": fp})
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs that are inputs, edited fingerprints, disagreeing workers, the loss band kept
+
+
+def test_gate_json_never_writes_over_what_the_gate_reads(tmp_path, capsys):
+    """--json naming the baselines, a result (named, in a named directory, or through a symlink):
+    one line, exit 2, every file as it was."""
+    base = tmp_path / "b.json"
+    shutil.copy(OK, base)
+    results = tmp_path / "results"
+    results.mkdir()
+    shutil.copy(RES / "result_pass.json", results / "r.json")
+    link = tmp_path / "link.json"
+    link.symlink_to(results / "r.json")
+    before = {p: p.read_bytes() for p in (base, results / "r.json")}
+    for given, out in (
+        ([str(results / "r.json")], base),
+        ([str(results / "r.json")], results / "r.json"),
+        ([str(results)], results / "r.json"),
+        ([str(results / "r.json")], link),
+    ):
+        assert main(["gate", *given, "--baselines", str(base), "--json", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is the input" in err and "Traceback" not in err
+        assert {p: p.read_bytes() for p in before} == before and link.is_symlink()
+
+
+def test_gate_json_writes_through_a_symlink_and_refuses_a_fifo(tmp_path, capsys):
+    import os
+
+    target = tmp_path / "findings" / "f.json"
+    target.parent.mkdir()
+    target.write_text("{}")
+    link = tmp_path / "f.json"
+    link.symlink_to(target)
+    assert main(["gate", str(RES / "result_pass.json"), "--baselines", OK, "--json", str(link)]) == 0
+    assert link.is_symlink() and json.loads(target.read_text())["exit_code"] == 0
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    capsys.readouterr()
+    assert main(["gate", str(RES / "result_pass.json"), "--baselines", OK, "--json", str(fifo)]) == 2
+    assert "is not a regular file" in capsys.readouterr().err and fifo.is_fifo()
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"fingerprint": {**FULL, "digest": "0000000000000000"}}, '"0000000000000000", which does not match its parts'),
+        ({"fingerprint": {k: v for k, v in FULL.items() if k != "digest"}}, "has no digest"),
+        ({"fingerprint": {**_fp(FULL, model__params=11), "digest": FULL["digest"]}}, "does not match its parts"),
+        ({"fingerprint": _fp(FULL, training=DROP)}, "lacks training but has evaluation"),
+        ({"fingerprint": _fp(FULL, data__train_first_batch=DROP)}, "lacks data.train_first_batch"),
+        # stripped to what the first fingerprints held, digest and all: today's schema always has more
+        (
+            {"schema": 2, "fingerprint": FP},
+            "lacks training, evaluation, data.train_first_batch, which every result of schema 2",
+        ),
+        (
+            {"schema": 2, "fingerprint": _fp(FULL, data__train_first_batch=DROP, training=DROP, evaluation=DROP)},
+            "lacks",
+        ),
+    ],
+)
+def test_an_edited_or_incomplete_fingerprint_is_an_error_never_a_pass(tmp_path, changes, words):
+    (f,) = _with(tmp_path, changes, {"fingerprint": FULL})
+    assert f.verdict is Verdict.ERROR and words in f.reason and "edited or corrupt" in f.reason, f.reason
+
+
+def test_a_fingerprint_that_predates_parts_still_passes_with_a_note(tmp_path):
+    """Schema 1, recorded before training and evaluation existed (its digest over what it has)."""
+    (f,) = _with(tmp_path, {"fingerprint": FP}, {"fingerprint": FULL})
+    assert f.verdict is Verdict.PASS and "not compared: training, data.train_first_batch, evaluation" in f.reason
+    (f,) = _with(tmp_path, {"schema": 2, "fingerprint": FULL}, {"fingerprint": FULL})
+    assert f.verdict is Verdict.PASS
+
+
+def test_a_seed_whose_fingerprint_predates_parts_never_weakens_the_entrys(tmp_path, capsys):
+    """The entry keeps its fuller fingerprint: a changed optimizer still fails as changed after."""
+    base = tmp_path / "baselines.json"
+    base.write_text(json.dumps({"schema": 1, "throughput": {}, "accuracy": {}}))
+    files = [_result(tmp_path, s, 75.0 + s % 3 / 10, fingerprint=FULL) for s in (101, 102, 103)]
+    assert main(["baselines", "update", *files, "--baselines", str(base)]) == 0
+    nesterov = _result(tmp_path, 9, 75.0, fingerprint=_fp(FULL, training__optimizer__nesterov=False))
+    assert main(["gate", nesterov, "--baselines", str(base)]) == 1
+    assert main(["baselines", "update", _result(tmp_path, 104, 75.1, fingerprint=FP), "--baselines", str(base)]) == 0
+    entry = json.loads(base.read_text())["accuracy"][KEY]
+    assert entry["n"] == 4 and entry["fingerprint"] == FULL
+    capsys.readouterr()
+    assert main(["gate", nesterov, "--baselines", str(base)]) == 1
+    assert "training changed: optimizer nesterov true -> false" in capsys.readouterr().out
+
+
+def test_a_job_whose_workers_disagree_is_an_error_and_never_a_baseline(tmp_path, capsys):
+    job = {"workers": 2, "task_index": 0, "weights_sha256": "ab" * 32, "workers_agree": False}
+    (f,) = _with(tmp_path, {"cluster": job}, {})
+    assert f.verdict is Verdict.ERROR and "2 workers ended with different weights" in f.reason
+    (f,) = _with(tmp_path, {"cluster": {**job, "workers_agree": True}}, {})
+    assert f.verdict is Verdict.PASS
+    base = tmp_path / "new.json"
+    assert main(["baselines", "update", _result(tmp_path, 101, 75.0, cluster=job), "--baselines", str(base)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "different weights" in err and not base.exists()
+
+
+def test_a_run_without_a_loss_cannot_drop_an_entrys_loss_band(tmp_path, capsys):
+    base = tmp_path / "baselines.json"
+    base.write_text(json.dumps({"schema": 1, "throughput": {}, "accuracy": {}}))
+    files = [_result(tmp_path, s, 75.0 + s % 3 / 10, loss=0.7 + s % 3 / 1000) for s in (101, 102, 103)]
+    assert main(["baselines", "update", *files, "--baselines", str(base)]) == 0
+    assert json.loads(base.read_text())["accuracy"][KEY]["loss"]["samples"]
+    before = base.read_bytes()
+    capsys.readouterr()
+    assert main(["baselines", "update", _result(tmp_path, 104, 75.1, loss=None), "--baselines", str(base)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has loss None" in err and "gates the test loss" in err
+    assert base.read_bytes() == before
+
+
+@pytest.mark.parametrize("mean", [0, 0.0, -0.1])
+def test_a_loss_band_whose_mean_is_not_above_0_is_a_baselines_error(tmp_path, capsys, mean):
+    band = {"mean": mean, "std": 0.02, "samples": {}, "tolerance": "loss:+10%"}
+    with pytest.raises(BaselinesError, match=f"has loss .*'mean': {mean}.*above 0"):
+        _with(tmp_path, {}, {"loss": band})
+    capsys.readouterr()
+    out = tmp_path / "f.json"
+    assert main(["gate", str(tmp_path / "r.json"), "--baselines", str(tmp_path / "b.json"), "--json", str(out)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1 and not out.exists()

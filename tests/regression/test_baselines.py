@@ -88,3 +88,29 @@ def test_update_refuses_to_overwrite_a_corrupt_file(tmp_path):
     with pytest.raises(BaselinesError):
         baselines.update(path, "accuracy", {"k": {"mean": 1.0}})
     assert path.read_text() == "{corrupt"
+
+
+def test_an_update_through_a_symlink_writes_its_target_and_locks_the_targets_folder(tmp_path, monkeypatch):
+    """The link stays a link (its target gets the entry, never stale), and the lock is the target's
+    folder's, where the write happens, so an update through the link and one of the target exclude
+    one another."""
+    import os
+
+    (tmp_path / "shared").mkdir()
+    target = write(tmp_path / "shared" / "baselines.json", {"schema": 1, "accuracy": {}})
+    link = tmp_path / "here" / "baselines.json"
+    link.parent.mkdir()
+    link.symlink_to(target)
+    locked_dirs = []
+    real_open = os.open
+
+    def spy(path, flags, *args):
+        if flags & os.O_DIRECTORY:
+            locked_dirs.append(os.fspath(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(baselines.os, "open", spy)
+    baselines.update(link, "accuracy", {"k": {"x": 1}})
+    assert link.is_symlink() and baselines.section(target, "accuracy") == {"k": {"x": 1}}
+    assert locked_dirs == [os.path.realpath(target.parent)]
+    assert sorted(p.name for p in link.parent.iterdir()) == ["baselines.json"]

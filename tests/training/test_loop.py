@@ -2,6 +2,7 @@
 from the model, NaN detection; slow: every recipe for a step, the minutes budget on a fake clock,
 graph mode's determinism, and resume after the process is killed mid-run."""
 
+import dataclasses
 import json
 import math
 import os
@@ -17,7 +18,7 @@ from bench import results
 from bench.regression import accuracy
 from bench.regression.rules import Verdict
 from bench.training import budget, recipes
-from bench.training.loop import train, weight_decay
+from bench.training.loop import fail_on_disagreement, name_options, run_id, train, weight_decay
 from bench.training.options import Options
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,6 +87,96 @@ def test_a_few_steps_on_mock_data_write_the_result_document(tmp_path):
     assert config["strategy"]["replicas"] == 1 and config["precision"] == "float32" and config["eager"]
     assert result["curve"][0]["loss"] > 0 and result["top1_no_tta"] is not None and result["images_per_s"] > 0
     assert result["wall_time_s"] >= result["train_time_s"] > 0 and result["processes"] == 1
+
+
+@pytest.mark.slow  # two runs: ~90 s on 2 busy cores
+def test_a_run_with_other_numerics_options_never_writes_over_a_finished_one(tmp_path):
+    """Another --mock N in the same --out: a result of its own, beside the first (never over it)."""
+    opts = Options(budget="steps=1", mock=4, overrides=("batch_size=4",), out=str(tmp_path), deterministic="off")
+    opts = dataclasses.replace(opts, eager=True)
+    first, path = train("smoke_resnet20_cifar10_jpeg", opts, log=quiet)
+    more, more_path = train("smoke_resnet20_cifar10_jpeg", dataclasses.replace(opts, mock=8), log=quiet)
+    assert "-mock4-" in path.name and "-mock8-" in more_path.name and more["status"] == "ok"
+    assert json.loads(path.read_text())["datetime"] == first["datetime"]  # the first result is still the first run's
+    assert len(list(tmp_path.glob("*.json"))) == 2
+
+
+def _base_options(**changes) -> Options:
+    return Options(**{"budget": "epochs=3", "seed": 400, **changes})
+
+
+@pytest.mark.parametrize(
+    "changes, word",
+    [
+        ({"mock": 32}, "mock32"),
+        ({"precision": "mixed_bf16"}, "mixed_bf16"),
+        ({"deterministic": "off"}, "nondeterministic"),
+        ({"steps_per_execution": 8}, "spe8"),
+        ({"cpu_replicas": 2}, "replicas2"),
+        ({"eager": True}, "eager"),
+    ],
+)
+def test_options_that_change_the_numbers_name_the_result(changes, word):
+    """A run with another numerics option writes a result (and a checkpoint) of its own name, so a
+    finished run is never written over by a different one; a default run keeps the name it had."""
+    r = recipes.get("smoke_resnet20_cifar10_jpeg")
+    b = budget.Budget.parse("epochs=3", full=r.full())
+
+    def name(opts):
+        deterministic = r.deterministic if opts.deterministic == "recipe" else opts.deterministic == "on"
+        return run_id(r.name, r.dataset, b, "cpu", 400, (), name_options(opts, deterministic, r.deterministic))
+
+    default = name(_base_options())
+    assert default == "smoke_resnet20_cifar10_jpeg-cifar10_jpeg-epochs3-cpu-seed400"  # the committed reports' names
+    assert (REPO / "reports/accuracy/smoke-baseline" / f"{default}.json").exists()
+    assert name(_base_options(deterministic="on")) == default  # what the recipe does anyway
+    assert name(_base_options(**changes)) == f"{default}-{word}"
+    workers = run_id(r.name, r.dataset, b, "cpu", 400, (), name_options(_base_options(), True, True, workers=2))
+    assert workers == f"{default}-workers2"  # a job's result never writes over one process's
+
+
+def test_a_job_whose_workers_disagree_is_written_as_failed():
+    job = {"workers": 2, "weights_sha256": "ab" * 32, "workers_agree": False}
+    result = fail_on_disagreement({"status": "ok", "error": None, "cluster": job})
+    assert result["status"] == "failed" and "2 workers ended with different weights" in result["error"]
+    nan = {"status": "failed", "error": "loss became nan", "cluster": job}
+    assert fail_on_disagreement(dict(nan)) == nan  # the first failure stays
+    agree = {"status": "ok", "error": None, "cluster": {**job, "workers_agree": True}}
+    assert fail_on_disagreement(dict(agree)) == agree
+    assert fail_on_disagreement({"status": "ok", "error": None})["status"] == "ok"  # one process
+
+
+def test_fresh_with_a_refused_input_keeps_the_checkpoint(tmp_path):
+    """--fresh deletes the old checkpoint only once the inputs work (here: the batch exceeds the
+    mock data), so a mistyped command loses nothing."""
+    from bench.errors import UsageError
+
+    r = recipes.get("smoke_resnet20_cifar10_jpeg")
+    opts = Options(budget="steps=6", mock=8, out=str(tmp_path), fresh=True, eager=True)
+    b = budget.Budget.parse("steps=6", full=r.full())
+    rid = run_id(r.name, f"mock_{r.dataset}", b, "cpu", 0, (), name_options(opts, r.deterministic, r.deterministic))
+    ckpt = tmp_path / ".checkpoints" / rid
+    ckpt.mkdir(parents=True)
+    (ckpt / "state.json").write_text(json.dumps({"curve": [{"epoch": 1}], "elapsed_s": 5.0, "processes": 1}))
+    with pytest.raises(UsageError, match="batch size 128 exceeds the 8 training examples"):
+        train(r.name, opts, log=quiet)
+    assert json.loads((ckpt / "state.json").read_text())["curve"] == [{"epoch": 1}]
+
+
+def test_a_fingerprint_reads_and_deletes_no_checkpoint(tmp_path):
+    """``fingerprint`` takes train's options, --fresh too, but trains nothing: a checkpoint in --out,
+    even one of other options, is neither refused nor deleted."""
+    from bench.training.loop import fingerprint_of
+
+    r = recipes.get("smoke_resnet20_cifar10_jpeg")
+    opts = Options(budget="steps=6", mock=256, out=str(tmp_path), fresh=True)
+    b = budget.Budget.parse("steps=6", full=r.full())
+    rid = run_id(r.name, f"mock_{r.dataset}", b, "cpu", 0, (), name_options(opts, r.deterministic, r.deterministic))
+    state = tmp_path / ".checkpoints" / rid / "state.json"
+    state.parent.mkdir(parents=True)
+    state.write_text(json.dumps({"curve": [{"epoch": 1}], "identity": {"--precision": "mixed_bfloat16"}}))
+    assert fingerprint_of(r.name, opts)["fingerprint"]["digest"]
+    assert json.loads(state.read_text())["curve"] == [{"epoch": 1}]
 
 
 def test_weight_decay_is_read_from_the_layers():
