@@ -43,8 +43,9 @@ def train_one(prepared: runner.Prepared, recipe: str, seed: int, train_args: Seq
     record = {"seed": seed, "returncode": status, "wall_s": time.perf_counter() - t0, "loadavg_before": load}
     docs = [read_json(p, what="training result") for p in sorted(out.glob("*.json"))]
     result = next((d for d in docs if d.get("kind") == "bench.train"), None)
-    if result is None or result.get("status") != "ok":
-        record["error"] = (result or {}).get("error") or f"exited {status} without a result"
+    if status != 0 or result is None or result.get("status") != "ok":  # a non-zero exit: whatever file is there
+        record["error"] = (result or {}).get("error") if status == 0 else None
+        record["error"] = record["error"] or f"exited {status} without a result"
         return record
     return {**record, "top1": result["top1"], "result": result}
 

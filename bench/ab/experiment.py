@@ -146,7 +146,7 @@ def decide(take: Callable[[int, list[str] | None, int], list[dict]], settings: S
 
         second = take_more(settings.confirm_pairs, flagged, 0)
         second = grow(second, take_more, limit=limit, threshold=threshold, detect=detect, among=flagged, log=log)
-    cases = verdict.confirm(cases, verdict.evaluate(second, threshold) if second else {})
+    cases = verdict.confirm(cases, verdict.evaluate(second, threshold, flagged) if second else {})
     judged = {"value": threshold, "rule": settings.rule, "calibration": cal}
     return pairs, second, cases, judged | ({"calibration_note": why} if why else {})
 
@@ -193,13 +193,20 @@ def summary(doc: dict) -> str:
     cases = doc["cases"]
     failed = doc["regressions"]
     errors = [k for k in failed if cases[k]["verdict"] == verdict.ERROR]
-    confirmed = [k for k in failed if k not in errors]
+    unconfirmable = [k for k in failed if cases[k].get("confirmation_error")]
+    confirmed = [k for k in failed if k not in errors and k not in unconfirmable]
     unconfirmed = [k for k, r in cases.items() if r.get("confirmed") is False]
     parts = []
     if confirmed:
         parts.append(f"confirmed regression in {', '.join(confirmed)}")
     if errors:
         parts.append(f"no result for {', '.join(errors)}")
+    if unconfirmable:
+        parts.append(
+            "flagged slower, but the confirming set failed ("
+            + "; ".join(f"{k}: {cases[k]['confirmation_error']}" for k in unconfirmable)
+            + ")"
+        )
     if unconfirmed:
         parts.append(f"slower but not confirmed by a second set of pairs: {', '.join(unconfirmed)}")
     unsure = [k for k, r in cases.items() if r["verdict"] == verdict.INCONCLUSIVE]

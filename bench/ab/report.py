@@ -11,6 +11,8 @@ COLUMNS = ("case", "BASE img/s", "HEAD img/s", "HEAD/BASE", "95% interval", "pai
 
 
 def _confirmed(row: dict) -> str:
+    if row.get("confirmation_error"):
+        return "error"
     return {True: "confirmed", False: "not confirmed", None: "-"}[row.get("confirmed")]
 
 
@@ -44,7 +46,7 @@ def _num(v) -> str:
 def table(cases: dict[str, dict]) -> str:
     """A plain-text table, one line per case."""
     body = rows(cases)
-    widths = [max(len(c), *(len(r[i]) for r in body)) for i, c in enumerate(COLUMNS)]
+    widths = [max([len(c), *(len(r[i]) for r in body)]) for i, c in enumerate(COLUMNS)]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
     return "\n".join([line(COLUMNS), line(["-" * w for w in widths]), *(line(r) for r in body)])
 
@@ -126,7 +128,13 @@ def bisect_summary(result: dict) -> str:
     doubtful = []
     for i, s in enumerate(steps, 1):
         undecided = s["evidence"].get("undecided") or []
-        verdict = "bad" if s["bad"] else ("good" if not undecided else "counted good, undecided")
+        verdict = (
+            "untestable"
+            if s["bad"] is None
+            else "bad"
+            if s["bad"]
+            else ("good" if not undecided else "counted good, undecided")
+        )
         runs = len(s["evidence"].get("earlier") or [])
         again = f" (after {runs} undecided A/B run(s) of it, A/B'd again with more pairs)" if runs else ""
         lines.append(f"step {i}: {s['candidate']} {verdict}{again}: {s['evidence']['summary']}")
@@ -139,8 +147,21 @@ def bisect_summary(result: dict) -> str:
             + ": if one of these was in fact bad, the first bad is that candidate or an earlier one;"
             " run that A/B again with a larger --max-pairs, allow more --reruns, or use a quieter machine"
         )
+    if result.get("interrupted"):
+        lines.append(f"interrupted after {len(steps)} step(s): no first bad yet")
+        return "\n".join(lines)
+    if result.get("first_bad_within"):
+        lines.append(
+            f"no single first bad: the first bad is one of {', '.join(result['first_bad_within'])} (after the last"
+            f" good {result['last_good']}); untestable: {', '.join(result['untestable'])}; evidence of the last:"
+        )
+        return "\n".join([*lines, table(result["evidence"]["cases"])])
     if result["first_bad"] is None:
-        lines.append(f"the bad end {result['candidates'][-1]} did not regress against the good end here")
+        end = result["steps"][-1]
+        if end.get("end") and end["bad"] is None:
+            lines.append(f"the bad end {result['candidates'][-1]} could not be tested here")
+        else:
+            lines.append(f"the bad end {result['candidates'][-1]} did not regress against the good end here")
         return "\n".join(lines)
     lines.append(
         f"first bad: {result['first_bad']} (last good: {result['last_good']}) after {len(steps)} A/B step(s) "

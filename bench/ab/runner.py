@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import processes
 from bench.ab import envs, worktree
 from bench.ab.sides import Side, git, resolve
 from bench.ab.verdict import pair_ratio
@@ -45,6 +46,14 @@ from bench.throughput import turns
 LABELS = ("BASE", "HEAD")
 INTERLEAVE = ("rounds", "processes")
 TURNS = (0, 1, 1, 0)  # which of a pair's processes gets each turn, repeated: ABBA ABBA ...
+
+
+class SideFailed(UsageError):
+    """A side's processes failed before any pair measured it: the side cannot run at all."""
+
+    def __init__(self, label: str, message: str):
+        super().__init__(message)
+        self.label = label
 
 
 @dataclasses.dataclass
@@ -122,6 +131,7 @@ def measure(
     the load average before it, its wall time and exit status. Its output goes to ``out``'s ``.log``.
     A process still running after ``timeout`` seconds is killed and recorded as an error."""
     argv = child_argv(prepared, throughput_args, out, cases)
+    out.unlink(missing_ok=True)  # an earlier run's result (a rerun into the same --out) is not this process's
     load = list(os.getloadavg())
     t0 = time.perf_counter()
     with open(out.with_suffix(".log"), "w") as log:
@@ -160,6 +170,8 @@ def measure_interleaved(
     that exits early leaves the other to finish alone. Processes still running ``timeout`` seconds
     after the pair's start are killed and recorded as errors."""
     procs, to_child, from_child, logs, walls = [], [], [], [], []
+    for out in outs:
+        out.unlink(missing_ok=True)  # an earlier run's result (a rerun into the same --out) is not this pair's
     load = list(os.getloadavg())
     t0 = time.perf_counter()
     try:
@@ -274,7 +286,8 @@ def _record(
     timeout: float | None = None,
 ) -> dict:
     """One process's record from its exit status and result file (an error when it was killed at
-    ``timeout`` seconds)."""
+    ``timeout`` seconds, left no result, or exited non-zero other than for a case its file records as
+    failed: whatever file is at ``out`` then, it is not counted)."""
     from bench.regression.throughput import results
 
     record = {"loadavg_before": load, "wall_s": wall_s, "returncode": status, "cases": {}}
@@ -284,12 +297,18 @@ def _record(
             " (--process-timeout)"
         )
         return record
-    if not out.exists():
-        tail = out.with_suffix(".log").read_text().strip().splitlines()[-1:] or ["no output"]
+    doc = read_json(out, what="result file") if out.exists() else None
+    # pytest's 1 with a case recorded as failed (out of memory): the file is this process's (any
+    # earlier one was removed first) and that case fails by its own error; any other non-zero exit
+    # is the process's error, whatever file it left
+    explained = status == 1 and doc is not None and any(r["error"] for r in results(doc))
+    if doc is None or (status != 0 and not explained):
+        log = out.with_suffix(".log")
+        tail = (log.read_text(errors="replace") if log.exists() else "").strip().splitlines()[-1:] or ["no output"]
         why = tail[0].removeprefix("error: ")[:200]
-        record["error"] = f"{prepared.label} ({prepared.side.text}) exited {status} without a result: {why}"
+        said = "without a result" if doc is None else "(its result is not counted)"
+        record["error"] = f"{prepared.label} ({prepared.side.text}) exited {status} {said}: {why}"
         return record
-    doc = read_json(out, what="result file")
     harness = doc.get("harness") or {}
     record.update(device_class=harness.get("device_class"), loadavg_end=harness.get("loadavg_end"))
     record["machine_info"] = doc.get("machine_info")
@@ -317,10 +336,15 @@ def run_pairs(
     """``n_pairs`` pairs of processes, each ``{"pair", "order", "asked", "BASE": record, "HEAD": record}``;
     ``measure_pair([first, second], [process_index, ...])`` runs a pair's two processes (in that
     order, or taking turns from the first) and returns their records. ``asked``: the cases the
-    pair was run for (None: every case), which its verdicts then count it for."""
+    pair was run for (None: every case), which its verdicts then count it for.
+
+    A side whose processes fail before any pair of the run measured it (``start`` 0: the first set's
+    first pairs) cannot run at all: ``SideFailed`` (a ``UsageError``) at once. A failure in a later
+    pair (a grown or confirming set's) is an error of the cases it spoils; the pairs measured are kept."""
     pairs = []
     first = None
     for i in range(n_pairs):
+        processes.raise_if_terminated()  # a SIGTERM whose exit was swallowed stops the run here at the latest
         if i % 2 == 0:
             first = LABELS[int(rng.integers(2))]
         else:
@@ -329,8 +353,8 @@ def run_pairs(
         pair = {"pair": start + i, "order": order, "asked": asked}
         records = measure_pair([sides[LABELS.index(x)] for x in order], [2 * (start + i), 2 * (start + i) + 1])
         for label, record in zip(order, records, strict=True):
-            if record.get("error") and not any(p[label].get("cases") for p in pairs):
-                raise UsageError(record["error"])  # the side cannot run at all: say why at once
+            if record.get("error") and start == 0 and not any(p[label].get("cases") for p in pairs):
+                raise SideFailed(label, record["error"])  # the side cannot run at all: say why at once
             pair[label] = record
         pairs.append(pair)
         log(f"cnn-bench ab: pair {start + i + 1} ({''.join(x[0] for x in order)}): " + _pair_line(pair))

@@ -105,10 +105,11 @@ def medians(pairs: Sequence[dict], key: str, label: str) -> float | None:
     return float(np.median(values)) if values else None
 
 
-def evaluate(pairs: Sequence[dict], threshold: float) -> dict[str, dict]:
-    """Per case: BASE and HEAD medians, the pair ratios, and ``judge``'s verdict (or an error)."""
+def evaluate(pairs: Sequence[dict], threshold: float, keys: Sequence[str] = ()) -> dict[str, dict]:
+    """Per case (those the pairs reported, and ``keys``, which no pair may have reported: an error
+    then, saying why): BASE and HEAD medians, the pair ratios, and ``judge``'s verdict (or an error)."""
     out = {}
-    for key in case_keys(pairs):
+    for key in dict.fromkeys([*case_keys(pairs), *keys]):
         values, error = ratios(pairs, key)
         row = {"base": medians(pairs, key, "BASE"), "head": medians(pairs, key, "HEAD"), "ratios": values}
         if error or len(values) < MIN_PAIRS:
@@ -130,20 +131,31 @@ def undecided(rows: dict[str, dict], detect: float, among: Sequence[str] | None 
 
 def confirm(first: dict[str, dict], second: dict[str, dict]) -> dict[str, dict]:
     """``first`` with each slower case's confirmation from the independent ``second`` set:
-    ``confirmed`` True (slower again), False (not), None (not flagged, nothing to confirm)."""
+    ``confirmed`` True (slower again), False (not), None (not flagged, nothing to confirm, or the
+    confirming set has no result for it: ``confirmation_error`` then says why, and the case fails
+    as one with no result does)."""
     out = {}
     for key, row in first.items():
         if row["verdict"] != SLOWER:
             out[key] = {**row, "confirmed": None}
             continue
-        again = second.get(key) or {"verdict": ERROR}
+        again = second.get(key) or {"verdict": ERROR, "error": "no confirming pair measured it"}
+        if again["verdict"] == ERROR:
+            out[key] = {**row, "confirmed": None, "confirmation": again, "confirmation_error": again["error"]}
+            continue
         out[key] = {**row, "confirmed": again["verdict"] == SLOWER, "confirmation": again}
     return out
 
 
+def errored(row: dict) -> bool:
+    """Whether a case has no verdict: its pairs, or the confirming set of a case flagged slower, failed."""
+    return row["verdict"] == ERROR or bool(row.get("confirmation_error"))
+
+
 def regressed(rows: dict[str, dict]) -> list[str]:
-    """Cases that fail: a confirmed slowdown, or an error (missing or errored results fail)."""
-    return [k for k, r in rows.items() if r.get("confirmed") or r["verdict"] == ERROR]
+    """Cases that fail: a confirmed slowdown, or an error (missing or errored results fail, the
+    confirming set's too)."""
+    return [k for k, r in rows.items() if r.get("confirmed") or errored(r)]
 
 
 def calibration(rows: dict[str, dict]) -> float:

@@ -10,6 +10,7 @@ environments, the load), ``ab.md`` and ``ab.png`` under ``--out``. Exit 1 on a c
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -137,16 +138,25 @@ def check_throughput_options(args: argparse.Namespace) -> None:
             opts[plan.dest(flag)] = value
     opts["max_rounds"] = max(opts.get("max_rounds") or 0, opts["rounds"])
     plan.resolve(opts)
+    if args.backend is not None and len(plan.backend_list(args.backend)) > 1:
+        raise UsageError(
+            f"--backend {args.backend!r}: an A/B runs one backend per side; compare backends with sides"
+            f" instead, e.g. `ab backend:{plan.backend_list(args.backend)[0]} backend:{plan.backend_list(args.backend)[1]}`"
+        )
 
 
-def check_outputs(args: argparse.Namespace) -> None:
-    """The output directory can be written and the baselines file (read for the calibration, written
-    by ``--calibrate``) is valid: one line, exit 2, before any work."""
-    from bench.io import writable_dir
+def check_outputs(args: argparse.Namespace, names: tuple[str, ...] = ("ab.json", "ab.md", "ab.png")) -> None:
+    """The output directory can be written, none of its files (``names``) is the baselines file, and
+    the baselines file (read for the calibration, written by ``--calibrate``) is valid, and writable
+    when ``--calibrate`` will write it: one line, exit 2, before any work."""
+    from bench.io import distinct_outputs, writable_dir, writable_file
 
-    writable_dir("--out", out_dir(args))
+    out = writable_dir("--out", out_dir(args))
+    distinct_outputs([("--out", out / name) for name in names], [args.baselines])
     if Path(args.baselines).exists():
         baselines.load(args.baselines)
+    if getattr(args, "calibrate", False):
+        writable_file("--baselines", args.baselines)
 
 
 def decision(args: argparse.Namespace) -> dict:
@@ -174,13 +184,14 @@ def decision(args: argparse.Namespace) -> dict:
     }
 
 
-def settings(args: argparse.Namespace):
+def settings(args: argparse.Namespace, names: tuple[str, ...] = ("ab.json", "ab.md", "ab.png")):
+    """The run's ``Settings`` from the options, every one checked (one line, exit 2) before any work;
+    ``names``: the files the command writes under ``--out``."""
     from bench.ab.experiment import Settings
-    from bench.environment import REPO_ROOT
 
     judged = decision(args)
     check_throughput_options(args)
-    check_outputs(args)
+    check_outputs(args, names)
     if args.order_seed is not None and not 0 <= args.order_seed < 2**32:
         raise UsageError(f"--order-seed {args.order_seed} is invalid; expected 0 to {2**32 - 1}")
     from bench.ab.runner import INTERLEAVE
@@ -189,9 +200,7 @@ def settings(args: argparse.Namespace):
         raise UsageError(f"--interleave {args.interleave!r} is invalid; expected one of {', '.join(INTERLEAVE)}")
     if not args.process_timeout > 0:  # NaN too
         raise UsageError(f"--process-timeout {args.process_timeout:g} is invalid; expected a number of seconds above 0")
-    repo = Path(args.repo).resolve() if args.repo else REPO_ROOT
-    if not (repo / ".git").exists():
-        raise UsageError(f"--repo {str(repo)!r} is not a git repository")
+    repo = check_repo(args)
     seed = args.order_seed if args.order_seed is not None else time.time_ns() % 2**32
     return Settings(
         throughput_args=tuple(throughput_args(args)),
@@ -201,6 +210,16 @@ def settings(args: argparse.Namespace):
         process_timeout=args.process_timeout,
         **judged,
     )
+
+
+def check_repo(args: argparse.Namespace) -> Path:
+    """``--repo`` (default: this tree's) as a git repository, or one line, exit 2."""
+    from bench.environment import REPO_ROOT
+
+    repo = Path(args.repo).resolve() if args.repo else REPO_ROOT
+    if not (repo / ".git").exists():
+        raise UsageError(f"--repo {str(repo)!r} is not a git repository")
+    return repo
 
 
 def calibration_lookup(path: str, opts):
@@ -246,6 +265,8 @@ def out_dir(args: argparse.Namespace) -> Path:
     from bench.io import fill_template
 
     if not hasattr(args, "_out_dir"):
+        if not args.out.strip():
+            raise UsageError("--out '' is empty; expected a directory (it may hold {time})")
         args._out_dir = fill_template(args.out)
     return args._out_dir
 
@@ -287,9 +308,11 @@ def check_mode(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench import processes
-    from bench.ab import experiment, report, sides, verdict
+    from bench.ab import experiment, report, sides
 
     processes.exit_on_sigterm()
+    if args.recipe is not None and not args.recipe.strip():
+        raise UsageError("--recipe '' is empty; expected a recipe name (python -m bench train --help lists them)")
     check_mode(args)
     if args.base is None and not args.calibrate:
         raise UsageError("give BASE (e.g. git:origin/main), or --calibrate for an A/A run")
@@ -309,23 +332,46 @@ def run(args: argparse.Namespace) -> int:
     print("\n".join(report.header(doc)))
     print()
     print(report.table(doc["cases"]))
+    if not args.calibrate:
+        print(f"\n{doc['summary']}")
+    for path in write(doc, out):  # first: whatever the calibration gives, the A/A's evidence is kept
+        print(f"cnn-bench ab: wrote {path}")
     if args.calibrate:
-        entry = calibration_entry(doc, verdict.calibration(doc["cases"]))
+        entry, why = calibration_of(doc, args.baselines)
+        if entry is None:
+            print(f"cnn-bench ab: error: {why}; nothing recorded in {args.baselines}", file=sys.stderr)
+            return 1
         record_calibration(args.baselines, doc["device_class"], entry)
         print(
             f"\ncnn-bench ab: A/A threshold {entry['threshold']:.1%} for {doc['device_class']} recorded in {args.baselines}"
         )
-    else:
-        print(f"\n{doc['summary']}")
-    for path in write(doc, out):
-        print(f"cnn-bench ab: wrote {path}")
-    return 1 if doc["regressions"] and not args.calibrate else 0
+        return 0
+    return 1 if doc["regressions"] else 0
+
+
+def calibration_of(doc: dict, path: str) -> tuple[dict | None, str | None]:
+    """The baselines entry an A/A run records, or None and why none can be (one line): a case with no
+    result, no case with an interval, or a threshold the baselines file would refuse (too noisy)."""
+    from bench.ab import verdict
+    from bench.errors import BaselinesError
+
+    failed = [k for k, r in doc["cases"].items() if verdict.errored(r)]
+    if failed or not doc["cases"] or doc["device_class"] is None:
+        return None, f"the A/A run has no result for {', '.join(failed) or 'any case'}: it cannot calibrate"
+    entry = calibration_entry(doc, verdict.calibration(doc["cases"]))
+    try:
+        baselines.check_calibrations({baselines.calibration_key(doc["device_class"], entry): entry}, path)
+    except BaselinesError:
+        return None, (
+            f"the A/A run is too noisy to calibrate (its intervals reach {entry['threshold']:.1%} from 1; a threshold"
+            " must be below 100 %): more --pairs or a quieter machine"
+        )
+    return entry, None
 
 
 def run_accuracy(args: argparse.Namespace, base, head) -> int:
     """``--recipe``: the paired top-1 A/B (``bench.ab.accuracy``); exit 1 when HEAD is lower (or a run failed)."""
     from bench.ab import accuracy, runner
-    from bench.environment import REPO_ROOT
     from bench.io import write_json
     from bench.training.recipes import RECIPES
 
@@ -337,8 +383,8 @@ def run_accuracy(args: argparse.Namespace, base, head) -> int:
         from bench.training.budget import Budget
 
         Budget.parse(args.budget, full=RECIPES[args.recipe].full())
-    check_outputs(args)
-    repo = Path(args.repo).resolve() if args.repo else REPO_ROOT
+    check_outputs(args, ("ab-accuracy.json",))
+    repo = check_repo(args)
     out = out_dir(args)
     train_args = ["--budget", args.budget] if args.budget else []
     with runner.prepared_sides(base, head, repo) as prepared:

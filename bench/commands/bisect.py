@@ -4,7 +4,11 @@ the first commit (first parent) or version whose throughput regresses against th
 Each step is a whole ``ab`` (pairs, confirmation) of the midpoint against the good end, so about
 log2(N) A/B runs for N candidates. It assumes the regression is monotonic, and says so. Writes
 ``bisect.json`` (every step's A/B document) and ``bisect.md`` under ``--out``; exit 0 when a first
-bad candidate was found, 1 when the bad end does not regress here, 2 on bad input. A step that
+bad candidate was found, 1 when the bad end does not regress here (or untestable candidates leave
+a range the first bad is in), 2 on bad input. A candidate whose A/B fails (it does not run, or a
+case has no result and none is confirmed slower) is untestable, as with ``git bisect skip``: its
+nearest untested neighbour is tried instead. bisect.json and bisect.md are written whatever
+the steps gave. A step that
 comes out good while its interval does not rule out a ``--detect`` slowdown is A/B'd again with
 twice the pairs (``--reruns`` times at most); one still undecided then is counted good and named in
 the summary: the first bad candidate may then be that one or earlier.
@@ -61,10 +65,24 @@ def candidates(args: argparse.Namespace, repo: Path) -> tuple[list[str], Callabl
             raise UsageError(
                 f"--versions {args.versions}: '{sides.LATEST}' (the newest release) can only be the last, bad end"
             )
+        _increasing(args.versions, [v for v in versions if v.lower() != sides.LATEST])
         return versions, lambda v: f"pkg:{args.package}=={v}"
     if not (args.good and args.bad):
         raise UsageError("give --good REF and --bad REF (or --package NAME --versions A,B,...)")
     return bisect.commits(repo, args.good, args.bad), lambda sha: f"git:{sha}"
+
+
+def _increasing(given: str, versions: list[str]) -> None:
+    """Versions oldest (good) first, as pip orders them; else one line naming the pair out of order."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        parsed = [Version(v) for v in versions]
+    except InvalidVersion as e:
+        raise UsageError(f"--versions {given}: {e}; expected versions such as 3.13.0, oldest (good) first") from None
+    for (a, va), (b, vb) in zip(zip(versions, parsed), zip(versions[1:], parsed[1:])):
+        if not va < vb:
+            raise UsageError(f"--versions {given}: {a} comes before {b}, which is older; list them oldest (good) first")
 
 
 def _same_version(version: str, others: list[str]) -> bool:
@@ -84,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     processes.exit_on_sigterm()
     if args.reruns < 0:
         raise UsageError(f"--reruns {args.reruns} is invalid; expected 0 or more")
-    opts = settings(args)
+    opts = settings(args, ("bisect.json", "bisect.md"))
     found, side = candidates(args, opts.repo)
     out = out_dir(args)
     lookup = calibration_lookup(args.baselines, opts)
@@ -96,19 +114,31 @@ def run(args: argparse.Namespace) -> int:
 
         def run_ab(current, attempt: int) -> dict:
             workdir = out / (f"step{steps}" + (f"-rerun{attempt}" if attempt else ""))
-            doc = experiment.run(side(found[0]), side(candidate), current, calibration=lookup, workdir=workdir)
+            try:
+                doc = experiment.run(side(found[0]), side(candidate), current, calibration=lookup, workdir=workdir)
+            except UsageError as e:  # the candidate does not build or run: untestable, not bad input
+                print(f"cnn-bench bisect: {candidate} is untestable: {e}")
+                return {"kind": "ab", "error": str(e), "cases": {}, "regressions": [], "summary": f"untestable: {e}"}
             print(report.table(doc["cases"]))
             print(doc["summary"])
-            errors = [k for k in doc["regressions"] if doc["cases"][k]["verdict"] == verdict.ERROR]
-            if errors:
-                print(f"cnn-bench bisect: {candidate} gave no result for {', '.join(errors)}; counted as bad")
+            errors = [k for k in doc["regressions"] if verdict.errored(doc["cases"][k])]
+            if errors and len(errors) == len(doc["regressions"]):
+                print(f"cnn-bench bisect: {candidate} gave no result for {', '.join(errors)}; untestable")
             return doc
 
         return bisect.step(run_ab, opts, reruns=args.reruns)
 
-    result = bisect.search(found, judge)
+    what = f"--package {args.package}" if args.package else "commits (first parent)"
+    taken: list[dict] = []
+    try:
+        result = bisect.search(found, judge, steps=taken)
+    except BaseException:  # SIGTERM, Ctrl-C: the steps already run are kept
+        if taken:
+            for path in write({**bisect.interrupted(found, taken), "kind": "bisect", "what": what}, out, "bisect"):
+                print(f"cnn-bench bisect: wrote {path} (interrupted)")
+        raise
     result["kind"] = "bisect"
-    result["what"] = f"--package {args.package}" if args.package else "commits (first parent)"
+    result["what"] = what
     print()
     print(report.bisect_summary(result))
     for path in write(result, out, "bisect"):

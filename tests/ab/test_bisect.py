@@ -213,3 +213,129 @@ def test_a_step_run_again_says_so_in_the_summary():
     assert found["first_bad"] == "c3"
     assert "step 1: c2 good (after 1 undecided A/B run(s) of it, A/B'd again with more pairs)" in text
     assert "caution" not in text
+
+
+def test_an_untestable_midpoint_is_skipped_for_its_neighbour():
+    from bench.ab import report
+
+    def judge(candidate, untestable=("c8",)):
+        if candidate in untestable:
+            return None, {"summary": "untestable: HEAD exited 1", "cases": {}}
+        bad = int(candidate[1:]) >= 5
+        return bad, {"summary": "slower" if bad else "same", "cases": {}}
+
+    found = bisect.search([f"c{i}" for i in range(17)], judge, log=lambda *a: None)
+    assert found["first_bad"] == "c5" and found["untestable"] == ["c8"]
+    assert "step 1: c8 untestable: untestable: HEAD exited 1" in report.bisect_summary(found)
+    # only untestable candidates between the last good and the first bad: a range, not an answer
+    found = bisect.search([f"c{i}" for i in range(17)], lambda c: judge(c, ("c4", "c5")), log=lambda *a: None)
+    assert found["first_bad"] is None and found["first_bad_within"] == ["c4", "c5", "c6"]
+    assert found["last_good"] == "c3"
+    assert "the first bad is one of c4, c5, c6 (after the last good c3)" in report.bisect_summary(found)
+    found = bisect.search(["c0", "c1"], lambda c: (None, {"summary": "untestable", "cases": {}}), log=lambda *a: None)
+    assert found["first_bad"] is None and "the bad end c1 could not be tested here" in report.bisect_summary(found)
+
+
+def test_a_step_with_no_result_is_untestable_and_a_confirmed_regression_bad():
+    from bench.ab.experiment import Settings
+
+    no_result = {"cases": {"t": {"verdict": "error", "error": "x"}}, "regressions": ["t"], "summary": "FAIL"}
+    failed_confirming = {
+        "cases": {"t": {**_row("slower", 0.9, 0.94), "confirmed": None, "confirmation_error": "x"}},
+        "regressions": ["t"],
+        "summary": "FAIL",
+    }
+    both = {"cases": {**no_result["cases"], "u": {**_row("slower", 0.9, 0.94), "confirmed": True}}}
+    both["regressions"], both["summary"] = ["t", "u"], "FAIL"
+    for doc, bad in ((no_result, None), (failed_confirming, None), (both, True), (BAD, True), (GOOD, False)):
+        got, _ = bisect.step(lambda s, a, doc=doc: json.loads(json.dumps(doc)), Settings(), reruns=1, log=print)
+        assert got is bad
+
+
+def test_the_command_reports_an_untestable_midpoint_and_writes_its_files(tmp_path, monkeypatch, capsys):
+    from bench.__main__ import main
+    from bench.ab import experiment
+
+    def run(base, head, settings, **kw):
+        index = int(head.removeprefix("pkg:keras==3.").split(".")[0])
+        if index == 12:
+            raise UsageError("HEAD (pkg:keras==3.12.0) exited 1 without a result: broken")
+        bad = index >= 14
+        return {**(BAD if bad else GOOD), "summary": "FAIL" if bad else "OK"}
+
+    monkeypatch.setattr(experiment, "run", run)
+    out = tmp_path / "out"
+    versions = ",".join(f"3.{i}.0" for i in range(10, 15))
+    argv = ["bisect", "--package", "keras", "--versions", versions, "--out", str(out)]
+    assert main([*argv, "--baselines", str(tmp_path / "b.json")]) == 0
+    found = json.loads((out / "bisect.json").read_text())
+    assert found["first_bad"] == "3.14.0" and found["untestable"] == ["3.12.0"]
+    text = capsys.readouterr().out
+    assert "3.12.0 is untestable: HEAD (pkg:keras==3.12.0) exited 1" in text and "counted as bad" not in text
+    assert (out / "bisect.md").exists()
+
+
+def test_good_must_be_on_bad_s_first_parent_chain(tmp_path):
+    run = lambda *a: subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *a],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    run("init", "-q", "-b", "main")
+    (tmp_path / "f").write_text("0")
+    run("add", "f")
+    run("commit", "-qm", "c0")
+    base = run("rev-parse", "HEAD")
+    run("checkout", "-qb", "side")
+    (tmp_path / "g").write_text("1")
+    run("add", "g")
+    run("commit", "-qm", "side")
+    side = run("rev-parse", "HEAD")
+    run("checkout", "-q", "main")
+    (tmp_path / "f").write_text("1")
+    run("commit", "-qam", "c1")
+    run("merge", "-q", "--no-ff", "-m", "merge", "side")
+    with pytest.raises(UsageError, match="is not on --bad 'HEAD''s first-parent chain") as e:
+        bisect.commits(tmp_path, side, "HEAD")
+    assert "\n" not in str(e.value)
+    assert len(bisect.commits(tmp_path, base, "HEAD")) == 3  # c0, c1, the merge
+
+
+@pytest.mark.parametrize(
+    ("versions", "said"),
+    [
+        ("3.14.0,3.13.0,latest", "3.14.0 comes before 3.13.0, which is older"),
+        ("3.10.0,3.9.0", "3.10.0 comes before 3.9.0"),
+        ("3.13.0,banana", "is not a package requirement"),
+    ],
+)
+def test_package_versions_must_be_oldest_first(tmp_path, versions, said):
+    import argparse
+
+    from bench.commands.bisect import candidates
+
+    args = argparse.Namespace(package="keras", versions=versions, good=None, bad=None)
+    with pytest.raises(UsageError, match=said) as e:
+        candidates(args, tmp_path)
+    assert "\n" not in str(e.value)
+
+
+def test_an_interrupted_bisect_keeps_the_steps_it_ran(tmp_path, monkeypatch):
+    from bench.__main__ import main
+    from bench.ab import experiment
+
+    def run(base, head, settings, **kw):
+        if head.endswith("3.13.0"):
+            raise KeyboardInterrupt  # Ctrl-C (SIGTERM's SystemExit alike) during the second step
+        return {**GOOD, "summary": "OK"}
+
+    monkeypatch.setattr(experiment, "run", run)
+    out = tmp_path / "out"
+    versions = ",".join(f"3.{i}.0" for i in range(10, 15))
+    argv = ["bisect", "--package", "keras", "--versions", versions, "--out", str(out)]
+    assert main([*argv, "--baselines", str(tmp_path / "b.json")]) == 130
+    found = json.loads((out / "bisect.json").read_text())
+    assert found["interrupted"] and [s["candidate"] for s in found["steps"]] == ["3.12.0"]
+    assert "interrupted after 1 step(s)" in (out / "bisect.md").read_text()

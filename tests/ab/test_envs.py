@@ -10,16 +10,28 @@ from bench.errors import UsageError
 
 
 class FakeUv:
-    """Records uv's calls; ``pip install`` fails with uv's message when ``fail`` is set."""
+    """Records uv's calls; ``pip install`` fails with uv's message when ``fail`` is set; ``pip freeze``
+    answers ``freeze``, or the overrides installed (as uv does for packages the project requires)."""
 
-    def __init__(self, fail: str | None = None):
-        self.calls, self.fail = [], fail
+    def __init__(self, fail: str | None = None, freeze: str | None = None):
+        self.calls, self.fail, self.freeze, self.overrides = [], fail, freeze, ""
 
     def __call__(self, argv, **kwargs):
+        from pathlib import Path
+
         self.calls.append(argv[1:3])
         if argv[1:3] == ["pip", "install"] and self.fail:
             return subprocess.CompletedProcess(argv, 1, "", self.fail)
-        out = "keras==3.14.0\ntensorflow-cpu==2.21.0\n" if argv[1:3] == ["pip", "freeze"] else ""
+        if argv[1] == "venv":  # the interpreter a cached entry is checked for
+            python = Path(argv[-1]) / "bin" / "python"
+            python.parent.mkdir(parents=True)
+            python.write_text("")
+            python.chmod(0o755)
+        if argv[1:3] == ["pip", "install"]:  # uv installs the overrides of packages the project requires
+            self.overrides = Path(argv[argv.index("--override") + 1]).read_text()
+        out = ""
+        if argv[1:3] == ["pip", "freeze"]:
+            out = self.freeze if self.freeze is not None else f"{self.overrides}tensorflow-cpu==2.21.0\n"
         return subprocess.CompletedProcess(argv, 0, out, "")
 
 
@@ -109,3 +121,78 @@ def test_a_name_that_does_not_resolve_is_one_line(uv, reason):
     with pytest.raises(UsageError) as e:
         envs.pin_latest(sides.parse("pkg:nosuch==latest"), run=uv, log=lambda *a: None)
     assert "\n" not in str(e.value) and reason in str(e.value) and "'pkg:nosuch==latest'" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("spec", "freeze", "said"),
+    [
+        ("pkg:kears==3.13.0", "keras==3.15.1\n", "'kears' is not installed"),  # uv dropped the override
+        ("pkg:nosuchpkgxyz==2.0", "keras==3.15.1\n", "'nosuchpkgxyz' is not installed"),
+        ("pkg:keras==3.13.0", "keras==3.15.1\n", "'keras==3.13.0' asked, but keras 3.15.1 was installed"),
+    ],
+)
+def test_a_package_not_installed_as_asked_is_one_line_and_no_environment(tmp_path, spec, freeze, said):
+    side = sides.parse(spec)
+    with pytest.raises(UsageError, match=said) as e:
+        envs.ensure(side, run=FakeUv(freeze=freeze), root=tmp_path, log=lambda *a: None)
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / sides.spec_hash(envs.spec(side))).exists()
+
+
+def _damage_venv(path):
+    import shutil
+
+    shutil.rmtree(path / "venv")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        _damage_venv,
+        lambda path: (path / envs.MARKER).write_text("{}"),
+        lambda path: (path / envs.MARKER).write_text('{"python": "/x'),
+        lambda path: (path / envs.MARKER).write_text("[]"),
+    ],
+    ids=["venv-removed", "empty-record", "truncated-record", "not-an-object"],
+)
+def test_a_damaged_environment_is_rebuilt_and_says_so(tmp_path, damage):
+    side = sides.parse("pkg:keras==3.14.0")
+    first = envs.ensure(side, run=FakeUv(), root=tmp_path, log=lambda *a: None)
+    damage(tmp_path / first["hash"])
+    logged, uv = [], FakeUv()
+    again = envs.ensure(side, run=uv, root=tmp_path, log=logged.append)
+    assert not again["cached"] and ["venv", "--quiet"] in uv.calls
+    assert any("rebuilding it" in line for line in logged)
+    assert envs.ensure(side, run=FakeUv(), root=tmp_path, log=lambda *a: None)["cached"]
+
+
+def test_two_builds_of_one_spec_take_turns(tmp_path):
+    """The second waits for the first's lock and reuses its environment instead of removing it half-built."""
+    import threading
+    import time
+
+    side = sides.parse("pkg:keras==3.14.0")
+    started, release, results = threading.Event(), threading.Event(), []
+
+    class SlowUv(FakeUv):
+        def __call__(self, argv, **kwargs):
+            if argv[1:3] == ["pip", "install"]:
+                started.set()
+                release.wait(10)
+            return super().__call__(argv, **kwargs)
+
+    first = threading.Thread(
+        target=lambda: results.append(envs.ensure(side, run=SlowUv(), root=tmp_path, log=lambda *a: None))
+    )
+    first.start()
+    assert started.wait(10)
+    second = threading.Thread(
+        target=lambda: results.append(envs.ensure(side, run=FakeUv(), root=tmp_path, log=lambda *a: None))
+    )
+    second.start()
+    time.sleep(0.5)
+    assert second.is_alive()  # waiting for the lock, not removing the first's half-built tree
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert [r["cached"] for r in results] == [False, True]

@@ -281,3 +281,104 @@ def test_the_summary_clears_an_inconclusive_case_of_the_slowdown_its_interval_ru
     doc = {"cases": {"c": row}, "regressions": [], "settings": settings, "threshold": {"calibration": 0.05}}
     assert experiment.summary(doc).startswith(says)
     assert ("cleared" in experiment.summary(doc)) != ("inconclusive" in experiment.summary(doc))
+
+
+def failing_from(slowdown, monkeypatch, first_failing: int):
+    """``slowdown``'s processes, each from the ``first_failing``-th on (0-based) killed without a result."""
+    measure = runner.measure
+
+    def failing(prepared, throughput_args, out, **kw):
+        record = measure(prepared, throughput_args, out, **kw)
+        if len(slowdown["calls"]) > first_failing:
+            return {**record, "cases": {}, "error": f"{prepared.label} (.) exited -9 without a result: killed"}
+        return record
+
+    monkeypatch.setattr(runner, "measure", failing)
+    monkeypatch.setattr(
+        runner,
+        "measure_interleaved",
+        lambda order, args, outs, **kw: [failing(p, args, o, **kw) for p, o in zip(order, outs, strict=True)],
+    )
+
+
+def test_a_failed_confirming_set_is_an_error_not_an_ok(tmp_path, slowdown, monkeypatch, capsys):
+    slowdown["HEAD"] = 0.10
+    failing_from(slowdown, monkeypatch, 8)  # the 4 pairs flag it; the confirming set crashes
+    code, out = ab(tmp_path, "--pairs", "4", "--confirm-pairs", "3", "--max-pairs", "0")
+    assert code == 1
+    doc = json.loads((out / "ab.json").read_text())
+    assert all(r["confirmed"] is None and "exited -9" in r["confirmation_error"] for r in doc["cases"].values())
+    assert doc["summary"].startswith("FAIL: flagged slower, but the confirming set failed")
+    assert "not confirmed" not in capsys.readouterr().out
+
+
+def test_a_failure_after_the_first_pairs_keeps_them_and_fails_the_cases(tmp_path, slowdown, monkeypatch, capsys):
+    slowdown["rng"] = np.random.default_rng(5)
+    failing_from(slowdown, monkeypatch, 6)  # the first process of the first grown block
+    code, out = ab(tmp_path, "--pairs", "3", "--max-pairs", "8", "--detect", "0.1")
+    assert code == 1
+    doc = json.loads((out / "ab.json").read_text())
+    assert len(doc["pairs"]) == 5 and all(doc["pairs"][i]["BASE"]["cases"] for i in range(3))
+    assert all(r["verdict"] == "error" for r in doc["cases"].values())
+    assert doc["summary"].startswith("FAIL: no result for")
+
+
+def test_a_side_that_fails_at_once_is_one_line_exit_2(tmp_path, slowdown, monkeypatch, capsys):
+    failing_from(slowdown, monkeypatch, 0)
+    code, out = ab(tmp_path)
+    assert code == 2 and "exited -9" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--backend", "tensorflow,jax"], "--backend 'tensorflow,jax': an A/B runs one backend per side"),
+        (["--out", ""], "--out '' is empty"),
+        (["--out", "{time.year}"], "'{time.year}' is an invalid file name template"),
+        (["--out", "x/{time[0]}"], "'x/{time[0]}' is an invalid file name template ({time[0]}); it may hold {time}"),
+        (["--recipe", ""], "--recipe '' is empty"),
+        (["--recipe", "smoke_resnet20_cifar10_jpeg", "--repo", "/nonexistent"], "is not a git repository"),
+        (["--recipe", "smoke_resnet20_cifar10_jpeg", "--repo", "/"], "--repo '/' is not a git repository"),
+        (["--baselines", "{out}/ab.json"], "ab.json' is the input"),  # ab would write over what it reads
+        (["--baselines", "{out}/ab.md", "--calibrate"], "ab.md' is the input"),
+        (["--baselines", "/proc/nope/b.json", "--calibrate"], "--baselines '/proc/nope/b.json'"),
+    ],
+)
+def test_bad_options_are_one_line_before_any_work(tmp_path, monkeypatch, capsys, extra, named):
+    from bench.ab import accuracy
+
+    monkeypatch.setattr(runner, "prepared_sides", lambda *a, **kw: pytest.fail("prepared a side"))
+    monkeypatch.setattr(accuracy, "train_one", lambda *a, **kw: pytest.fail("trained"))
+    out = tmp_path / "out"
+    extra = [x.replace("{out}", str(out)) for x in extra]
+    given = [] if "--recipe" in extra or "--baselines" in extra else ["--baselines", str(tmp_path / "b.json")]
+    argv = ["ab", *([] if "--calibrate" in extra else [".", "."]), "--out", str(out), *given, *extra]
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert named in err and err.count("\n") == 1
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_an_a_a_too_noisy_to_calibrate_records_nothing(tmp_path, slowdown, monkeypatch, capsys):
+    from bench.ab import verdict
+
+    monkeypatch.setattr(verdict, "calibration", lambda rows: 19.8)  # an interval reaching [0.019, 20.8]
+    code, out = ab(tmp_path, "--calibrate", "--pairs", "2")
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "too noisy to calibrate" in err and err.count("\n") == 1
+    assert not (tmp_path / "b.json").exists() and (out / "ab.json").exists()
+    assert main(["ab", ".", ".", "--baselines", str(tmp_path / "b.json"), "--out", str(tmp_path / "o2")]) == 0
+
+
+def test_a_calibration_whose_processes_failed_writes_its_report_and_records_nothing(
+    tmp_path, slowdown, monkeypatch, capsys
+):
+    failing_from(slowdown, monkeypatch, 2)  # every process after the first pair
+    code, out = ab(tmp_path, "--calibrate", "--pairs", "3")
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "has no result for" in err and "nothing recorded" in err and "Traceback" not in err
+    assert not (tmp_path / "b.json").exists()
+    assert len(json.loads((out / "ab.json").read_text())["pairs"]) == 3

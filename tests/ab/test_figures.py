@@ -138,14 +138,16 @@ def test_an_injection_is_sized_from_every_timing_of_it(monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_the_injected_step_really_costs_more():
-    """The real injection on this machine: a chain sized to a fifth of each step makes the step
-    clearly slower (not optimised away as dead code, and waited for). Only a loose lower bound:
-    the figure itself reports what was measured, and a shared machine times noisily."""
+    """The real injection on this machine: a chain sized to the whole of each step makes the step
+    clearly slower (not optimised away as dead code, and waited for). Only a loose lower bound: the
+    figure itself reports what was measured, and a loaded machine times the chain's share low (at
+    a load of 5 on 2 cores a chain sized to a fifth of the step added 3.7 % to inference, against
+    the 5 % this test once asked of it; dead code adds nothing)."""
     from bench.ab import figures
 
-    counts, timing = figures.chains(0.2)
+    counts, timing = figures.chains(1.0)
     extra = figures.measured_extra(counts, rounds=7)
-    assert extra["train"] > 0.05 and extra["infer"] > 0.05, (counts, timing, extra)
+    assert extra["train"] > 0.08 and extra["infer"] > 0.08, (counts, timing, extra)
 
 
 def test_loaded_power_trials_get_a_chain_sized_beside_the_load(tmp_path, monkeypatch):

@@ -116,3 +116,104 @@ def test_pins_the_other_side_runs_already_are_an_a_a_and_say_so():
     assert runner.same_versions(side_running("BASE", ".", None), here)[0].startswith(
         "cnn-bench ab: note: HEAD pins pytest"
     )
+
+
+# a side whose `python -m bench throughput` fails at once, as a broken commit's does
+CRASHING_MAIN = """
+raise SystemExit("error: broken")
+"""
+
+
+def crashing_side(tmp_path, label: str) -> runner.Prepared:
+    side = hanging_side(tmp_path, label)
+    (side.tree / "bench" / "__main__.py").write_text(CRASHING_MAIN)
+    return side
+
+
+STALE = {"benchmarks": [], "harness": {"device_class": "cpu:stale"}, "machine_info": {"stale": True}}
+
+
+def test_a_crashed_process_never_reads_an_earlier_runs_result(tmp_path):
+    """A rerun into the same --out: the crashed process's result file is an earlier run's, not its own."""
+    import json
+
+    out = tmp_path / "000-BASE.json"
+    out.write_text(json.dumps(STALE))
+    record = runner.measure(crashing_side(tmp_path, "BASE"), [], out, timeout=60)
+    assert record["error"] == "BASE (.) exited 1 without a result: broken"
+    assert "machine_info" not in record and not out.exists()
+
+
+def test_a_process_that_exits_non_zero_is_an_error_whatever_file_it_leaves(tmp_path):
+    import json
+
+    side = crashing_side(tmp_path, "BASE")
+    out = tmp_path / "000-BASE.json"
+    main = f"import pathlib\npathlib.Path({str(out)!r}).write_text({json.dumps(json.dumps(STALE))})\n" + CRASHING_MAIN
+    (side.tree / "bench" / "__main__.py").write_text(main)
+    record = runner.measure(side, [], out, timeout=60)
+    assert record["error"] == "BASE (.) exited 1 (its result is not counted): broken" and record["cases"] == {}
+
+
+def test_a_crashed_pair_taking_turns_never_reads_an_earlier_runs_results(tmp_path):
+    import json
+
+    order = [crashing_side(tmp_path, label) for label in ("BASE", "HEAD")]
+    outs = [tmp_path / "000-BASE.json", tmp_path / "001-HEAD.json"]
+    for out in outs:
+        out.write_text(json.dumps(STALE))
+    records = runner.measure_interleaved(order, [], outs, timeout=60)
+    assert [r["error"] for r in records] == [
+        f"{label} (.) exited 1 without a result: broken" for label in runner.LABELS
+    ]
+
+
+def _measured(label):
+    return {"cases": {"c": {"median": 100.0, "samples": [100.0], "error": None}}, "loadavg_before": [1.0] * 3}
+
+
+def test_only_a_failure_before_any_pair_is_a_side_that_cannot_run():
+    import numpy as np
+
+    from bench.errors import UsageError
+    from tests.ab.fakes import SIDES
+
+    failed = {"cases": {}, "error": "HEAD (.) exited -9 without a result: killed", "loadavg_before": [1.0] * 3}
+    first = lambda order, idx: [failed if p.label == "HEAD" else _measured(p.label) for p in order]  # noqa: E731
+    with pytest.raises(UsageError, match="exited -9") as e:
+        runner.run_pairs(SIDES, 2, first, rng=np.random.default_rng(0), log=lambda *a: None)
+    assert e.value.label == "HEAD"
+    # a grown or confirming set (start > 0): the failure is the cases', and the pair is kept
+    later = runner.run_pairs(SIDES, 2, first, rng=np.random.default_rng(0), start=3, log=lambda *a: None)
+    assert len(later) == 2 and all(p["HEAD"]["error"] for p in later)
+
+
+def test_a_process_that_failed_a_case_keeps_its_other_cases(tmp_path):
+    """pytest's exit 1 for a case that ran out of memory: that case fails by its own error, the others count."""
+    import json
+
+    side = crashing_side(tmp_path, "BASE")
+    out = tmp_path / "000-BASE.json"
+    doc = {
+        "harness": {"device_class": "cpu:fake x2"},
+        "benchmarks": [{"param": "c1", "extra_info": {"images_per_s": {"median": 100.0, "samples": [99.0, 101.0]}}}],
+        "errors": [{"id": "c2", "error": "out of memory"}],
+    }
+    main = f"import pathlib, sys\npathlib.Path({str(out)!r}).write_text({json.dumps(json.dumps(doc))})\nsys.exit(1)\n"
+    (side.tree / "bench" / "__main__.py").write_text(main)
+    record = runner.measure(side, [], out, timeout=60)
+    assert "error" not in record and record["returncode"] == 1
+    assert record["cases"]["c1"]["median"] == 100.0 and record["cases"]["c2"]["error"] == "out of memory"
+
+
+def test_a_crashed_training_run_never_reads_an_earlier_runs_result(tmp_path):
+    """The accuracy A/B into an --out that holds an earlier run's result: a run that exits non-zero is an error."""
+    import json
+
+    from bench.ab import accuracy
+
+    out = tmp_path / "BASE-seed0"
+    out.mkdir()
+    (out / "old.json").write_text(json.dumps({"kind": "bench.train", "status": "ok", "top1": 50.0}))
+    record = accuracy.train_one(crashing_side(tmp_path, "BASE"), "r", 0, [], out)
+    assert record["error"] == "exited 1 without a result" and "top1" not in record

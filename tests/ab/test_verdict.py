@@ -183,3 +183,14 @@ def test_a_set_does_not_grow_past_its_limit_or_once_decided():
     flagged = pairs(n=6, seed=5, slowdown=0.2)
     assert verdict.undecided(verdict.evaluate(flagged, 0.02), 0.05) == []
     assert len(grow(flagged, take, limit=12, threshold=0.02, detect=0.05, log=lambda *a: None)) == 6 and taken == []
+
+
+def test_a_failed_confirming_set_is_an_error_not_not_confirmed():
+    first = verdict.evaluate(pairs(slowdown=0.10, seed=1), threshold=0.05)
+    failed = verdict.evaluate(pairs(slowdown=0.10, seed=2, errors=(TRAIN,)), threshold=0.05)
+    rows = verdict.confirm(first, failed)
+    assert rows[TRAIN]["confirmed"] is None and "oom" in rows[TRAIN]["confirmation_error"]
+    assert rows[INFER]["confirmed"] is True
+    assert set(verdict.regressed(rows)) == {TRAIN, INFER}
+    missing = verdict.confirm(first, {})  # no confirming pair measured it at all
+    assert set(verdict.regressed(missing)) == set(CASES) and all(r["confirmation_error"] for r in missing.values())

@@ -61,3 +61,32 @@ def test_sigterm_exits_only_inside_the_block():
         time.sleep(5)  # the handler runs at once; reaching the end of this sleep is a failure
     assert e.value.code == 128 + signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+# SIGTERM handled inside a gc callback (as jax's ``_xla_gc_callback``), where Python discards exceptions
+SWALLOWED = """
+import gc, signal, sys, time
+from bench import processes
+processes.exit_on_sigterm()
+fired = []
+def callback(phase, info):
+    if phase == "start" and not fired:
+        fired.append(1)
+        signal.raise_signal(signal.SIGTERM)
+        sum(range(10000))  # the handler runs here, inside the callback
+gc.callbacks.append(callback)
+gc.collect()
+try:
+    time.sleep(30)
+finally:
+    print("cleanup ran", flush=True)
+print("survived", flush=True)
+"""
+
+
+def test_a_sigterm_whose_exit_lands_in_a_gc_callback_still_exits_in_order():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", SWALLOWED], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 128 + signal.SIGTERM and time.perf_counter() - t0 < 20
+    assert done.stdout == "cleanup ran\n" and "Exception ignored" not in done.stderr
