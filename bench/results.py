@@ -328,19 +328,19 @@ def check_throughput(doc: dict, where: str) -> dict:
     return doc
 
 
-def _non_finite(value: Any, at: str = "") -> tuple[str, str, float] | None:
-    """The first NaN or Inf in ``value``'s fields (any depth): (where it is, e.g.
-    ``benchmarks[0].extra_info``, its field, e.g. ``cv`` or ``loadavg_start[1]``, the value)."""
+def _non_finite(value: Any, path: tuple = ()) -> tuple[str, str, float] | None:
+    """The first NaN or Inf in ``value`` (any depth) as (where, field, value): ``benchmarks[0].extra_info``,
+    ``cv`` (or ``loadavg_start[1]``), nan."""
+    if isinstance(value, float) and not math.isfinite(value):
+        named = max(i for i, k in enumerate(path) if isinstance(k, str))  # the field: its last name
+        return _dotted(path[:named]), _dotted(path[named:]), value
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for k, v in items:
-        field = f"{at}[{k}]" if isinstance(k, int) else str(k)
-        if isinstance(v, float) and not math.isfinite(v):
-            parent, _, last = field.rpartition(".") if isinstance(k, int) else (at, "", field)
-            return parent, last, v
-        inner = f"{at}[{k}]" if isinstance(k, int) else f"{at}.{k}" if at else str(k)
-        if (found := _non_finite(v, inner)) is not None:
-            return found
-    return None
+    return next((found for k, v in items if (found := _non_finite(v, (*path, k))) is not None), None)
+
+
+def _dotted(path: tuple) -> str:
+    """``("benchmarks", 0, "extra_info")`` as ``benchmarks[0].extra_info``."""
+    return "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in path).removeprefix(".")
 
 
 def per_image(correct, labels) -> dict:
