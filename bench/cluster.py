@@ -209,7 +209,7 @@ def parse_addresses(text: str, *, what: str = "--cluster") -> tuple[str, ...]:
     return tuple(parts)
 
 
-_ADDRESS = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})$")
+_ADDRESS = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})$")
 
 
 def _check_address(text: str, what: str) -> str:

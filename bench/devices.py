@@ -61,8 +61,9 @@ def compute_dtype(name: str) -> str:
 
 
 def squash(text: str) -> str:
-    """``text`` with whitespace runs collapsed to one space."""
-    return re.sub(r"\s+", " ", str(text)).strip()
+    """A device's name as a device class holds it: whitespace runs collapsed to one space, and a '/'
+    as '-' (a result's key is ``device_class/case``, split at its first '/')."""
+    return re.sub(r"\s+", " ", str(text).replace("/", "-")).strip()
 
 
 def cpu_class() -> str:

@@ -124,10 +124,10 @@ def writable_file(flag: str, path: str | os.PathLike) -> Path:
     return path
 
 
-def fill_template(template: str, **fields: str) -> Path:
-    """An output path from ``template`` with ``{time}`` (now) and ``fields`` filled in; an unknown or
-    malformed placeholder, or one that reaches inside its field (``{time.year}``, ``{time[0]}``), is a
-    one-line ``UsageError`` naming what it may hold."""
+def fill_template(template: str, *, stamp: str | None = None, **fields: str) -> Path:
+    """An output path from ``template`` with ``{time}`` (``stamp``, by default now) and ``fields``
+    filled in; an unknown or malformed placeholder, or one that reaches inside its field
+    (``{time.year}``, ``{time[0]}``), is a one-line ``UsageError`` naming what it may hold."""
     import string
     import time
 
@@ -137,11 +137,33 @@ def fill_template(template: str, **fields: str) -> Path:
         unknown = [n for _, n, _, _ in string.Formatter().parse(template) if n is not None and n not in names]
         if unknown:
             raise UsageError(f"{template!r} is an invalid file name template ({{{unknown[0]}}}); it may hold {may}")
-        return Path(template.format(time=time.strftime("%Y%m%dT%H%M%S"), **fields))
+        return Path(template.format(time=stamp or time.strftime("%Y%m%dT%H%M%S"), **fields))
     except ValueError as e:  # '{', '{time!x}', '{time:%}'
         raise UsageError(
             f"{template!r} is an invalid file name template ({first_line(e)}); it may hold {may}"
         ) from None
+
+
+def claim_directory(template: str, stamp: str) -> Path:
+    """The directory ``template`` names with ``{time}`` as ``stamp``, made now. When the template
+    holds ``{time}`` and that directory exists (another run began in the same second), the time
+    becomes ``stamp-2``, ``stamp-3``, ...: each run gets a directory of its own, made by no other
+    (``mkdir`` fails on one that exists). A template without ``{time}`` names one directory, which
+    a rerun may write into again."""
+    import itertools
+    import string
+
+    if "time" not in {n for _, n, _, _ in string.Formatter().parse(template)}:
+        return fill_template(template)
+    for attempt in itertools.count(1):
+        path = fill_template(template, stamp=stamp if attempt == 1 else f"{stamp}-{attempt}")
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise UsageError(f"--out {str(path)!r} cannot be made ({e.strerror or e})") from None
 
 
 def distinct_outputs(

@@ -6,8 +6,8 @@ test group, which has pytest-benchmark) with the side's packages overriding them
 lives in ``~/.cache/cnn-bench/ab-envs/<hash>/`` (``$CNN_BENCH_CACHE`` moves the root); a file
 ``cnn-bench-env.json`` written last marks it complete and records what was installed, so a second
 run reuses it at once and a half-built or damaged one is rebuilt. A version that does not resolve,
-or a name nothing installs, is a one-line ``UsageError``. ``pin_latest`` first turns each ``NAME==latest`` into the newest release uv
-resolves for this interpreter (``uv pip compile --no-deps``, no pre-releases), so the cache is keyed
+or a name nothing installs, is a one-line ``UsageError``. ``pin_latest`` first turns each ``NAME==latest``, and each range such as
+``NAME>=3.0``, into the newest release uv resolves for this interpreter (``uv pip compile --no-deps``, no pre-releases), so the cache is keyed
 by the version, and a new release gets an environment of its own.
 """
 
@@ -59,8 +59,8 @@ def spec(side: Side, python: str = sys.executable) -> dict:
 
 
 def pin_latest(side: Side, *, run: Callable = subprocess.run, python: str = sys.executable, log=print) -> Side:
-    """``side`` with each ``NAME==latest`` pinned to the newest release of NAME that installs on
-    ``python``; a name uv cannot resolve is a one-line ``UsageError``."""
+    """``side`` with each ``NAME==latest`` and each range (``Side.latest``) pinned to the newest
+    release it admits that installs on ``python``; one uv cannot resolve is a one-line ``UsageError``."""
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
 
@@ -81,21 +81,27 @@ def pin_latest(side: Side, *, run: Callable = subprocess.run, python: str = sys.
         python,
         input=names,
     )
-    newest = {canonicalize_name(r.name): str(r.specifier) for r in map(Requirement, out.split()) if r.specifier}
+    newest = {canonicalize_name(r.name): str(r.specifier) for r in map(Requirement, _lines(out)) if r.specifier}
     pinned = []
     for package in side.packages:
-        name = package.removesuffix(f"=={LATEST}")
-        if name == package:
+        if package.removesuffix(f"=={LATEST}") not in side.latest:
             pinned.append(package)
             continue
-        version = newest.get(canonicalize_name(Requirement(name).name))
+        req = Requirement(package.removesuffix(f"=={LATEST}"))
+        version = newest.get(canonicalize_name(req.name))
         if version is None:
-            raise UsageError(f"side {side.text!r}: uv pip compile named no version of {name!r}")
-        pinned.append(f"{name}{version}")
+            raise UsageError(f"side {side.text!r}: uv pip compile named no version of {str(req)!r}")
+        extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
+        pinned.append(f"{req.name}{extras}{version}" + (f"; {req.marker}" if req.marker else ""))
     log(
-        f"cnn-bench ab: {side.text} pins {', '.join(p for p in pinned if p not in side.packages)} (the newest releases)"
+        f"cnn-bench ab: {side.text} pins {', '.join(p for p in pinned if p not in side.packages)} (the newest releases they admit)"
     )
     return dataclasses.replace(side, packages=tuple(pinned))
+
+
+def _lines(text: str) -> list[str]:
+    """The requirement lines of ``uv pip compile``'s output (no blank lines, no comments)."""
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
 def ensure(side: Side, *, run: Callable = subprocess.run, root: Path | None = None, log=print) -> dict:

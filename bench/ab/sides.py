@@ -54,8 +54,11 @@ class Side:
 
     @property
     def latest(self) -> tuple[str, ...]:
-        """The packages given as ``NAME==latest`` and not yet pinned (their names, extras included)."""
-        return tuple(p.removesuffix(f"=={LATEST}") for p in self.packages if p.endswith(f"=={LATEST}"))
+        """The packages not pinned to one version, as uv is to resolve them: ``NAME==latest`` as its
+        name (extras included), a range (``>=3.0``, ``~=3.10``, ``==3.*``) as given. Each becomes the
+        newest release it admits when the side is prepared, so that an environment is cached by
+        version and a new release gets its own."""
+        return tuple(p.removesuffix(f"=={LATEST}") for p in self.packages if not exact(p))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -96,6 +99,17 @@ def _guess(part: str) -> str:
     if any(op in part for op in ("==", ">=", "<=", "~=", "!=")):
         return f"pkg:{part}"
     return f"git:{part}"
+
+
+def exact(requirement: str) -> bool:
+    """Whether ``requirement`` (as ``_requirement`` normalised it) names one version: ``==X.Y.Z``
+    or ``===X``, not a range, a wildcard or ``==latest``."""
+    from packaging.requirements import Requirement
+
+    if requirement.endswith(f"=={LATEST}"):
+        return False
+    specs = list(Requirement(requirement).specifier)
+    return len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version
 
 
 def _requirement(side: str, text: str) -> str:

@@ -259,15 +259,22 @@ def calibration_lookup(path: str, opts):
     return lookup
 
 
-def out_dir(args: argparse.Namespace) -> Path:
+def out_dir(args: argparse.Namespace, *, claim: bool = False) -> Path:
     """``--out`` with ``{time}`` filled in, fixed at the first call (a run that crosses a second writes
-    all its files into one directory)."""
-    from bench.io import fill_template
+    all its files into one directory). With ``claim`` (once the inputs are checked, before the first
+    write), the directory is made: where ``{time}`` names one that another run made in the same
+    second, this run's becomes ``<time>-2`` (``io.claim_directory``)."""
+    import time
+
+    from bench.io import claim_directory, fill_template
 
     if not hasattr(args, "_out_dir"):
         if not args.out.strip():
             raise UsageError("--out '' is empty; expected a directory (it may hold {time})")
-        args._out_dir = fill_template(args.out)
+        args._stamp = time.strftime("%Y%m%dT%H%M%S")
+        args._out_dir = fill_template(args.out, stamp=args._stamp)
+    if claim and not getattr(args, "_claimed", False):
+        args._out_dir, args._claimed = claim_directory(args.out, args._stamp), True
     return args._out_dir
 
 
@@ -323,7 +330,7 @@ def run(args: argparse.Namespace) -> int:
     if args.calibrate and base != head:
         raise UsageError(f"--calibrate runs an A/A: BASE {base.text!r} and HEAD {head.text!r} must be the same side")
     opts = settings(args)
-    out = out_dir(args)
+    out = out_dir(args, claim=True)
     lookup = (
         (lambda _dc: (None, "an A/A run: calibrating")) if args.calibrate else calibration_lookup(args.baselines, opts)
     )
@@ -385,7 +392,7 @@ def run_accuracy(args: argparse.Namespace, base, head) -> int:
         Budget.parse(args.budget, full=RECIPES[args.recipe].full())
     check_outputs(args, ("ab-accuracy.json",))
     repo = check_repo(args)
-    out = out_dir(args)
+    out = out_dir(args, claim=True)
     train_args = ["--budget", args.budget] if args.budget else []
     with runner.prepared_sides(base, head, repo) as prepared:
         doc = accuracy.run(prepared, args.recipe, args.seeds, train_args, out / "runs")

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--reruns {args.reruns} is invalid; expected 0 or more")
     opts = settings(args, ("bisect.json", "bisect.md"))
     found, side = candidates(args, opts.repo)
-    out = out_dir(args)
+    out = out_dir(args, claim=True)
     lookup = calibration_lookup(args.baselines, opts)
     steps = 0
 

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     low, high = rules.ALPHA_RANGE
     if not low <= args.alpha < high:  # NaN too
         raise UsageError(f"--alpha {args.alpha:g} is invalid; expected {low:g} <= alpha < {high:g}")
-    if args.device_class is not None and not args.device_class.strip():
+    if args.device_class is not None and (not args.device_class.strip() or "/" in args.device_class):
         raise UsageError(
             f"--device-class {args.device_class!r} is invalid; expected a device class, e.g. 'cpu:AMD EPYC x2'"
         )

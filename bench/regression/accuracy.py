@@ -35,6 +35,7 @@ from bench.stats import finite
 SECTION = "accuracy"
 METRIC = ACCURACY_METRIC
 LOSS = "loss"  # the test cross-entropy, gated beside top-1 where an entry has its band (lower is better)
+LOSS_DIGITS = 6  # decimals a loss band's mean and samples are stored with
 RESULT_KINDS = ("bench.train", "bench.reported")
 ANY_DEVICE = "*"
 # Commit 631a30e (its commit time): every result written by the code from it on records its
@@ -193,11 +194,10 @@ def judge_result(doc: dict, entries: dict, *, source: str = "", allow_improvemen
     ]
     loss_entry = (entry or {}).get(LOSS)
     if loss_entry and not error:
-        findings.append(
-            judge(
-                key, Rule.parse(loss_entry["tolerance"]), finite(doc.get(LOSS)), loss_entry["mean"], two_sided=two_sided
-            )
-        )
+        loss = finite(doc.get(LOSS))
+        # judged as the band's mean is stored (``_loss_band``): a loss equal to it is no change, even in a ±0 band
+        loss = None if loss is None else round(loss, LOSS_DIGITS)
+        findings.append(judge(key, Rule.parse(loss_entry["tolerance"]), loss, loss_entry["mean"], two_sided=two_sided))
     return findings
 
 
@@ -571,9 +571,11 @@ def _loss_band(runs: list[dict]) -> dict | None:
         return None
     rule, method = prediction_rule(losses, metric=LOSS, unit="%", higher_is_better=False)
     return {
-        "mean": round(statistics.fmean(losses), 6),
-        "std": round(statistics.stdev(losses), 6),
-        "samples": {str(d.get("seed")): round(v, 6) for d, v in sorted(zip(runs, losses), key=lambda t: t[0]["seed"])},
+        "mean": round(statistics.fmean(losses), LOSS_DIGITS),
+        "std": round(statistics.stdev(losses), LOSS_DIGITS),
+        "samples": {
+            str(d.get("seed")): round(v, LOSS_DIGITS) for d, v in sorted(zip(runs, losses), key=lambda t: t[0]["seed"])
+        },
         "tolerance": rule,
         "tolerance_method": method["tolerance_method"],
     }

@@ -54,7 +54,7 @@ FALSE_ALARM = 0.001
 
 # the widest tolerance a rule may have: wider ones could never fail (a schema error, not a rule)
 MAX_TOLERANCE = {"pt": 20.0, "%": 50.0}
-_RULE = re.compile(r"^(?P<metric>[A-Za-z_][\w.]*):(?P<sign>[-+])(?P<tol>\d+(\.\d+)?)(?P<unit>%|pt)$")
+_RULE = re.compile(r"^(?P<metric>[A-Za-z_][\w.]*):(?P<sign>[-+])(?P<tol>[0-9]+(\.[0-9]+)?)(?P<unit>%|pt)$")
 
 
 @dataclasses.dataclass(frozen=True)

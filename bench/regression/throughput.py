@@ -58,6 +58,8 @@ def _device_class(doc: dict, extra: dict) -> str:
     dc = extra.get("device_class") or (doc.get("harness") or {}).get("device_class")
     if not isinstance(dc, str) or not dc:
         raise UsageError("result has no device_class; was it written by bench/throughput/suite?")
+    if "/" in dc:  # a result's key is device_class/case, split at its first '/'
+        raise UsageError(f"result's device_class {dc!r} holds a '/'; valid: a device class as bench.devices writes it")
     return dc
 
 
@@ -149,6 +151,19 @@ def unmeasured(doc: dict, *, device_class: str | None = None) -> list[dict]:
     benchmark nor an error for: an interrupted run, a missing shard, a case deselected with ``-k``.
     A run that did not measure a case says nothing about its speed, so ``compare`` must not pass it."""
     recorded = {merge.case_id(r) for r in [*(doc.get("benchmarks") or []), *(doc.get("errors") or [])]}
+    if merge.is_partial(doc) and not planned(doc):
+        return [
+            {
+                "key": f"{device_class or _device_class(doc, {})}/(the rest of the plan)",
+                "median": None,
+                "samples": [],
+                "noisy": False,
+                "cv": None,
+                "error": "no result: the run was interrupted (partial) and records no plan (harness.options.cases),"
+                " so what it did not measure is unknown",
+                "rounds": 0,
+            }
+        ]
     why = (
         "the run was interrupted or a shard is missing (partial)"
         if merge.is_partial(doc)

@@ -36,7 +36,7 @@ from bench.throughput.workload import FLOPS_PER_MAC, Case
 
 # the options that do not change what a shard measures: where it writes, what it prints, the TPU's address
 RUNNER_OPTIONS = ("tpu", "data_archive", "bench_out", "plot", "pytest_table", "shard", "isolate")
-_SPEC = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
+_SPEC = re.compile(r"\s*([0-9]+)\s*/\s*([0-9]+)\s*")
 
 
 @dataclasses.dataclass(frozen=True)

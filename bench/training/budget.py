@@ -22,7 +22,7 @@ from bench.errors import UsageError
 KINDS = ("epochs", "steps", "minutes")
 MAX_VALUE = 10**12  # larger budgets are typos, and floats stop telling neighbouring whole numbers apart
 UNTIL_DEADLINE = 10**9  # the epoch bound a minutes budget gives fit: its deadline stops training first
-_BUDGET = re.compile(r"^(?P<kind>epochs|steps|minutes)=(?P<value>\d+(\.\d+)?)$")
+_BUDGET = re.compile(r"^(?P<kind>epochs|steps|minutes)=(?P<value>[0-9]+(\.[0-9]+)?)$")
 
 
 @dataclasses.dataclass(frozen=True)

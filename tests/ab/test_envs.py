@@ -96,6 +96,24 @@ def test_latest_is_pinned_to_the_newest_release_before_the_cache_key():
     assert envs.spec(pinned)["overrides"] == list(pinned.packages)
 
 
+def test_a_range_is_pinned_too_so_a_new_release_is_not_hidden_by_the_cache():
+    """``keras>=3.0`` built once would otherwise be reused after every later release."""
+    uv = FakeCompile("# via uv\nkeras==3.16.0\n\njax==0.10.1 ; python_version >= '3.11'\n")
+    side = sides.parse("pkg:keras>=3.0,jax[cpu]~=0.10; python_version >= '3.11',tensorboard==2.20.0")
+    assert side.latest == ("keras>=3.0", 'jax[cpu]~=0.10; python_version >= "3.11"')
+    pinned = envs.pin_latest(side, run=uv, log=lambda *a: None)
+    assert pinned.packages == ("keras==3.16.0", 'jax[cpu]==0.10.1; python_version >= "3.11"', "tensorboard==2.20.0")
+    assert pinned.latest == ()
+    ((_, asked),) = uv.calls
+    assert asked.splitlines() == list(side.latest)
+
+
+@pytest.mark.parametrize("text", ["keras==3.*", "keras~=3.10", "keras>=3.0", "keras!=3.10.0"])
+def test_only_one_version_counts_as_pinned(text):
+    assert sides.parse(f"pkg:{text}").latest == (sides.parse(f"pkg:{text}").packages[0],)
+    assert sides.parse("pkg:keras==3.15.1").latest == sides.parse("pkg:keras===3.15.1").latest == ()
+
+
 def test_nothing_to_pin_asks_uv_nothing():
     uv = FakeCompile()
     side = sides.parse("pkg:keras==3.14.0")

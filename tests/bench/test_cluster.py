@@ -62,6 +62,7 @@ def test_tf_config_in_the_environment_works_alone_and_the_flags_win_over_it():
         (("10.0.0.1:2222", 0), {}, "names 1 worker"),
         (("10.0.0.1,10.0.0.2:1", 0), {}, "'10.0.0.1' is not HOST:PORT"),
         (("h:1,h:99999", 0), {}, "port 99999"),
+        (("h:1,h:٢٢", 0), {}, "'h:٢٢' is not HOST:PORT"),
         (("h:1,h:1", 0), {}, "names h:1 twice"),
         ((",", 0), {}, "expected HOST:PORT,HOST:PORT"),
         ((TWO, None), {}, "--task-index 0 to 1"),

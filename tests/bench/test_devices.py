@@ -18,6 +18,16 @@ def test_device_classes():
     assert devices.cpu_class().startswith("cpu:") and "  " not in devices.cpu_class()
 
 
+def test_a_device_class_never_holds_a_slash(monkeypatch):
+    """A result's key is ``device_class/case``, split at the first '/': a '/' in a device's name
+    would move part of the device into the case's name."""
+    import bench.environment
+
+    monkeypatch.setattr(bench.environment, "cpu_model", lambda: "Acme  CPU 8/16 @ 3GHz")
+    assert devices.cpu_class() == f"cpu:Acme CPU 8-16 @ 3GHz x{__import__('os').cpu_count()}"
+    assert devices.accelerator_class("gpu", ["GeForce RTX 3090/PCIe/SSE2"]) == "gpu:GeForce RTX 3090-PCIe-SSE2"
+
+
 def test_precision_policies():
     import keras
 

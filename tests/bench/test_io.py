@@ -1,9 +1,11 @@
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench import io
 from bench.errors import UsageError
 from bench.io import atomic_path, read_json, writable_file, write_json
 
@@ -82,3 +84,22 @@ def test_a_target_that_is_not_a_regular_file_is_refused_in_one_line(tmp_path, ki
     with pytest.raises(UsageError, match="is (not a regular file|a directory)"):
         write_json(link, {"a": 1})
     assert link.is_symlink()
+
+
+def test_runs_in_the_same_second_claim_directories_of_their_own(tmp_path):
+    """Two runs whose ``{time}`` is the same second get ``<time>`` and ``<time>-2``, each made by
+    the run that owns it; a template without ``{time}`` names one directory, which a rerun reuses."""
+    template = str(tmp_path / "ab" / "{time}")
+    first = io.claim_directory(template, "20261207T020000")
+    second = io.claim_directory(template, "20261207T020000")
+    third = io.claim_directory(template, "20261207T020000")
+    assert [p.name for p in (first, second, third)] == ["20261207T020000", "20261207T020000-2", "20261207T020000-3"]
+    assert all(p.is_dir() for p in (first, second, third))
+    fixed = str(tmp_path / "mine")
+    assert io.claim_directory(fixed, "x") == io.claim_directory(fixed, "x") == Path(fixed)
+
+
+def test_a_directory_that_cannot_be_made_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UsageError, match=r"--out '.*file/20261207T020000' cannot be made"):
+        io.claim_directory(str(tmp_path / "file" / "{time}"), "20261207T020000")

@@ -348,6 +348,16 @@ def test_the_loss_band_is_gated_beside_top1(tmp_path):
         _with(tmp_path, {}, {"loss": {**band, "tolerance": "loss:-10%"}})
 
 
+def test_a_loss_equal_to_its_band_s_mean_passes_a_zero_band(tmp_path):
+    """Seeds that all gave one loss make a ±0 band; that loss again is no change, though the band's
+    mean is stored to 6 decimals and the run's loss is not."""
+    band = {"mean": round(0.7123456789, 6), "std": 0.0, "samples": {}, "tolerance": "loss:+0%"}
+    _, loss = _with(tmp_path, {"loss": 0.7123456789}, {"loss": band})
+    assert loss.verdict is Verdict.PASS and "unchanged" in loss.reason, loss.reason
+    _, loss = _with(tmp_path, {"loss": 0.7124}, {"loss": band})
+    assert loss.verdict is Verdict.REGRESSION
+
+
 @pytest.mark.parametrize("top1", [1e9, -0.5, 100.01])
 def test_an_impossible_top1_is_an_error_never_an_improvement(tmp_path, top1):
     (f,) = _with(tmp_path, {"top1": top1}, {})

@@ -170,6 +170,13 @@ def test_a_planned_case_without_a_result_fails(capsys, tmp_path):
     assert code == 1 and verdict_of(out, A) == "ERROR"
 
 
+def test_an_interrupted_run_without_its_plan_fails(capsys, tmp_path):
+    """A partial file that lists no plan cannot say what it missed: it never passes."""
+    code, out, _ = run_compare(capsys, _edited(tmp_path, lambda d: d.update(partial=True)))
+    assert code == 1 and "records no plan" in out, out
+    assert verdict_of(out, A) == "PASS"  # what it did measure is still judged
+
+
 @pytest.mark.parametrize(
     "extra, named",
     [
@@ -177,6 +184,7 @@ def test_a_planned_case_without_a_result_fails(capsys, tmp_path):
         (["--alpha", "0.6"], "--alpha 0.6"),
         (["--tolerance", ""], "--tolerance ''"),
         (["--device-class", " "], "--device-class ' '"),
+        (["--device-class", "gpu:RTX/PCIe"], "--device-class 'gpu:RTX/PCIe'"),
     ],
 )
 def test_an_empty_or_meaningless_option_is_refused(capsys, extra, named):
@@ -209,6 +217,10 @@ def test_an_empty_or_meaningless_option_is_refused(capsys, extra, named):
             "case: field 'model' is 20; expected a",
         ),
         (lambda d: d["benchmarks"].append(d["benchmarks"][0]), "is recorded twice in result file"),
+        (
+            lambda d: [b["extra_info"].update(device_class="gpu:RTX/PCIe") for b in d["benchmarks"]],
+            "device_class 'gpu:RTX/PCIe' holds a '/'",
+        ),
     ],
 )
 def test_a_later_schema_or_an_impossible_field_is_one_line(capsys, tmp_path, change, words):

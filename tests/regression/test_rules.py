@@ -20,7 +20,8 @@ def test_rule_parsing_and_direction():
 
 
 @pytest.mark.parametrize(
-    "bad", ["throughput", "throughput:5%", "throughput:-5", "top1:-x pt", ":-5%", "a:-5%%", 5, None, ["x"]]
+    "bad",
+    ["throughput", "throughput:5%", "throughput:-5", "top1:-x pt", ":-5%", "a:-5%%", "throughput:-٥%", 5, None, ["x"]],
 )
 def test_bad_rules_are_usage_errors(bad):
     with pytest.raises(UsageError, match="invalid; expected METRIC"):

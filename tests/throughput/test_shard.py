@@ -35,7 +35,9 @@ def test_a_shard_is_i_of_n_numbered_from_1(text, expected):
     assert sharding.parse(text) == expected
 
 
-@pytest.mark.parametrize("text", ["0/2", "3/2", "1/0", "0/0", "-1/2", "1", "a/b", "1/2/3", "", "1.5/2", "1/2x"])
+@pytest.mark.parametrize(
+    "text", ["0/2", "3/2", "1/0", "0/0", "-1/2", "1", "a/b", "1/2/3", "", "1.5/2", "1/2x", "١/٢", "1/²"]
+)
 def test_a_bad_shard_is_one_line_naming_it_and_what_is_valid(text):
     with pytest.raises(UsageError) as e:
         sharding.parse(text)

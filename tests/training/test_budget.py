@@ -18,7 +18,9 @@ def test_parse(text, kind, value):
     assert (got.kind, got.value, str(got)) == (kind, value, text)
 
 
-@pytest.mark.parametrize("text", ["epochs=0", "epochs=2.5", "hours=1", "epochs", "steps=-3", "", "full"])
+@pytest.mark.parametrize(
+    "text", ["epochs=0", "epochs=2.5", "hours=1", "epochs", "steps=-3", "", "full", "epochs=٣", "minutes=1.٥"]
+)
 def test_parse_rejects(text):
     with pytest.raises(UsageError, match="--budget"):
         b.Budget.parse(text)
