@@ -19,7 +19,6 @@ Whitespace runs are collapsed to one space so that /proc/cpuinfo padding does no
 
 from __future__ import annotations
 
-import os
 import re
 
 from bench.errors import UsageError
@@ -67,10 +66,10 @@ def squash(text: str) -> str:
 
 
 def cpu_class() -> str:
-    """The device class of this machine's CPU."""
-    from bench.environment import cpu_model
+    """The device class of this machine's CPU, as this process may use it (its CPUs: ``usable_cpus``)."""
+    from bench.environment import cpu_model, usable_cpus
 
-    return f"cpu:{squash(cpu_model())} x{os.cpu_count()}"
+    return f"cpu:{squash(cpu_model())} x{usable_cpus()}"
 
 
 def accelerator_class(kind: str, names: list[str]) -> str:

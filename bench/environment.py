@@ -26,6 +26,15 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: ``taskset``, a container's cpuset), which is
+    what it is measured with; ``os.cpu_count()`` where affinity is not known (macOS)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def machine_info() -> dict:
     """Versions and hardware, in pytest-benchmark's ``machine_info`` spirit, plus Keras, its backend
     (the one Keras runs on in this process) and that backend's versions and accelerators."""
@@ -41,7 +50,7 @@ def machine_info() -> dict:
         "machine": platform.machine(),
         "python_version": platform.python_version(),
         "python_implementation": platform.python_implementation(),
-        "cpu": {"brand_raw": cpu_model(), "count": os.cpu_count()},
+        "cpu": {"brand_raw": cpu_model(), "count": usable_cpus()},
         "keras": keras.__version__,
         "backend": keras.backend.backend(),
         **backend.versions(),

@@ -42,10 +42,76 @@ def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[Pa
 def write_json(path: str | os.PathLike, data: Any) -> Path:
     """Write ``data`` as JSON to ``path`` atomically (``atomic_path``). NaN and Inf are rejected
     (strict JSON cannot spell them): record a failed value as an error."""
-    text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False, default=_default) + "\n"
+    text = _json_text(data)
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def _json_text(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=False, allow_nan=False, default=_default) + "\n"
+
+
+class FileClaim:
+    """One run's output file, named by ``template`` with ``{time}`` (the run's start, to the second)
+    and ``fields`` filled in. Two runs started in the same second must not write one file: when the
+    template holds ``{time}``, the run's first write moves its file in only where no file is
+    (``os.link`` fails on one that exists), else takes ``<time>-2``, ``<time>-3``, ... (as
+    ``claim_directory`` does for directories); its later writes replace its own file. A template
+    without ``{time}`` names the user's choice of file, replaced as ``write_json`` replaces it.
+    ``path`` is the file written (before the first write: the name it will have if free)."""
+
+    def __init__(self, template: str, *, stamp: str | None = None, **fields: str):
+        import string
+        import time
+
+        self.template, self.fields = template, fields
+        self.stamp = stamp or time.strftime("%Y%m%dT%H%M%S")
+        self.path = fill_template(template, stamp=self.stamp, **fields)
+        self.claimed = "time" not in {n for _, n, _, _ in string.Formatter().parse(template)}
+
+    def write_json(self, data: Any) -> Path:
+        """Write ``data`` as JSON (``write_json``'s rules) to this run's file; returns its path."""
+        if self.claimed:
+            return write_json(self.path, data)
+        import itertools
+
+        text = _json_text(data)
+        for attempt in itertools.count(1):
+            path = fill_template(
+                self.template, stamp=self.stamp if attempt == 1 else f"{self.stamp}-{attempt}", **self.fields
+            )
+            if _create_new(path, text):
+                self.path, self.claimed = path, True
+                return path
+        raise AssertionError("unreachable")
+
+
+def _create_new(path: Path, text: str) -> bool:
+    """``path`` written whole with ``text`` if no file is there (True), else untouched (False): the text
+    goes to a temporary file first, linked in under ``path`` (where the file system has no hard links:
+    the name reserved with ``O_EXCL``, then the file renamed over it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        _keep_mode(Path(tmp), path)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links here
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                return False
+            os.replace(tmp, path)
+        return True
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def _check_regular(path: Path, flag: str | None = None) -> None:

@@ -22,7 +22,8 @@ import dataclasses
 import os
 import sys
 
-from bench.throughput.plan import OPTIONS, SUITE_DIR, backend_list, dest, resolve
+from bench.errors import UsageError
+from bench.throughput.plan import NOTHING_MEASURED, OPTIONS, SUITE_DIR, backend_list, check_pytest_args, dest, resolve
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, dest=dest(flag), **kwargs)
     parser.add_argument(
         "pytest_args",
-        nargs="*",
+        nargs=argparse.REMAINDER,  # with the '--' itself, so that a word before it is told apart (``_pytest_args``)
         metavar="-- PYTEST_ARGS",
         help="after --: options for pytest and pytest-benchmark (e.g. --benchmark-autosave, --benchmark-compare)",
     )
@@ -45,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from bench.throughput.plugin import ThroughputPlugin, open_session
 
     opts = {dest(flag): getattr(args, dest(flag)) for flag in OPTIONS}
+    args.pytest_args = _pytest_args(args.pytest_args)
+    check_pytest_args(args.pytest_args)  # before any child starts: pytest's usage errors as one line
     chosen = backend_list(opts["backend"])
     if opts["workers"] > 1:
         if backends.running() is None:
@@ -61,11 +64,12 @@ def run(args: argparse.Namespace) -> int:
         session = open_session(plan)
         if not session.placement.chief:  # a job's worker other than 0: the chief writes the result
             plan = dataclasses.replace(plan, bench_out="", plot=None)
-        status = pytest.main([str(SUITE_DIR), *args.pytest_args], plugins=[ThroughputPlugin(plan, session)])
+        plugin = ThroughputPlugin(plan, session)
+        status = pytest.main([str(SUITE_DIR), *args.pytest_args], plugins=[plugin])
         if status == pytest.ExitCode.INTERRUPTED:  # pytest's 2 is our usage error: Ctrl-C is 130, as for train
             print("interrupted: the result file holds the finished cases, marked partial", file=sys.stderr)
             return 130
-        return int(status)
+        return _measured(plugin, int(status))
     if backends.running() is None:
         os.environ["KERAS_BACKEND"] = backends.planning()  # this process only checks the plan
     plan = resolve(opts)
@@ -73,6 +77,31 @@ def run(args: argparse.Namespace) -> int:
     if plan.isolate != "none":
         return isolate.run(plan, list(args.pytest_args))
     return fanout.run(plan, opts, list(args.pytest_args))
+
+
+def _pytest_args(words: list[str]) -> list[str]:
+    """pytest's arguments: the words after ``--``. A word before it is a stray positional (a model
+    named without ``--models``): one line, rather than a pytest error from a child."""
+    if words and words[0] != "--":
+        raise UsageError(
+            f"unexpected argument {words[0]!r}: name models with --models {words[0]}, "
+            "and give pytest's own arguments after --"
+        )
+    return words[1:]
+
+
+def _measured(plugin, status: int) -> int:
+    """An in-process run's status: 1, with a line, where pytest passed but nothing was recorded, or
+    planned cases were left unmeasured (``-k``: the table names them). A worker other than the chief
+    writes nothing and is judged by its pytest status."""
+    from bench.throughput import summary
+
+    if status != 0 or not plugin.session.placement.chief:
+        return status
+    if plugin.output is None:
+        print(f"cnn-bench: {NOTHING_MEASURED}", file=sys.stderr)
+        return 1
+    return 1 if summary.unmeasured(plugin.output) else 0
 
 
 def _say_shard(plan) -> None:

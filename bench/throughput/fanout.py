@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bench import backends, processes
 from bench.throughput import isolate
-from bench.throughput.plan import OPTIONS, ThroughputPlan, dest, out_path
+from bench.throughput.plan import NOTHING_MEASURED, OPTIONS, ThroughputPlan, dest, out_file
 
 # options the parent handles itself rather than passing on
 _PARENT_ONLY = ("--backend", "--bench-out", "--plot", "--xla", "--compile", "--shard")
@@ -54,7 +54,6 @@ def run(plan: ThroughputPlan, opts: dict, pytest_args: list[str]) -> int:
     without a result gets an error entry naming how), else the worst of the children's statuses.
     Ctrl-C (130) or SIGTERM (143) stops the running child, and the merged file holds what finished,
     marked partial."""
-    from bench.io import write_json
     from bench.throughput import summary
 
     parts: list[dict] = []
@@ -78,25 +77,26 @@ def run(plan: ThroughputPlan, opts: dict, pytest_args: list[str]) -> int:
             if stopped is not None:
                 break
     if not parts:
-        return stopped or _worst(statuses)
+        if stopped is None and _worst(statuses) in (0, isolate.NO_TESTS):
+            print(f"cnn-bench: {NOTHING_MEASURED}; no result file was written", file=sys.stderr)
+        return stopped or _worst(statuses) or 1
     merged = merge(parts, plan)
     if stopped is not None:
         merged["partial"] = merged["harness"]["partial"] = True
     print()
     print(summary.table(merged, summary.load_baselines()))
-    path = out_path(plan.bench_out, plan.device)
-    if path is not None:
+    out = out_file(plan.bench_out, plan.device)
+    if out is not None:
         print(
-            f"cnn-bench: wrote {write_json(path, merged)} (backends: {', '.join(d['harness']['backend'] for d in parts)})"
+            f"cnn-bench: wrote {out.write_json(merged)} (backends: {', '.join(d['harness']['backend'] for d in parts)})"
         )
     if stopped is not None:
         print("interrupted: the result file holds the finished cases, marked partial", file=sys.stderr)
         return stopped
     if plan.plot:
-        from bench.throughput.report import plot
-
-        print(f"cnn-bench: wrote {plot([merged], plan.plot)}")
-    return _worst(statuses)
+        print(summary.plot_line(merged, plan.plot))
+    worst = _worst(statuses)
+    return 1 if worst == 0 and summary.unmeasured(merged) else worst
 
 
 def _wait(argv: list[str], env: dict) -> tuple[int, int | None, int | None]:
@@ -183,12 +183,23 @@ def assigned(plan: ThroughputPlan) -> ThroughputPlan:
 def merge(docs: list[dict], plan: ThroughputPlan | None = None) -> dict:
     """One result document from several backends' documents of the same plan (``merge.join``): their
     benchmarks and errors in order, each backend's machine info and harness section kept under its
-    name; with ``plan``, its options and shard."""
+    name; with ``plan``, its options and shard. At the top level, ``machine_info`` and ``harness``
+    keep only what every backend recorded alike (the Python, the CPU, the device class), so that no
+    field there describes one backend as if it were all (its versions, its strategy): each backend's
+    are under ``backends``; ``produced_by`` names every backend."""
+    from bench.environment import machine_line
     from bench.throughput.merge import join
 
     names = [d["harness"]["backend"] for d in docs]
     merged = join(docs, names, "backends")
+    for key in ("machine_info", "harness"):
+        parts = [d.get(key) or {} for d in docs]
+        top = merged[key]
+        for field in [k for k in top if k not in ("backends", "partial")]:
+            if any(p.get(field) != top[field] for p in parts[1:]):
+                del top[field]
     merged["machine_info"]["backend"] = merged["harness"]["backend"] = ",".join(names)
+    merged["harness"]["produced_by"] = machine_line(merged["machine_info"])
     if plan is not None:
         merged["harness"]["options"] = plan.to_dict()
         if plan.shard is not None:

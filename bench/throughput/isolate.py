@@ -47,7 +47,7 @@ from pathlib import Path
 
 from bench import processes
 from bench.io import read_json, write_json
-from bench.throughput.plan import SUITE_DIR, ThroughputPlan, out_path
+from bench.throughput.plan import NOTHING_MEASURED, SUITE_DIR, ThroughputPlan, out_file
 from bench.throughput.plugin import ThroughputPlugin
 from bench.throughput.workload import Case
 
@@ -101,7 +101,8 @@ class Outcome:
     peak_rss_bytes: int | None
     wall_s: float
     progress: Progress
-    interrupted: bool = False  # Ctrl-C here while it ran
+    interrupted: bool = False  # Ctrl-C (or SIGTERM) here while it ran
+    terminated: bool = False  # SIGTERM here while it ran: the sweep ends with 143
 
     @property
     def crashed(self) -> bool:
@@ -161,7 +162,7 @@ def watch(argv: list[str], env: dict, progress: Progress, on_finish: Callable[[]
     err_path = progress.path.with_suffix(".stderr")
     with open(err_path, "wb") as err:
         proc = subprocess.Popen(argv, env=env, stderr=err, **processes.child_options())
-    interrupted = False
+    interrupted = terminated = False
     try:
         with processes.sigterm_exits():
             while (ended := _reap(proc)) is None:
@@ -170,6 +171,11 @@ def watch(argv: list[str], env: dict, progress: Progress, on_finish: Callable[[]
                 time.sleep(POLL_S)
     except KeyboardInterrupt:
         interrupted = True
+        ended = stop(proc)
+    except SystemExit:  # SIGTERM here (bench.processes): the child ends as after Ctrl-C, keeping its cases
+        interrupted = terminated = True
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
         ended = stop(proc)
     finally:
         if proc.returncode is None:  # an error here: never leave a child running
@@ -181,7 +187,7 @@ def watch(argv: list[str], env: dict, progress: Progress, on_finish: Callable[[]
     else:
         sys.stderr.write(err_path.read_text(errors="replace"))
         sys.stderr.flush()
-    return Outcome(*ended, time.monotonic() - t0, progress, interrupted)
+    return Outcome(*ended, time.monotonic() - t0, progress, interrupted, terminated)
 
 
 def stop(proc: subprocess.Popen) -> tuple[int, int | None]:
@@ -219,7 +225,7 @@ class Sweep:
         self.pytest_args = list(pytest_args)
         self.tmp = tmp
         self.command = command
-        self.path = out_path(plan.bench_out, plan.device)
+        self.file = out_file(plan.bench_out, plan.device)  # every write of the merged result goes here
         self.docs: list[dict] = []  # result documents of the children, the running one's last
         self.crashes: list[dict] = []  # ``errors`` entries of the cases whose process died
         self.processes: list[dict] = []  # what each child ran and how it ended
@@ -230,12 +236,14 @@ class Sweep:
         """Every group's cases, a fresh child for those a crashed child did not reach. Returns 1
         when a case crashed or failed, else 0 (5 when -k selected no case), or the status of a
         child that could not start (a usage error, a bad pytest argument): the next would fail
-        alike. Ctrl-C raises KeyboardInterrupt once the running child has ended."""
+        alike. Ctrl-C raises KeyboardInterrupt, SIGTERM SystemExit(143), once the running child has ended."""
         statuses = []
         for group in groups(self.plan):
             todo = list(group)
             while todo:
                 outcome = self.child(todo)
+                if outcome.terminated:
+                    raise SystemExit(128 + signal.SIGTERM)
                 if outcome.interrupted or outcome.status in (INTERRUPTED, -signal.SIGINT):
                     raise KeyboardInterrupt
                 todo, status = self.settle(todo, outcome)
@@ -352,10 +360,15 @@ class Sweep:
             doc["partial"] = doc["harness"]["partial"] = True
         return doc
 
+    @property
+    def path(self) -> Path | None:
+        """The merged result file (the one written, once written), or None for ``--bench-out ''``."""
+        return None if self.file is None else self.file.path
+
     def write(self, *, partial: bool) -> dict | None:
         doc = self.document(partial=partial)
-        if doc is not None and self.path is not None:
-            write_json(self.path, doc)
+        if doc is not None and self.file is not None:
+            self.file.write_json(doc)
         return doc
 
     def _stub(self, backend: str) -> dict:
@@ -367,14 +380,14 @@ class Sweep:
     def _make_stub(self, backend: str) -> dict:
         import pytest_benchmark
 
-        from bench.environment import commit_info, cpu_model
+        from bench.environment import commit_info, cpu_model, usable_cpus
         from bench.results import THROUGHPUT_SCHEMA
 
         return {
             "machine_info": {
                 "node": platform.node(),
                 "python_version": platform.python_version(),
-                "cpu": {"brand_raw": cpu_model(), "count": os.cpu_count()},
+                "cpu": {"brand_raw": cpu_model(), "count": usable_cpus()},
                 "backend": backend,
             },
             "commit_info": commit_info(),
@@ -415,29 +428,37 @@ def combine(docs: list[dict], crashes: list[dict] = ()) -> dict:
 
 def run(plan: ThroughputPlan, pytest_args: list[str], *, command=child_command) -> int:
     """Run ``plan``'s cases in child processes (``Sweep.run``), write the merged result and print
-    its table; 130 after Ctrl-C, with the finished cases in the file marked partial."""
+    its table; 130 after Ctrl-C (143 after SIGTERM), with the finished cases in the file marked
+    partial. A run that recorded nothing, or left planned cases unmeasured (``-k``), is not a
+    success: 1 (5 when ``-k`` selected no case at all), with a line saying so."""
     from bench.throughput import summary
 
     with tempfile.TemporaryDirectory(prefix="cnn-bench-isolate-") as tmp:
         sweep = Sweep(plan, pytest_args, Path(tmp), command)
         try:
-            status = sweep.run()
+            with processes.sigterm_exits():  # SIGTERM: the orderly path Ctrl-C takes, then 143
+                status = sweep.run()
         except KeyboardInterrupt:
             status = INTERRUPTED
+        except SystemExit as e:  # SIGTERM (bench.processes), once the running child has stopped
+            status = e.code if isinstance(e.code, int) else 128 + signal.SIGTERM
         doc = sweep.write(partial=status not in PYTEST_ENDINGS)  # interrupted or stopped: not every case ran
+    stopped = status in (INTERRUPTED, 128 + signal.SIGTERM)
     if doc is None:
-        return status
+        if stopped:
+            print("interrupted: no case had finished; no result file was written", file=sys.stderr)
+        elif status in (0, NO_TESTS):
+            print(f"cnn-bench: {NOTHING_MEASURED}; no result file was written", file=sys.stderr)
+        return 1 if status == 0 else status
     print()
     print(summary.table(doc, summary.load_baselines()))
     if sweep.path is not None:
         print(f"cnn-bench: wrote {sweep.path} ({len(sweep.processes)} child processes)")
-    if plan.plot and status != INTERRUPTED:
-        from bench.throughput.report import plot
-
-        print(f"cnn-bench: wrote {plot([doc], plan.plot)}")
-    if status == INTERRUPTED:
+    if plan.plot and not stopped:
+        print(summary.plot_line(doc, plan.plot))
+    if stopped:
         print("interrupted: the result file holds the finished cases, marked partial", file=sys.stderr)
-    return status
+    return 1 if status == 0 and summary.unmeasured(doc) else status
 
 
 # --- the child ----------------------------------------------------------------------------------

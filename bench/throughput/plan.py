@@ -14,8 +14,8 @@ from pathlib import Path
 
 from bench import backends
 from bench.devices import AUTO_BATCH, COMPILE_MODES, PRECISIONS, check_device
-from bench.errors import UsageError
-from bench.io import distinct_outputs, fill_template, png_file, writable_file
+from bench.errors import UsageError, first_line
+from bench.io import FileClaim, distinct_outputs, fill_template, png_file, writable_file
 from bench.throughput import shard as sharding
 from bench.throughput.workload import DATA, MODES, Case
 
@@ -34,7 +34,7 @@ OPTIONS: dict[str, dict] = {
         default=None, help="TPU name or grpc:// address for TPUClusterResolver (default: $TPU_NAME, else 'local')"
     ),
     "--models": dict(default="resnet20", help="model names or globs, comma-separated (default: %(default)s)"),
-    "--mode": dict(default="train,infer", help="train, infer or both (default: %(default)s)"),
+    "--mode": dict(default="train,infer", help="train, infer, or both as train,infer (default: %(default)s)"),
     "--batch-size": dict(
         default="auto",
         help="global batch sizes, comma-separated; 'auto': per input size and device (default: %(default)s)",
@@ -194,14 +194,12 @@ def resolve(opts: dict) -> ThroughputPlan:
         raise UsageError(
             f"--data-archive {opts['data_archive']!r} applies to --data real only, not --data {opts['data']}"
         )
-    if opts.get("data_archive"):
-        from bench.training.data import check_archive
-
-        check_archive("--data-archive", opts["data_archive"])
+    archive = _archive(opts, axes)
     outputs = [(flag, out_path(opts[dest(flag)], device)) for flag in ("--bench-out", "--plot") if opts.get(dest(flag))]
     for flag, path in outputs:  # before any measurement: a bad path must not lose the sweep
         (png_file if flag == "--plot" else writable_file)(flag, path)
-    distinct_outputs(outputs)
+    distinct_outputs(outputs, [archive] if archive else [])  # never written over what the run reads
+    _check_archive(opts, archive)
     from bench.throughput import workers as workers_mod
 
     job = workers_mod.check(opts, chosen, device, axes)
@@ -245,6 +243,28 @@ def resolve(opts: dict) -> ThroughputPlan:
     macs = sharding.model_macs(c.model for c in cases)
     mine, record = sharding.select(cases, plan.identity(), *shard, macs)
     return dataclasses.replace(plan, cases=mine, shard=record)
+
+
+def _archive(opts: dict, axes: dict) -> Path | None:
+    """The CIFAR-10 JPEG archive a ``--data real`` run reads (``--data-archive``, else the default that
+    ``bench.training.data.cifar10_jpeg_dir`` reads); None without real data."""
+    if "real" not in axes["data"]:
+        return None
+    from bench.training.data import default_archive
+
+    return Path(opts["data_archive"]).expanduser() if opts.get("data_archive") else default_archive()
+
+
+def _check_archive(opts: dict, archive: Path | None) -> None:
+    """A missing or corrupt archive as one line naming --data-archive, before any measurement rather
+    than as a traceback in the first case. The default archive is not needed (nor checked) once its
+    extracted copy is in the cache: that copy is what the run reads."""
+    if archive is None:
+        return
+    from bench.training.data import check_archive, extracted
+
+    if opts.get("data_archive") or extracted() is None:
+        check_archive("--data-archive", archive)
 
 
 def _compile_modes(chosen: tuple[str, ...], xla: str | None, torch_compile: str | None) -> dict[str, list[str]]:
@@ -348,3 +368,43 @@ def _cases(name: str, device: str, batch_text: list[str], axes: dict, replicas: 
 def out_path(template: str, device: str) -> Path | None:
     """The result file for this run; ``{time}`` and ``{device}`` are filled in."""
     return fill_template(template, device=device) if template else None
+
+
+def out_file(template: str, device: str) -> FileClaim | None:
+    """The result file for this run as every writer of it writes (``FileClaim``): when ``template``
+    holds ``{time}``, a name no other run (started in the same second) has written; None for ''."""
+    return FileClaim(template, device=device) if template else None
+
+
+# pytest options after -- with which pytest-benchmark measures nothing: refused before any work
+MEASURES_NOTHING = {
+    "collectonly": "--collect-only",
+    "benchmark_disable": "--benchmark-disable",
+    "benchmark_skip": "--benchmark-skip",
+}
+NOTHING_MEASURED = "nothing was measured: no case recorded a result or an error"
+
+
+def check_pytest_args(args: list[str]) -> None:
+    """pytest's arguments (after ``--``) parsed as pytest will parse them, before any child starts: a
+    usage error (an unknown option, a missing value) or an option with which nothing is measured
+    (``MEASURES_NOTHING``) is one line (``UsageError``). Parsing imports no framework."""
+    if not args:
+        return
+    import pytest
+    from _pytest.config import _prepareconfig  # pytest's own parsing (plugins and the suite's options loaded)
+
+    try:
+        config = _prepareconfig(["--capture=no", str(SUITE_DIR), *args])  # no: parsing captures nothing
+    except pytest.UsageError as e:
+        said = [line.split("error:", 1)[1].strip() for line in str(e).splitlines() if "error:" in line]
+        raise UsageError(f"pytest arguments after -- are invalid: {said[0] if said else first_line(e)}") from None
+    try:
+        given = [flag for name, flag in MEASURES_NOTHING.items() if getattr(config.option, name, False)]
+    finally:
+        config._ensure_unconfigure()
+    if given:
+        raise UsageError(
+            f"{given[0]} after -- makes pytest measure nothing, so a throughput run could record no result; "
+            "drop it (choose cases with --models, --mode, or -k)"
+        )

@@ -18,7 +18,7 @@ import pytest
 from bench.errors import UsageError
 from bench.results import THROUGHPUT_SCHEMA
 from bench.throughput.measure import DeviceSession
-from bench.throughput.plan import OPTIONS, ThroughputPlan, dest, out_path, resolve
+from bench.throughput.plan import OPTIONS, ThroughputPlan, dest, out_file, resolve
 
 
 def add_options(parser) -> None:
@@ -64,10 +64,15 @@ class ThroughputPlugin:
     def __init__(self, plan: ThroughputPlan, session: DeviceSession):
         self.plan = plan
         self.session = session
-        self.written: list = []
+        self.written: list[str] = []  # the lines saying what was written, for the end of the run
         self.output: dict | None = None  # the result document, once written
-        self.path = out_path(plan.bench_out, plan.device)  # one name for every write of this run
+        self.file = out_file(plan.bench_out, plan.device)  # one file for every write of this run
         self._config = None
+
+    @property
+    def path(self):
+        """The result file (the one written, once written), or None for ``--bench-out ''``."""
+        return None if self.file is None else self.file.path
 
     def pytest_generate_tests(self, metafunc):
         if "case" in metafunc.fixturenames:
@@ -124,7 +129,7 @@ class ThroughputPlugin:
     def pytest_runtest_logfinish(self, nodeid, location):
         """After each case, the result file so far, marked partial: a process the kernel kills (out
         of memory) keeps the cases it finished."""
-        if self._config is not None and self.path is not None:
+        if self._config is not None and self.file is not None:
             self._write(self._config, partial=True)
 
     def pytest_sessionfinish(self, session, exitstatus):
@@ -132,17 +137,15 @@ class ThroughputPlugin:
         after Ctrl-C it holds the finished cases and stays marked partial."""
         if self._write(session.config, partial=exitstatus == pytest.ExitCode.INTERRUPTED):
             if self.path is not None:
-                self.written.append(self.path)
+                self.written.append(f"cnn-bench: wrote {self.path}")
             if self.plan.plot:
-                from bench.throughput.report import plot
+                from bench.throughput.summary import plot_line
 
-                self.written.append(plot([self.output], self.plan.plot))
+                self.written.append(plot_line(self.output, self.plan.plot))
 
     def _write(self, config, *, partial: bool) -> bool:
         """pytest-benchmark's JSON of the cases so far, with our sections, written to ``self.path``
         (when there is one) and kept as ``self.output``; False when there is nothing to write."""
-        from bench.io import write_json
-
         bs = getattr(config, "_benchmarksession", None)
         if bs is None or bs.disabled or bs.skip:
             return False
@@ -162,8 +165,8 @@ class ThroughputPlugin:
         if partial:
             output["partial"] = output["harness"]["partial"] = True
         self.output = output
-        if self.path is not None:
-            write_json(self.path, output)
+        if self.file is not None:
+            self.file.write_json(output)
         return True
 
     def pytest_terminal_summary(self, terminalreporter, config):
@@ -172,5 +175,5 @@ class ThroughputPlugin:
 
             terminalreporter.write_line("")
             terminalreporter.write_line(summary.table(self.output, summary.load_baselines()))
-        for path in self.written:
-            terminalreporter.write_line(f"cnn-bench: wrote {path}")
+        for line in self.written:
+            terminalreporter.write_line(line)

@@ -19,7 +19,7 @@ def jpeg_files(
     """Paths and label ids of one split of the unpacked CIFAR-10 JPEG tree (classes sorted = label ids)."""
     from bench.training.data import CIFAR10_CLASSES, cifar10_jpeg_dir
 
-    root = Path(cifar10_jpeg_dir(archive, cache_dir)) / split
+    root = Path(cifar10_jpeg_dir(archive, cache_dir, flag="--data-archive")) / split
     files, labels = [], []
     for label, name in enumerate(CIFAR10_CLASSES):
         found = sorted(str(p) for p in (root / name).glob("*.jpg"))

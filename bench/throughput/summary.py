@@ -153,8 +153,13 @@ def table(doc: dict, baselines: dict | None = None) -> str:
     if baselines and isinstance(baselines.get("throughput"), dict) and "schema" in baselines:
         baselines = baselines["throughput"]
     data = sorted(rows(doc), key=sort_key)
+    missing = unmeasured(doc)
+    if missing:
+        from bench.regression.throughput import planned
+
+        missing_line = f"{len(missing)} of {len(planned(doc))} planned case(s) not measured: {', '.join(missing)}"
     if not data:
-        return "no throughput results"
+        return "no throughput results" + (f"\n{missing_line}" if missing else "")
     vary = [c for c in ("compile_label", "data") if len({r[c] for r in data}) > 1]
     header = ["model", "mode", "backend", "device", "precision", "batch"]
     header += [{"compile_label": "compile", "data": "data"}[c] for c in vary]
@@ -186,7 +191,30 @@ def table(doc: dict, baselines: dict | None = None) -> str:
         totals += f"; {matched} with a baseline"
     if matched:  # a raw change on a drifting machine is not a verdict
         totals += f" ({JUDGED_BY})"
+    if missing:
+        totals += "\n" + missing_line
     return aligned(header, body, numeric=numeric) + "\n" + totals
+
+
+def unmeasured(doc: dict) -> list[str]:
+    """The ids of the cases the run planned (``bench.regression.throughput.planned``, the plan
+    ``python -m bench compare`` judges) with no result in ``doc``, neither measured nor errored:
+    deselected by ``-k``, or never reached. A run that leaves any fails, as compare fails it."""
+    from bench.regression.throughput import planned
+    from bench.throughput.merge import case_id
+
+    recorded = {case_id(r) for r in [*(doc.get("benchmarks") or []), *(doc.get("errors") or [])]}
+    return [c for c in planned(doc) if c not in recorded]
+
+
+def plot_line(doc: dict, path: str) -> str:
+    """``--plot``'s line: the figure of ``doc``'s cases written to ``path``, or, for a run with no case
+    to plot (an empty shard), why none was written: that is not an error of the run."""
+    if not rows(doc):
+        return f"cnn-bench: no figure written to {path}: the run has no case to plot"
+    from bench.throughput.report import plot
+
+    return f"cnn-bench: wrote {plot([doc], path)}"
 
 
 def sort_key(r: dict) -> tuple:

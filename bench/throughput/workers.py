@@ -73,9 +73,9 @@ def run(plan, opts: dict, pytest_args: list[str]) -> int:
     """``--workers N``: one worker alone at the per-worker batch, then the job of N workers on loopback;
     the job's result, with each case's scaling against one worker, written where the plan says."""
     from bench import launch
-    from bench.io import read_json, write_json
+    from bench.io import read_json
     from bench.throughput import fanout
-    from bench.throughput.plan import out_path
+    from bench.throughput.plan import out_file
 
     n = plan.workers
     (backend,) = plan.backends
@@ -114,13 +114,13 @@ def run(plan, opts: dict, pytest_args: list[str]) -> int:
         doc["harness"] |= {"options": plan.to_dict(), "shard": plan.shard.record()}
     print()
     print(table(doc))
-    path = out_path(plan.bench_out, plan.device)
-    if path is not None:
-        print(f"cnn-bench: wrote {write_json(path, doc)} (the job of {n} workers, and one worker)")
+    out = out_file(plan.bench_out, plan.device)
+    if out is not None:
+        print(f"cnn-bench: wrote {out.write_json(doc)} (the job of {n} workers, and one worker)")
     if plan.plot:
-        from bench.throughput.report import plot
+        from bench.throughput.summary import plot_line
 
-        print(f"cnn-bench: wrote {plot([doc], plan.plot)}")
+        print(plot_line(doc, plan.plot))
     return outcome.status or (one_status if one_status else 0)
 
 

@@ -110,32 +110,76 @@ def check_archive(flag: str, archive: str | os.PathLike, *, sha256: str | None =
     return path
 
 
+def default_archive() -> Path:
+    """The archive ``cifar10_jpeg_dir`` reads when given none: ``$CIFAR10_JPEG_ARCHIVE``, else
+    ``../shared/data/cifar10-jpeg.tar.gz`` next to the repository."""
+    return Path(os.environ.get("CIFAR10_JPEG_ARCHIVE") or CIFAR10_JPEG_ARCHIVE).expanduser()
+
+
+def _target(cache_dir: str | os.PathLike | None, sha256: str) -> Path:
+    root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    return root / "cifar10_jpeg" / sha256[:16]
+
+
+def extracted(cache_dir: str | os.PathLike | None = None, *, sha256: str = CIFAR10_JPEG_SHA256) -> Path | None:
+    """The complete extracted tree in the cache (``cifar10_jpeg_dir``'s), or None when there is none yet."""
+    target = _target(cache_dir, sha256)
+    marker = target / ".complete"
+    return target if marker.is_file() and marker.read_text().strip() == sha256 else None
+
+
+EXTRACT_PREFIX = ".extract-"  # + "<pid>-": an extraction in progress, by the process with that pid
+
+
+def _remove_stale_extractions(parent: Path) -> None:
+    """Remove the ``.extract-<pid>-*`` trees whose process is gone (killed mid-extraction, SIGKILL
+    included): nothing else would, and each is tens of MB. A live process's tree is left alone."""
+    for tmp in parent.glob(EXTRACT_PREFIX + "*"):
+        pid = tmp.name[len(EXTRACT_PREFIX) :].partition("-")[0]
+        if not pid.isdecimal() or not _alive(int(pid)):  # an older, pid-less name: no owner to wait for
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def cifar10_jpeg_dir(
     archive: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
     *,
     sha256: str = CIFAR10_JPEG_SHA256,
     counts: dict[str, int] | None = None,
+    flag: str = "--archive",
 ) -> Path:
     """The unpacked CIFAR-10 JPEG tree (``train/<class>/*.jpg``, ``test/<class>/*.jpg``).
 
-    ``archive``: the tarball (default ``$CIFAR10_JPEG_ARCHIVE``, else ``../shared/data/cifar10-jpeg.tar.gz``
-    next to the repository). It is extracted once, after its sha256 is checked, into
-    ``<cache_dir>/cifar10_jpeg/<sha256[:16]>`` (``cache_dir`` defaults to ``default_cache_dir()``);
-    later calls return that directory at once. Extraction goes to a temporary directory renamed
-    into place, so an interrupted one is never mistaken for a complete tree. A missing or corrupt
-    archive, or one with the wrong layout, is a ``UsageError``. ``sha256`` and ``counts`` (images
-    per split) describe the expected archive; tests pass small ones.
+    ``archive``: the tarball (default ``default_archive()``). It is extracted once, after its sha256
+    is checked, into ``<cache_dir>/cifar10_jpeg/<sha256[:16]>`` (``cache_dir`` defaults to
+    ``default_cache_dir()``); later calls return that directory at once. Extraction goes to a
+    temporary directory (``.extract-<pid>-*``) renamed into place, so an interrupted one is never
+    mistaken for a complete tree; it is removed on SIGTERM too, and a later extraction removes those
+    whose process died. A missing or corrupt archive, or one with the wrong layout, is a
+    ``UsageError`` (a missing one names ``flag``, the caller's option for the archive). ``sha256`` and
+    ``counts`` (images per split) describe the expected archive; tests pass small ones.
     """
-    archive = Path(archive or os.environ.get("CIFAR10_JPEG_ARCHIVE") or CIFAR10_JPEG_ARCHIVE).expanduser()
-    root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-    target = root / "cifar10_jpeg" / sha256[:16]
-    marker = target / ".complete"
-    if marker.is_file() and marker.read_text().strip() == sha256:
-        return target
+    from bench import processes
+
+    archive = Path(archive).expanduser() if archive else default_archive()
+    target = _target(cache_dir, sha256)
+    if (done := extracted(cache_dir, sha256=sha256)) is not None:
+        return done
     if not archive.is_file():
         raise UsageError(
-            f"CIFAR-10 JPEG archive {str(archive)!r} does not exist; pass its path (--archive or CIFAR10_JPEG_ARCHIVE)"
+            f"CIFAR-10 JPEG archive {str(archive)!r} does not exist; pass its path ({flag} or CIFAR10_JPEG_ARCHIVE)"
         )
     actual = sha256_of(archive)
     if actual != sha256:
@@ -143,32 +187,39 @@ def cifar10_jpeg_dir(
             f"CIFAR-10 JPEG archive {str(archive)!r} is corrupt: sha256 {actual[:16]}..., expected {sha256[:16]}..."
         )
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=target.parent))
+    _remove_stale_extractions(target.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{EXTRACT_PREFIX}{os.getpid()}-", dir=target.parent))
     try:
-        try:
-            with tarfile.open(archive, "r:*") as tar:
-                tar.extractall(tmp, filter="data")
-        except (tarfile.TarError, EOFError, OSError) as e:
-            raise UsageError(f"CIFAR-10 JPEG archive {str(archive)!r} cannot be extracted: {e}") from None
-        tree = _find_split_root(tmp)
-        for split, expected in (counts or CIFAR10_JPEG_COUNTS).items():
-            classes = sorted(p.name for p in (tree / split).iterdir() if p.is_dir()) if (tree / split).is_dir() else []
-            if tuple(classes) != CIFAR10_CLASSES:
-                raise UsageError(
-                    f"CIFAR-10 JPEG archive {str(archive)!r}: {split}/ holds classes {classes}, expected {list(CIFAR10_CLASSES)}"
-                )
-            count = sum(1 for _ in (tree / split).glob("*/*.jpg"))
-            if count != expected:
-                raise UsageError(
-                    f"CIFAR-10 JPEG archive {str(archive)!r}: {split}/ holds {count} images, expected {expected}"
-                )
-        (tree / ".complete").write_text(sha256 + "\n")
-        if target.exists():  # a stale, incomplete tree from an older layout
-            shutil.rmtree(target)
-        os.replace(tree, target)
+        with processes.sigterm_exits():  # SIGTERM runs the ``finally`` below rather than leaving ``tmp``
+            _extract(archive, tmp, target, sha256, counts)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _extract(archive: Path, tmp: Path, target: Path, sha256: str, counts: dict[str, int] | None) -> None:
+    """``archive`` unpacked into ``tmp``, its layout checked, and its tree renamed to ``target``."""
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            tar.extractall(tmp, filter="data")
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise UsageError(f"CIFAR-10 JPEG archive {str(archive)!r} cannot be extracted: {e}") from None
+    tree = _find_split_root(tmp)
+    for split, expected in (counts or CIFAR10_JPEG_COUNTS).items():
+        classes = sorted(p.name for p in (tree / split).iterdir() if p.is_dir()) if (tree / split).is_dir() else []
+        if tuple(classes) != CIFAR10_CLASSES:
+            raise UsageError(
+                f"CIFAR-10 JPEG archive {str(archive)!r}: {split}/ holds classes {classes}, expected {list(CIFAR10_CLASSES)}"
+            )
+        count = sum(1 for _ in (tree / split).glob("*/*.jpg"))
+        if count != expected:
+            raise UsageError(
+                f"CIFAR-10 JPEG archive {str(archive)!r}: {split}/ holds {count} images, expected {expected}"
+            )
+    (tree / ".complete").write_text(sha256 + "\n")
+    if target.exists():  # a stale, incomplete tree from an older layout
+        shutil.rmtree(target)
+    os.replace(tree, target)
 
 
 def _find_split_root(path: Path) -> Path:

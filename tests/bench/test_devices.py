@@ -24,8 +24,23 @@ def test_a_device_class_never_holds_a_slash(monkeypatch):
     import bench.environment
 
     monkeypatch.setattr(bench.environment, "cpu_model", lambda: "Acme  CPU 8/16 @ 3GHz")
-    assert devices.cpu_class() == f"cpu:Acme CPU 8-16 @ 3GHz x{__import__('os').cpu_count()}"
+    assert devices.cpu_class() == f"cpu:Acme CPU 8-16 @ 3GHz x{bench.environment.usable_cpus()}"
     assert devices.accelerator_class("gpu", ["GeForce RTX 3090/PCIe/SSE2"]) == "gpu:GeForce RTX 3090-PCIe-SSE2"
+
+
+def test_the_cpu_class_counts_the_cpus_this_process_may_use(monkeypatch):
+    """Under ``taskset -c 0`` (or a container's cpuset) the process runs on one CPU whatever the
+    machine has: the device class and ``machine_info`` record that one (``usable_cpus``)."""
+    import os
+
+    import bench.environment
+
+    monkeypatch.setattr(bench.environment, "cpu_model", lambda: "Acme CPU")
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert bench.environment.usable_cpus() == 1 and devices.cpu_class() == "cpu:Acme CPU x1"
+    monkeypatch.delattr(os, "sched_getaffinity")  # macOS: no affinity to read
+    assert bench.environment.usable_cpus() == 64 and devices.cpu_class() == "cpu:Acme CPU x64"
 
 
 def test_precision_policies():

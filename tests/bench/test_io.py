@@ -103,3 +103,28 @@ def test_a_directory_that_cannot_be_made_is_one_line(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(UsageError, match=r"--out '.*file/20261207T020000' cannot be made"):
         io.claim_directory(str(tmp_path / "file" / "{time}"), "20261207T020000")
+
+
+def test_two_runs_started_in_one_second_claim_two_result_files(tmp_path):
+    """``FileClaim``: the second run of a ``{time}`` template in the same second takes ``<time>-2``
+    and never replaces the first's file; each run's later writes replace its own file only."""
+    template = str(tmp_path / "results" / "{time}-{device}.json")
+    first = io.FileClaim(template, stamp="20261207T020000", device="cpu")
+    second = io.FileClaim(template, stamp="20261207T020000", device="cpu")
+    assert first.write_json({"run": 1}).name == "20261207T020000-cpu.json"
+    assert second.write_json({"run": 2}).name == "20261207T020000-2-cpu.json"
+    assert first.write_json({"run": 1, "done": True}) == first.path  # its own file, replaced
+    assert second.write_json({"run": 2, "done": True}) == second.path
+    assert json.loads(first.path.read_text()) == {"run": 1, "done": True}
+    assert json.loads(second.path.read_text()) == {"run": 2, "done": True}
+    assert sorted(p.name for p in first.path.parent.iterdir()) == [
+        "20261207T020000-2-cpu.json",
+        "20261207T020000-cpu.json",
+    ]  # no temporary file left
+
+
+def test_a_result_path_without_time_is_replaced_as_the_user_asked(tmp_path):
+    path = tmp_path / "mine.json"
+    path.write_text("{}")
+    claim = io.FileClaim(str(path), stamp="20261207T020000")
+    assert claim.write_json({"run": 1}) == path and json.loads(path.read_text()) == {"run": 1}

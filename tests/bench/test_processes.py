@@ -32,7 +32,8 @@ import os, sys
 from pathlib import Path
 from bench.throughput import isolate
 child = [sys.executable, "-c", sys.argv[2], sys.argv[1] + ".0"]
-isolate.watch(child, dict(os.environ), isolate.Progress(Path(sys.argv[1] + ".progress")), lambda: None)
+outcome = isolate.watch(child, dict(os.environ), isolate.Progress(Path(sys.argv[1] + ".progress")), lambda: None)
+sys.exit(143 if outcome.terminated else outcome.status)  # as Sweep.run does: the child stopped, then 143
 """,
     "--workers N": """
 import sys

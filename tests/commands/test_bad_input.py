@@ -228,6 +228,28 @@ CASES: list[tuple[str, str, str, list[str], str]] = [
     ("throughput", "--batch-size", "wrong type", ["throughput", "--batch-size", "\u00b2"], "\u00b2"),
     ("throughput", "--pytest-table", "wrong type", ["throughput", "--pytest-table=1"], "1"),
     ("throughput", "pytest_args", "wrong type", ["throughput", "--no-such-flag"], "--no-such-flag"),
+    ("throughput", "pytest_args", "wrong type", ["throughput", "resnet20"], "--models resnet20"),
+    ("throughput", "pytest_args", "wrong type", ["throughput", "--", "--bogus-flag"], "--bogus-flag"),
+    ("throughput", "pytest_args", "missing", ["throughput", "--", "--benchmark-json"], "--benchmark-json"),
+    ("throughput", "pytest_args", "out of range", ["throughput", "--", "--benchmark-disable"], "--benchmark-disable"),
+    ("throughput", "pytest_args", "out of range", ["throughput", "--", "--benchmark-skip"], "--benchmark-skip"),
+    ("throughput", "pytest_args", "out of range", ["throughput", "--", "--co"], "--collect-only"),
+    ("throughput", "pytest_args", "out of range", ["throughput", "--isolate", "none", "--", "--co"], "--collect-only"),
+    (
+        "throughput",
+        "--bench-out",
+        "unwritable",
+        [
+            "throughput",
+            "--data",
+            "real",
+            "--data-archive",
+            "{tmp}/archive.tar.gz",
+            "--bench-out",
+            "{tmp}/archive.tar.gz",
+        ],
+        "is the input",
+    ),
     # -- throughput --isolate: what runs in a child process of its own
     ("throughput", "--isolate", "wrong type", ["throughput", "--isolate", "process"], "process"),
     ("throughput", "--isolate", "wrong type", ["throughput", "--isolate", "model,case"], "model,case"),
@@ -402,8 +424,17 @@ CASES: list[tuple[str, str, str, list[str], str]] = [
 ]
 
 # -- fingerprint: it takes train's options (each of train's cases, asked of fingerprint) and its own
+
+
+def _fingerprint_argv(argv: list[str]) -> list[str]:
+    """A train case's command line for fingerprint, less TRAIN's --eager and --out (fingerprint refuses them)."""
+    if argv[2 : len(TRAIN)] == TRAIN[2:]:  # TRAIN, its recipe perhaps another
+        argv = [*argv[: TRAIN.index("--eager")], *argv[len(TRAIN) :]]
+    return ["fingerprint", *argv[1:]]
+
+
 CASES += [
-    ("fingerprint", flag, kind, ["fingerprint", *argv[1:]], named)
+    ("fingerprint", flag, kind, _fingerprint_argv(argv), named)
     for c, flag, kind, argv, named in list(CASES)
     if c == "train"
 ]

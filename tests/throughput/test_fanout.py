@@ -99,6 +99,28 @@ def test_merge_keeps_every_benchmark_and_each_backends_record():
     assert "on jax 1.0 + torch 1.0 /" in machine_line(merged["machine_info"])
 
 
+def test_the_merged_top_level_describes_every_backend_not_the_first():
+    """What differs between backends (their versions, strategy, produced_by) stays under ``backends``;
+    the top level keeps what all share, and names every backend."""
+    jax, torch = _doc("jax", 10.0), _doc("torch", 20.0)
+    jax["harness"] |= {"strategy": "single", "versions": {"jax": "1.0"}, "produced_by": "Keras 3 on jax 1.0"}
+    torch["harness"] |= {"strategy": "default", "versions": {"torch": "1.0"}, "produced_by": "Keras 3 on torch 1.0"}
+    merged = fanout.merge([jax, torch])
+    for gone in ("strategy", "versions"):
+        assert gone not in merged["harness"]
+        assert {n: merged["harness"]["backends"][n][gone] for n in ("jax", "torch")}
+    assert "jax" not in merged["machine_info"] and "torch" not in merged["machine_info"]  # each backend's version
+    assert merged["machine_info"]["keras"] == "3" and merged["harness"]["device_class"] == "cpu:X x2"
+    assert "on jax 1.0 + torch 1.0 /" in merged["harness"]["produced_by"]
+
+
+def test_a_run_whose_backends_recorded_nothing_fails_with_one_line(monkeypatch, tmp_path, capsys):
+    plan = _two_backends(tmp_path)
+    _fake_children(monkeypatch, tmp_path, plan, {"tensorflow": (False, "ok"), "jax": (False, "ok")})
+    assert fanout.run(plan, {}, []) == 1
+    assert "nothing was measured" in capsys.readouterr().err and not (tmp_path / "fan.json").exists()
+
+
 @pytest.mark.slow
 def test_tensorflow_and_jax_in_one_command_write_one_merged_file(tmp_path):
     """The real thing: two child processes, then one file with both backends' benchmarks."""

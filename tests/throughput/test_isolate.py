@@ -34,7 +34,7 @@ out = spec["plan"]["bench_out"]
 progress = open(spec["progress"], "a", buffering=1)
 note = lambda **record: progress.write(json.dumps(record) + "\\n")
 actions = dict(a.split("=") for a in os.environ.get("FAKE_CHILD", "").split(",") if a)
-cases = [Case(**c) for c in spec["plan"]["cases"]]
+cases = [Case(**c) for c in spec["plan"]["cases"] if os.environ.get("FAKE_K", "") in Case(**c).id]  # as -k selects
 note(device_class="cpu:Fake x2")
 if "startup" in actions:
     sys.exit(int(actions["startup"]))
@@ -191,6 +191,57 @@ def test_ctrl_c_lets_the_child_write_its_finished_cases_and_exits_130(tmp_path, 
     assert status == 130 and "interrupted" in capsys.readouterr().err
     doc = results.read(p.bench_out)
     assert doc["partial"] is True and ids(doc, "benchmarks") == [A_TRAIN] and doc["errors"] == []
+
+
+def test_sigterm_takes_ctrl_c_s_path_and_keeps_the_finished_child(tmp_path, monkeypatch, capsys):
+    """SIGTERM (a job's timeout): the running child stops as after Ctrl-C, the file keeps the finished
+    cases and the processes that ran, marked partial, and the run says it was interrupted (143)."""
+    monkeypatch.setattr(isolate, "GRACE_S", 0.5)
+    monkeypatch.setenv("FAKE_CHILD", "tiny_b=sleep")
+    p = plan(tmp_path)
+    previous = signal.getsignal(signal.SIGTERM)
+    timer = threading.Timer(4.0, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        status = isolate.run(p, [], command=fake)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, previous)
+    assert status == 128 + signal.SIGTERM and "interrupted" in capsys.readouterr().err
+    doc = results.read(p.bench_out)
+    assert doc["partial"] is True and ids(doc, "benchmarks") == [A_TRAIN, A_INFER]
+    assert [proc["cases"] for proc in doc["harness"]["processes"]] == [[A_TRAIN, A_INFER], [B_INFER]]
+
+
+def test_a_run_that_recorded_nothing_fails_with_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FAKE_CHILD", "startup=0")  # each child ends well having run nothing
+    p = plan(tmp_path)
+    assert isolate.run(p, [], command=fake) == 1
+    assert "nothing was measured" in capsys.readouterr().err and not Path(p.bench_out).exists()
+
+
+def test_planned_cases_that_k_left_out_fail_the_run_and_are_named(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FAKE_K", "infer")
+    status, doc = sweep(tmp_path, monkeypatch, "")
+    assert status == 1 and ids(doc, "benchmarks") == [A_INFER, B_INFER]
+    assert f"1 of 3 planned case(s) not measured: {A_TRAIN}" in capsys.readouterr().out
+
+
+def test_a_time_template_never_replaces_another_runs_result(tmp_path, monkeypatch, capsys):
+    """Two runs started in one second: the second's result goes to ``<time>-2``, named in its line."""
+    import dataclasses
+    import time
+
+    monkeypatch.setattr(time, "strftime", lambda fmt, *a: "20261207T020000")
+    other = tmp_path / "20261207T020000-cpu.json"
+    other.write_text('{"another": "run"}')
+    p = dataclasses.replace(plan(tmp_path), bench_out=str(tmp_path / "{time}-{device}.json"))
+    monkeypatch.setenv("FAKE_CHILD", "")
+    assert isolate.run(p, [], command=fake) == 0
+    mine = tmp_path / "20261207T020000-2-cpu.json"
+    assert json.loads(other.read_text()) == {"another": "run"}
+    assert ids(results.read(mine), "benchmarks") == [A_TRAIN, A_INFER, B_INFER]
+    assert f"cnn-bench: wrote {mine} (2 child processes)" in capsys.readouterr().out
 
 
 def test_groups_describe_and_combine():

@@ -50,3 +50,47 @@ def test_plan_expands_globs_lists_and_auto_batch():
 def test_bad_options_are_one_line_errors(change, message):
     with pytest.raises((UsageError, KeyError), match=message):
         throughput.resolve(opts(**change))
+
+
+def test_the_result_file_may_not_replace_the_archive_the_run_reads(tmp_path):
+    archive = tmp_path / "cifar.tar.gz"
+    archive.write_bytes(b"not checked before the outputs")
+    with pytest.raises(UsageError, match=r"--bench-out '.*cifar.tar.gz' is the input"):
+        throughput.resolve(opts(data="real", data_archive=str(archive), bench_out=str(archive)))
+    assert archive.read_bytes() == b"not checked before the outputs"
+
+
+def test_a_missing_default_archive_is_one_line_naming_data_archive(tmp_path, monkeypatch):
+    monkeypatch.setenv("CIFAR10_JPEG_ARCHIVE", str(tmp_path / "missing.tar.gz"))
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache"))  # nothing extracted there
+    with pytest.raises(UsageError, match=r"--data-archive '.*missing.tar.gz' is not a file"):
+        throughput.resolve(opts(data="real", bench_out=str(tmp_path / "r.json")))
+    with pytest.raises(UsageError, match=r"--bench-out '.*missing.tar.gz' is the input"):
+        throughput.resolve(opts(data="real", bench_out=str(tmp_path / "missing.tar.gz")))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--bogus-flag"], "pytest arguments after -- are invalid: unrecognized arguments: --bogus-flag"),
+        (["--benchmark-disable"], "--benchmark-disable after -- makes pytest measure nothing"),
+        (["--benchmark-skip"], "--benchmark-skip after -- makes pytest measure nothing"),
+        (["--co"], "--collect-only after -- makes pytest measure nothing"),
+        (["-q", "--collect-only"], "--collect-only after -- makes pytest measure nothing"),
+    ],
+)
+def test_pytest_arguments_that_cannot_measure_are_refused_up_front(args, message):
+    with pytest.raises(UsageError, match=message):
+        throughput.check_pytest_args(args)
+
+
+def test_pytest_arguments_that_measure_pass():
+    throughput.check_pytest_args(["-k", "infer", "--benchmark-autosave", "-s"])
+    throughput.check_pytest_args([])
+
+
+def test_the_mode_help_says_what_mode_takes():
+    """'both' is spelled train,infer (the default); the help must not offer a value --mode refuses."""
+    help_text = throughput.OPTIONS["--mode"]["help"]
+    assert "train,infer" in help_text and "or both (" not in help_text
+    assert {c.mode for c in throughput.resolve(opts(mode="train,infer")).cases} == {"train", "infer"}

@@ -138,3 +138,16 @@ def test_model_macs_are_counted_on_numpy_in_a_process_of_their_own():
         [sys.executable, "-m", "bench.throughput.shard", "resnet_nope"], cwd=REPO, capture_output=True, text=True
     )
     assert run.returncode != 0
+
+
+def test_an_empty_shard_with_a_plot_writes_its_result_says_why_no_figure_and_exits_0(monkeypatch, tmp_path, capsys):
+    from bench.throughput import isolate
+
+    monkeypatch.setattr(sharding, "model_macs", lambda names: {n: MACS[n] for n in names})
+    o = opts(models="resnet20", mode="infer", bench_out=str(tmp_path / "r.json"), plot=str(tmp_path / "p.png"))
+    empty = resolve(o | {"shard": "2/2"})  # one case, two shards
+    assert empty.cases == ()
+    assert isolate.run(empty, []) == 0
+    out = capsys.readouterr().out
+    assert "cnn-bench: no figure written to" in out and not (tmp_path / "p.png").exists()
+    assert json.loads((tmp_path / "r.json").read_text())["harness"]["shard"]["index"] == 2

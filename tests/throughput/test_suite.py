@@ -123,7 +123,7 @@ def test_the_command_resolves_once_and_hands_pytest_the_plugin(monkeypatch):
     monkeypatch.setattr(plugin, "open_session", lambda plan: opened.append(plan) or real_open(plan))
     monkeypatch.setattr(pytest_module, "main", lambda args, plugins: calls.append((args, plugins)) or 0)
     argv = ["throughput", "--models", "resnet2*", "--mode", "infer", "--batch-size", "8", "--isolate", "none"]
-    assert main([*argv, "--", "-q"]) == 0
+    assert main([*argv, "--", "-q"]) == 1  # the stand-in for pytest measured nothing: not a success
     ((args, plugins),) = calls
     assert args[1:] == ["-q"] and args[0].endswith("suite") and len(opened) == 1
     (p,) = plugins
@@ -276,3 +276,23 @@ def test_an_interrupted_sweep_keeps_the_finished_cases_marked_partial_and_exits_
     assert [b["param"] for b in doc["benchmarks"]] == ["resnet20-infer-bs8-fp32-xla_off-synthetic-tensorflow"]
     (before_second,) = seen
     assert before_second["partial"] is True and len(before_second["benchmarks"]) == 1
+
+
+def test_an_in_process_run_that_measured_nothing_or_not_every_planned_case_fails(capsys):
+    """``--isolate none``: pytest's 0 is not the run's when nothing was recorded (1, with a line) or
+    ``-k`` left a planned case unmeasured (1; the table names it)."""
+    from types import SimpleNamespace
+
+    from bench.commands.throughput import _measured
+    from tests.throughput.documents import bench, case, doc
+
+    train, infer = Case.from_dict(case(mode="train")), Case.from_dict(case(mode="infer"))
+    chief = SimpleNamespace(placement=SimpleNamespace(chief=True))
+    assert _measured(SimpleNamespace(output=None, session=chief), 0) == 1
+    assert "nothing was measured" in capsys.readouterr().err
+    measured = doc([bench(infer.to_dict(), 100.0)])
+    measured["harness"]["options"] = {"cases": [train.id, infer.id]}
+    assert _measured(SimpleNamespace(output=measured, session=chief), 0) == 1
+    measured["harness"]["options"] = {"cases": [infer.id]}
+    assert _measured(SimpleNamespace(output=measured, session=chief), 0) == 0
+    assert _measured(SimpleNamespace(output=None, session=chief), 5) == 5  # -k selected none: pytest's own status

@@ -213,3 +213,21 @@ def test_the_summary_and_the_report_import_no_tensorflow():
         "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+def test_the_totals_name_the_planned_cases_not_measured():
+    """``-k`` dropped a planned case: the table says so rather than counting only what ran."""
+    train, infer = case(mode="train"), case(mode="infer")
+    d = doc([bench(infer, 100.0)])
+    d["harness"]["options"] = {"cases": [Case.from_dict(train).id, Case.from_dict(infer).id]}
+    assert summary.unmeasured(d) == [Case.from_dict(train).id]
+    text = summary.table(d)
+    assert f"1 of 2 planned case(s) not measured: {Case.from_dict(train).id}" in text.splitlines()
+    d["harness"]["options"]["cases"] = [Case.from_dict(infer).id]
+    assert summary.unmeasured(d) == [] and "not measured" not in summary.table(d)
+
+
+def test_nothing_to_plot_is_a_line_not_an_error(tmp_path):
+    """An empty shard has no case to plot: --plot says why no figure, and the run is not failed."""
+    line = summary.plot_line(doc([]), str(tmp_path / "p.png"))
+    assert line.startswith("cnn-bench: no figure written to") and not (tmp_path / "p.png").exists()

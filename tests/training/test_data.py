@@ -1,7 +1,13 @@
 """Data: the CIFAR-10 JPEG archive's checks and cache, ImageFolder reading, augmentations, pipelines on mock data."""
 
 import io
+import os
+import signal
+import subprocess
+import sys
 import tarfile
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +15,7 @@ import pytest
 from bench.errors import UsageError
 from bench.training import data
 
+REPO = Path(__file__).resolve().parents[2]
 PER_CLASS = {"train": 2, "test": 1}
 COUNTS = {"train": 20, "test": 10}  # images per split
 
@@ -57,6 +64,53 @@ def test_extracts_once_after_checking_the_sha(archive, tmp_path, monkeypatch):
 def test_missing_archive(tmp_path):
     with pytest.raises(UsageError, match="does not exist"):
         data.cifar10_jpeg_dir(tmp_path / "nope.tar.gz", tmp_path / "cache")
+
+
+def test_a_missing_archive_names_the_callers_flag(tmp_path):
+    with pytest.raises(UsageError, match=r"pass its path \(--archive or CIFAR10_JPEG_ARCHIVE\)"):
+        data.cifar10_jpeg_dir(tmp_path / "nope.tar.gz", tmp_path / "cache")
+    with pytest.raises(UsageError, match=r"pass its path \(--data-archive or CIFAR10_JPEG_ARCHIVE\)"):
+        data.cifar10_jpeg_dir(tmp_path / "nope.tar.gz", tmp_path / "cache", flag="--data-archive")
+
+
+def test_an_extraction_whose_process_died_is_removed_by_the_next(archive, tmp_path):
+    path, sha = archive
+    parent = tmp_path / "cache" / "cifar10_jpeg"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = parent / f".extract-{dead.stdout.strip()}-abc"  # that process has ended
+    (stale / "train").mkdir(parents=True)
+    live = parent / f".extract-{os.getppid()}-abc"  # a live process's extraction in progress
+    live.mkdir()
+    data.cifar10_jpeg_dir(path, tmp_path / "cache", sha256=sha, counts=COUNTS)
+    assert not stale.exists() and live.is_dir()
+
+
+def test_sigterm_during_extraction_leaves_no_partial_tree(archive, tmp_path):
+    """SIGTERM (a job's timeout) mid-extraction: the temporary tree is removed, not left in the cache."""
+    path, sha = archive
+    started = tmp_path / "started"
+    code = f"""
+import sys, time
+from pathlib import Path
+sys.path.insert(0, {str(REPO)!r})
+from bench.training import data
+
+def slow(archive, tmp, *rest):
+    (Path(tmp) / "train").mkdir()
+    Path({str(started)!r}).touch()
+    time.sleep(60)
+
+data._extract = slow
+data.cifar10_jpeg_dir({str(path)!r}, {str(tmp_path / "cache")!r}, sha256={sha!r}, counts={COUNTS!r})
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.monotonic() + 60
+    while not started.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert list((tmp_path / "cache" / "cifar10_jpeg").glob(".extract-*"))
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    assert not list((tmp_path / "cache" / "cifar10_jpeg").glob(".extract-*"))
 
 
 def test_corrupt_archive(archive, tmp_path):
