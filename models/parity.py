@@ -265,34 +265,56 @@ def run_backend(
     return results
 
 
+HEADER = (
+    "| model | backend | max \\|diff\\| | max \\|logit\\| | relative | tolerance "
+    "| train-step loss | TensorFlow loss | seconds (TF / backend) |"
+)
+
+
 def table(names: Iterable[str] | None = None, *, jit: bool = False) -> str:
-    """The Markdown parity table: every model on every installed backend, against TensorFlow."""
+    """The Markdown parity table: every model (or those in ``names``) on every installed backend,
+    against TensorFlow. An empty ``names`` is a ValueError, not every model: a glob that matched
+    nothing must not start a run of all of them."""
     import models
 
-    names = list(names or models.list_models())
+    names = list(models.list_models() if names is None else names)
+    if not names:
+        raise ValueError("no models to compare")
     with tempfile.TemporaryDirectory(prefix="parity-") as folder:
         refs = write_references(names, folder)
         runs = {backend: run_backend(backend, folder, jit=jit) for backend in other_backends()}
-    lines = [
-        "| model | backend | max \\|diff\\| | max \\|logit\\| | relative | tolerance "
-        "| train-step loss | TensorFlow loss | seconds (TF / backend) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name in names:
-        ref = refs[name]
-        for backend, results in runs.items():
-            r = results[name]
-            if r.error:
-                figures = f"error: {r.error.strip().splitlines()[-1]} | | |"
-            else:
-                figures = f"{r.max_abs_diff:.2e} | {r.scale:.2e} | {r.relative:.1e}"
-            lines.append(
-                f"| {name} | {backend} | {figures} | {tolerance(name):.0e} | {r.loss:.4f} | {ref.loss:.4f} "
-                f"| {ref.seconds:.1f} / {r.seconds:.1f} |"
-            )
+    lines = [HEADER, "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [row(name, backend, results[name], refs[name]) for name in names for backend, results in runs.items()]
     if "torch" not in runs:
         lines.append(f"\ntorch: not compared, {TORCH_MISSING}.")
     return "\n".join(lines)
+
+
+def row(name: str, backend: str, r: Result, ref: Reference) -> str:
+    """One line of the table, as many cells as ``HEADER``: an error takes the three figures' cells."""
+    if r.error:
+        figures = f"error: {r.error.strip().splitlines()[-1]} | |"
+    else:
+        figures = f"{r.max_abs_diff:.2e} | {r.scale:.2e} | {r.relative:.1e}"
+    return (
+        f"| {name} | {backend} | {figures} | {tolerance(name):.0e} | {r.loss:.4f} | {ref.loss:.4f} "
+        f"| {ref.seconds:.1f} / {r.seconds:.1f} |"
+    )
+
+
+def selected(globs: str) -> list[str]:
+    """The registered models that ``--models`` names (comma-separated globs); a glob that matches
+    none is a one-line ValueError naming it and the valid names."""
+    import models
+
+    patterns = [g for g in globs.split(",") if g]
+    unmatched = [g for g in patterns if not models.list_models(g)]
+    if unmatched or not patterns:
+        raise ValueError(
+            f"--models {globs!r}: {', '.join(map(repr, unmatched)) or 'nothing'} matches no registered model;"
+            f" valid: {', '.join(models.list_models())}"
+        )
+    return models.list_models(patterns)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -309,9 +331,12 @@ def main(argv: list[str] | None = None) -> int:
         replay_all(args.backend, args.dir, jit=args.jit)
         return 0
     if args.table:
-        import models
-
-        print(table(models.list_models(args.models.split(",")), jit=args.jit))
+        try:
+            names = selected(args.models)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(table(names, jit=args.jit))
         return 0
     parser.print_help()
     return 2

@@ -15,9 +15,12 @@ applied to a copy of the tracked files in a temporary directory. For each one, i
    this table's own anchors and so fails on every mutated copy). A test that fails there but
    passes when run again alone is set aside as a flake and the suite run again (``unit_suite``).
 
-The table (markdown and JSON under ``--out``) gives each mutation's verdicts. An edit whose anchor
-text is no longer in the source is reported as "stale" (the script fails loudly rather than
-measuring an unchanged tree). Clean unseen seeds are the other half of the proof: train them with
+The table (markdown and JSON under ``--out``, written atomically) gives each mutation's verdicts.
+An edit whose anchor text is no longer in the source is reported as "stale" (rather than measuring
+an unchanged tree); the script exits 1, naming the rows on stderr, when a row is stale, a step
+errored, or a mutation was caught by neither the fingerprint nor the gate (``problems``). Bad
+arguments (``--out`` naming a file, a missing ``--baselines``, a ``--seed`` out of range) are one
+line and exit 2, before any work. Clean unseen seeds are the other half of the proof: train them with
 ``bench train`` and gate them (the README gives the figures).
 """
 
@@ -35,6 +38,8 @@ import time
 from pathlib import Path
 
 from bench.environment import REPO_ROOT
+from bench.errors import UsageError
+from bench.regression import rules
 
 RECIPE = "smoke_resnet20_cifar10_jpeg"
 
@@ -322,12 +327,26 @@ def unit_suite(tree: Path, logs: Path, *, run=None) -> dict:
 
 
 def caught(row: dict) -> bool:
-    return row.get("fingerprint") == "CHANGED" or row.get("gate", "").split(" + ")[0] in (
-        "regression",
-        "unexpected improvement",
-        "changed",
-        "error",
-    )
+    """Whether the fingerprint or the gate failed the mutated tree: the fingerprint changed, or any of
+    the gate's findings (``row["gate"]`` joins their verdicts, sorted: "pass + regression") is a
+    failing verdict. An error with no finding ("error 2") is not a catch: it is a broken row."""
+    failing = {v.value for v in rules.FAILING}
+    return row.get("fingerprint") == "CHANGED" or any(v in failing for v in row.get("gate", "").split(" + "))
+
+
+def problems(rows: list[dict]) -> list[str]:
+    """Why the table is not a proof, one line a row: a stale anchor, a step that errored (it measured
+    nothing), or a mutation neither the fingerprint nor the gate caught. Empty when every row is a catch."""
+    out = []
+    for r in rows:
+        steps = {k: str(r.get(k, "")) for k in ("fingerprint", "gate", "unit")}
+        if r.get("fingerprint") == "stale":
+            out.append(f"{r['name']}: stale anchor ({r.get('detail', '')})")
+        elif errored := [f"{k} {v}" for k, v in steps.items() if v.startswith("error")]:
+            out.append(f"{r['name']}: {', '.join(errored)}")
+        elif not caught(r):
+            out.append(f"{r['name']}: not caught (fingerprint {steps['fingerprint']}, gate {steps['gate']})")
+    return out
 
 
 def markdown(rows: list[dict], seed: int) -> str:
@@ -347,6 +366,24 @@ def markdown(rows: list[dict], seed: int) -> str:
     return "\n".join(lines)
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """Every argument checked before any mutated tree is trained: a bad one is a one-line ``UsageError``."""
+    from bench.io import writable_dir
+    from bench.training.options import MAX_SEED
+
+    names = [n for n in args.only.split(",") if n]
+    unknown = set(names) - {m.name for m in MUTATIONS}
+    if unknown:
+        raise UsageError(f"--only {sorted(unknown)} unknown; valid: {', '.join(m.name for m in MUTATIONS)}")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise UsageError(f"--seed {args.seed} is invalid; expected 0 to {MAX_SEED}")
+    if not Path(args.baselines).is_file():
+        raise UsageError(f"--baselines {args.baselines!r} is not a file; expected the baselines.json to judge against")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out!r} is a file; expected a directory for the table, JSON and logs")
+    writable_dir("--out", args.out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.regression.mutations", description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=300, help="training seed for the mutations the fingerprint misses")
@@ -356,13 +393,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="results/mutations", help="directory for the table, JSON and logs")
     parser.add_argument("--baselines", default=str(REPO_ROOT / "baselines.json"))
     args = parser.parse_args(argv)
-    names = [n for n in args.only.split(",") if n]
-    unknown = set(names) - {m.name for m in MUTATIONS}
-    if unknown:
-        print(
-            f"error: --only {sorted(unknown)} unknown; valid: {', '.join(m.name for m in MUTATIONS)}", file=sys.stderr
-        )
+    try:
+        _check_args(args)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
+    names = [n for n in args.only.split(",") if n]
     chosen = [m for m in MUTATIONS if not names or m.name in names]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -382,13 +418,23 @@ def main(argv: list[str] | None = None) -> int:
             for log in (Path(tmp) / m.name).glob("*.log"):
                 (out / m.name).mkdir(exist_ok=True)
                 shutil.copy2(log, out / m.name / log.name)
-    from bench.io import write_json
+    return _finish(rows, args.seed, out)
 
-    write_json(out / "mutations.json", {"seed": args.seed, "recipe": RECIPE, "rows": rows})
-    table = markdown(rows, args.seed)
-    (out / "mutations.md").write_text(table + "\n")
+
+def _finish(rows: list[dict], seed: int, out: Path) -> int:
+    """Write the JSON and markdown table (atomically) and print it; 1 with a line per problem row
+    (``problems``) on stderr where the table is not a proof, else 0."""
+    from bench.io import atomic_path, write_json
+
+    write_json(out / "mutations.json", {"seed": seed, "recipe": RECIPE, "rows": rows})
+    table = markdown(rows, seed)
+    with atomic_path(out / "mutations.md", suffix=".md") as tmp:
+        tmp.write_text(table + "\n")
     print(table)
-    return 1 if any(r["fingerprint"] == "stale" for r in rows) else 0
+    found = problems(rows)
+    for line in found:
+        print(f"FAIL {line}", file=sys.stderr)
+    return 1 if found else 0
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 ``python -m bench.regression.noise RESULTS... [--markdown FILE]``
 
-Reads training results (files or directories) of one recipe over several seeds, each carrying
-``evaluations`` (``bench.training.evaluation``: moving_bn, precise_bn, ema), and prints per variant
+Reads training results (files or directories) of one recipe, dataset and budget over several seeds
+(each file and seed once; anything else is refused; runs that did not finish are named on stderr
+and left out), each carrying ``evaluations`` (``bench.training.evaluation``: moving_bn, precise_bn, ema), and prints per variant
 the seeds' mean and spread of top-1 and test loss, and what a single new run can detect:
 
 - ``band``: the gate's two-sided band for one new run (``rules.prediction_rule``: the 99.9 %
@@ -30,6 +31,7 @@ Minutes are the median wall time of the runs, as measured (a loaded machine infl
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -41,15 +43,54 @@ from bench.results import decode_correct
 from bench.stats import finite, prediction_halfwidth
 
 
-def load(paths: list[str]) -> list[dict]:
-    docs = []
+def load(paths: list[str], *, left_out: list[str] | None = None) -> list[dict]:
+    """The successful training results in ``paths`` (files, or directories of them), each run once.
+
+    One file given twice (itself, or in a directory also given) or one seed recorded twice would count
+    a run twice and narrow the band; runs of different recipes, datasets or budgets have different
+    spreads that one table must not pool. Either is a one-line ``UsageError``. A run that did not
+    finish (status other than ok) is left out, and described in ``left_out`` (for the caller to say so)."""
+    docs: list[dict] = []
+    seen: dict[str, str] = {}
+    seeds: dict[object, str] = {}
     for p in paths:
         files = sorted(Path(p).glob("*.json")) if Path(p).is_dir() else [Path(p)]
         for f in files:
+            real = os.path.realpath(f)
+            if real in seen:
+                raise UsageError(f"result file {str(f)!r} is given twice (also as {seen[real]!r}); give each run once")
+            seen[real] = str(f)
             doc = read_json(f, what="result file")
-            if isinstance(doc, dict) and doc.get("kind") == "bench.train" and doc.get("status") == "ok":
-                docs.append(doc)
+            if not (isinstance(doc, dict) and doc.get("kind") == "bench.train"):
+                continue
+            if doc.get("status") != "ok":
+                if left_out is not None:
+                    left_out.append(f"{f} (seed {doc.get('seed')}, status {doc.get('status')!r})")
+                continue
+            if doc.get("seed") in seeds:
+                raise UsageError(
+                    f"seed {doc.get('seed')!r} is recorded twice: {seeds[doc.get('seed')]!r} and {str(f)!r};"
+                    " each seed once, or the spread is understated"
+                )
+            seeds[doc.get("seed")] = str(f)
+            if docs and _setting(doc) != _setting(docs[0]):
+                raise UsageError(
+                    f"{str(f)!r} is {_describe(doc)}, not {_describe(docs[0])} like {seeds[docs[0].get('seed')]!r};"
+                    " give the runs of one recipe, dataset and budget"
+                )
+            docs.append(doc)
     return docs
+
+
+SETTING = ("recipe", "dataset", "budget")  # what makes runs' spreads comparable: only the seed may differ
+
+
+def _setting(doc: dict) -> tuple:
+    return tuple(doc.get(k) for k in SETTING)
+
+
+def _describe(doc: dict) -> str:
+    return " ".join(f"{k} {doc.get(k)!r}" for k in SETTING)
 
 
 def variants(doc: dict) -> dict[str, dict]:
@@ -180,10 +221,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.markdown:
             writable_file("--markdown", args.markdown)  # checked before any reading
-        rows = table(load(args.results))
+        left_out: list[str] = []
+        rows = table(load(args.results, left_out=left_out))
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    for line in left_out:
+        print(f"left out a run that did not finish: {line}", file=sys.stderr)
     if not rows:
         print("error: no variant has 3 or more successful runs in the given results", file=sys.stderr)
         return 2

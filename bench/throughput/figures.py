@@ -171,14 +171,30 @@ def slowdown(args) -> int:
     return int(pytest.main([str(SUITE), *args.suite_args], plugins=[_Slowdown(args.delay)]))
 
 
-def cv(args) -> None:
-    by_id: dict[str, list[float]] = {}
-    for path in args.results:
-        for b in json.loads(Path(path).read_text())["benchmarks"]:
-            by_id.setdefault(b["extra_info"]["id"], []).append(b["extra_info"]["images_per_s"]["median"])
-    for bid, medians in by_id.items():
-        c = statistics.stdev(medians) / statistics.mean(medians) if len(medians) > 1 else float("nan")
-        print(f"{bid}: medians {[round(m, 1) for m in medians]}, run-to-run CV {c:.2%}")
+def cv(args) -> int:
+    """Run-to-run CV of each benchmark's median, keyed ``<device class>/<case>`` (two machines' runs of
+    one case are two benchmarks, not one's spread). Files are read as ``report`` reads them (checked,
+    each run once); errored cases are named and left out. A bad file is one line and exit 2."""
+    from bench.errors import UsageError
+    from bench.regression.throughput import results
+    from bench.throughput.report import load
+
+    try:
+        docs = load(args.results)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    by_key: dict[str, list[float]] = {}
+    for path, doc in zip(args.results, docs):
+        for r in results(doc):
+            if r["error"]:
+                print(f"{r['key']}: left out the run in {path}: {r['error'].splitlines()[0]}")
+            else:
+                by_key.setdefault(r["key"], []).append(r["median"])
+    for key, medians in by_key.items():
+        c = f"{statistics.stdev(medians) / statistics.mean(medians):.2%}" if len(medians) > 1 else "- (one run)"
+        print(f"{key}: medians {[round(m, 1) for m in medians]}, run-to-run CV {c}")
+    return 0
 
 
 def device_timing(args) -> None:

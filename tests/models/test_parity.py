@@ -139,3 +139,23 @@ def test_an_error_in_the_child_comes_back_with_its_message(fast_jax):
 def test_tolerance_exceptions_name_models_and_give_reasons():
     for name, (tol, reason) in parity.TOLERANCES.items():
         assert name in NAMES and tol > parity.DEFAULT_TOLERANCE and reason.strip(), name
+
+
+def test_a_models_glob_that_matches_nothing_is_one_line_and_exit_2(capsys, monkeypatch):
+    monkeypatch.setattr(parity, "write_references", lambda *a, **k: pytest.fail("ran the models"))
+    for globs in ("zzz_typo", "resnet20,zzz_typo", ""):
+        assert parity.main(["--table", "--models", globs]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and "matches no registered model; valid: " in err, err
+    with pytest.raises(ValueError, match="no models"):
+        parity.table([])
+
+
+def test_an_errored_row_has_as_many_cells_as_the_header(tmp_path):
+    ref = parity.Reference(PROBE, tmp_path / "r.npz", 2.3, 1.0)
+    ok = parity.Result(PROBE, "jax", 1e-6, 10.0, 2.3, 2.0, "")
+    broken = parity.Result(PROBE, "jax", math.nan, math.nan, math.nan, 2.0, "Traceback\nValueError: boom")
+    cells = parity.HEADER.count("|") - parity.HEADER.count("\\|")  # the header's cell borders, not its escaped bars
+    assert parity.row(PROBE, "jax", ok, ref).count("|") == cells
+    line = parity.row(PROBE, "jax", broken, ref)
+    assert line.count("|") == cells and "| error: ValueError: boom | | |" in line

@@ -76,3 +76,61 @@ def test_flakes_are_set_aside_a_bounded_number_of_times(tmp_path):
     run, calls = _fake_pytest({f"tests/t.py::test_{i}": "flaky" for i in range(5)})
     row = mutations.unit_suite(tmp_path, tmp_path, run=run)
     assert row["unit"] == "FAIL" and len(row["unit_flaky"]) == mutations.FLAKE_RETRIES
+
+
+def _row(name="m", fingerprint="pass", gate="not trained", **more):
+    return {"name": name, "what": "w", "kind": "k", "fingerprint": fingerprint, "gate": gate, **more}
+
+
+@pytest.mark.parametrize(
+    "row, expected",
+    [
+        (_row(fingerprint="CHANGED", gate="not trained (fingerprint caught it)"), True),
+        (_row(gate="pass + regression"), True),  # verdicts are joined sorted: a failing one after a pass
+        (_row(gate="pass + unexpected improvement"), True),
+        (_row(gate="error"), True),  # a finding that errored fails the gate
+        (_row(gate="pass"), False),
+        (_row(gate="error 2"), False),  # the gate broke without a finding: no catch
+    ],
+)
+def test_caught_means_any_finding_failed(row, expected):
+    assert mutations.caught(row) is expected
+
+
+def test_an_error_or_uncaught_row_fails_the_table(tmp_path, capsys):
+    rows = [
+        _row("ok", gate="pass + regression"),
+        _row("missed", gate="pass"),
+        _row("broken", fingerprint="error 2"),
+        _row("old", fingerprint="stale", gate="stale", detail="anchor gone"),
+    ]
+    assert mutations._finish(rows, 300, tmp_path) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "FAIL missed: not caught (fingerprint pass, gate pass)",
+        "FAIL broken: fingerprint error 2",
+        "FAIL old: stale anchor (anchor gone)",
+    ]
+    assert "| old: w |" in (tmp_path / "mutations.md").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mutations.json", "mutations.md"]  # no temporary left
+    assert mutations._finish(rows[:1], 300, tmp_path) == 0
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--out", "FILE"], "is a file; expected a directory"),
+        (["--baselines", "MISSING"], "is not a file"),
+        (["--seed", "-1"], "--seed -1 is invalid"),
+        (["--only", "nope"], "--only ['nope'] unknown"),
+    ],
+)
+def test_bad_arguments_are_one_line_before_any_work(tmp_path, capsys, monkeypatch, argv, words):
+    (tmp_path / "FILE").write_text("kept")
+    monkeypatch.setattr(mutations, "judge", lambda *a, **k: pytest.fail("ran a mutation"))
+    argv = [a.replace("FILE", str(tmp_path / "FILE")).replace("MISSING", str(tmp_path / "none.json")) for a in argv]
+    assert mutations.main(["--out", str(tmp_path / "o"), *argv]) == 2
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and words in err, err
+    assert not (tmp_path / "o").exists()
+    assert (tmp_path / "FILE").read_text() == "kept"

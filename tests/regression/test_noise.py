@@ -128,3 +128,48 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and names in err and why in err and "\n" not in err
     assert not table.exists()
+
+
+def _write_runs(directory, seeds, **fields):
+    directory.mkdir(exist_ok=True)
+    for s in seeds:
+        doc = {
+            **_doc(s, 75.0 + 0.1 * s, 0.7 - 0.001 * s),
+            "recipe": "r",
+            "dataset": "d",
+            "budget": "epochs=3",
+            **fields,
+        }
+        (directory / f"seed{s}.json").write_text(json.dumps(doc))
+
+
+def test_a_run_given_twice_is_refused_not_counted_twice(tmp_path, capsys):
+    _write_runs(tmp_path / "a", range(4))
+    assert noise.main([str(tmp_path / "a"), str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is given twice" in err
+    assert noise.main([str(tmp_path / "a"), str(tmp_path / "a" / "seed1.json")]) == 2
+    _write_runs(tmp_path / "b", [2])  # a copy of seed 2's run under another name
+    assert noise.main([str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "is given twice" in err[0] and err[1].startswith("error: seed 2 is recorded twice")
+
+
+@pytest.mark.parametrize(
+    "field, value", [("recipe", "other"), ("dataset", "mock_cifar10_jpeg"), ("budget", "epochs=1")]
+)
+def test_runs_of_another_recipe_dataset_or_budget_are_refused(tmp_path, capsys, field, value):
+    _write_runs(tmp_path / "a", range(4))
+    _write_runs(tmp_path / "b", [9], **{field: value})
+    assert noise.main([str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{field} {value!r}" in err and "one recipe, dataset and budget" in err
+
+
+def test_failed_runs_left_out_are_named(tmp_path, capsys):
+    _write_runs(tmp_path / "a", range(4))
+    (tmp_path / "a" / "failed.json").write_text(json.dumps({"kind": "bench.train", "status": "failed", "seed": 7}))
+    assert noise.main([str(tmp_path / "a")]) == 0
+    out, err = capsys.readouterr()
+    assert "| moving_bn | 4 |" in out
+    assert err == f"left out a run that did not finish: {tmp_path / 'a' / 'failed.json'} (seed 7, status 'failed')\n"
