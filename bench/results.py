@@ -283,14 +283,15 @@ def check_reported(doc: dict, where: str) -> dict:
 
 def check_throughput(doc: dict, where: str) -> dict:
     """A throughput result's fields: the harness section (and its shard), each benchmark, its
-    extra_info, case and images/s (a median and rounds above 0), each error, no case recorded twice
+    extra_info, case (values the harness can run) and images/s (a median and rounds above 0,
+    quartiles in order), each error, no case recorded twice
     among the benchmarks or among the errors, and no NaN or Inf anywhere (the harness writes none:
     ``bench.io.write_json`` cannot, so one is a corrupt file, and would stop any command that
     stores it)."""
     from bench.throughput.workload import result_id
 
     _fields(doc, THROUGHPUT, where)
-    if (bad := _non_finite(doc)) is not None:
+    if (bad := non_finite(doc)) is not None:
         parent, field, value = bad
         raise UsageError(
             f"{where}{' ' + parent if parent else ''}: field {field!r} is {value!r}; expected a finite number"
@@ -303,8 +304,9 @@ def check_throughput(doc: dict, where: str) -> dict:
         _fields(b, BENCHMARK, f"{where} benchmarks[{i}]")
         at = f"{where} benchmarks[{i}].extra_info"
         extra = _fields(b.get("extra_info") or {}, EXTRA_INFO, at)
-        _fields(extra.get("case") or {}, CASE, f"{at}.case")
+        _check_case(extra.get("case") or {}, f"{at}.case")
         ips = _fields(extra.get("images_per_s") or {}, IMAGES_PER_S, f"{at}.images_per_s")
+        _check_quartiles(ips, f"{at}.images_per_s")
         rates = [("median", ips.get("median")), *(("samples", v) for v in ips.get("samples") or [])]
         if (bad := next(((f, v) for f, v in rates if v is not None and v <= 0), None)) is not None:
             raise UsageError(f"{at}.images_per_s: field {bad[0]!r} holds {bad[1]!r}; images/s is a number above 0")
@@ -315,7 +317,7 @@ def check_throughput(doc: dict, where: str) -> dict:
             raise UsageError(f"{at}: field 'cv' is {cv!r}; expected a finite number 0 or more")
     for i, e in enumerate(doc.get("errors") or []):
         _fields(e, ERROR, f"{where} errors[{i}]")
-        _fields(e.get("case") or {}, CASE, f"{where} errors[{i}].case")
+        _check_case(e.get("case") or {}, f"{where} errors[{i}].case")
     for kind in ("benchmarks", "errors"):
         records = doc.get(kind) or []
         ids = Counter(result_id(r.get("extra_info") or r, r.get("param") or r.get("name")) for r in records)
@@ -328,14 +330,48 @@ def check_throughput(doc: dict, where: str) -> dict:
     return doc
 
 
-def _non_finite(value: Any, path: tuple = ()) -> tuple[str, str, float] | None:
+def _check_case(case: dict, where: str) -> dict:
+    """A recorded case's fields: their types, and values the harness can run (``bench.throughput.plan``'s
+    axes and ``bench.backends``' backends, a batch above 0): any other was typed or edited by hand, and
+    would be stored as a baseline key no run can ever match."""
+    from bench.throughput import plan
+
+    _fields(case, CASE, where)
+    valid = {
+        "mode": plan.MODES,
+        "precision": tuple(plan.PRECISIONS),
+        "compile": plan.COMPILE_MODES,
+        "xla": plan.COMPILE_MODES,
+        "data": plan.DATA,
+        "backend": plan.backends.BACKENDS,
+    }
+    for field, values in valid.items():
+        if case.get(field) is not None and case[field] not in values:
+            raise UsageError(f"{where}: field {field!r} is {case[field]!r}; valid: {', '.join(values)}")
+    if case.get("batch_size") is not None and case["batch_size"] < 1:
+        raise UsageError(f"{where}: field 'batch_size' is {case['batch_size']}; a batch holds 1 image or more")
+    return case
+
+
+def _check_quartiles(ips: dict, where: str) -> None:
+    """images/s's quartiles in order, q1 <= q3, and an IQR of 0 or more: percentiles of one set of
+    rounds cannot be otherwise. (A median outside its own rounds is ``compare``'s finding for that
+    benchmark: ``bench.regression.throughput``.)"""
+    q1, q3, iqr = ips.get("q1"), ips.get("q3"), ips.get("iqr")
+    if _is_number(q1) and _is_number(q3) and q1 > q3:
+        raise UsageError(f"{where}: field 'q1' is {q1!r}, above field 'q3' {q3!r}; expected q1 <= q3")
+    if _is_number(iqr) and iqr < 0:
+        raise UsageError(f"{where}: field 'iqr' is {iqr!r}; an interquartile range is 0 or more")
+
+
+def non_finite(value: Any, path: tuple = ()) -> tuple[str, str, float] | None:
     """The first NaN or Inf in ``value`` (any depth) as (where, field, value): ``benchmarks[0].extra_info``,
     ``cv`` (or ``loadavg_start[1]``), nan."""
     if isinstance(value, float) and not math.isfinite(value):
         named = max(i for i, k in enumerate(path) if isinstance(k, str))  # the field: its last name
         return _dotted(path[:named]), _dotted(path[named:]), value
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    return next((found for k, v in items if (found := _non_finite(v, (*path, k))) is not None), None)
+    return next((found for k, v in items if (found := non_finite(v, (*path, k))) is not None), None)
 
 
 def _dotted(path: tuple) -> str:
@@ -377,3 +413,30 @@ def decode_correct(text: str, n: int):
     if bits.size < n or bits.size - n >= 8:
         raise ValueError(f"{bits.size} bits recorded for {n} test images")
     return bits[:n].astype(bool)
+
+
+def run_identities(path: str, doc) -> list[tuple[str, object]]:
+    """What makes ``doc`` one run, each as (how to name it, a key): the file (by its real path), its
+    content, for a throughput result its time, commit and machine (a copy of the file), and each of
+    its benchmarks' rounds (a file merged from a shard holds the shard's measurements unchanged, under
+    another machine_info: the same rounds of one case are one measurement, wherever they are)."""
+    import json
+
+    from bench.throughput.workload import result_id
+
+    out = [
+        ("the same file", ("path", os.path.realpath(path))),
+        ("the same result", ("content", json.dumps(doc, sort_keys=True))),
+    ]
+    if is_throughput(doc) and doc.get("datetime"):
+        commit = (doc.get("commit_info") or {}).get("id")
+        machine = json.dumps(doc.get("machine_info"), sort_keys=True)
+        out.append((f"the run of {doc['datetime']} (commit {commit})", ("run", doc["datetime"], commit, machine)))
+    if is_throughput(doc):
+        for b in doc["benchmarks"]:
+            extra = b.get("extra_info") or {}
+            case = result_id(extra, b.get("param") or b.get("name"))
+            samples = (extra.get("images_per_s") or {}).get("samples")
+            if samples:
+                out.append((f"the measurement of {case}", ("rounds", case, json.dumps(samples))))
+    return out

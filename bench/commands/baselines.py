@@ -4,8 +4,9 @@
 section's owner turn them into entries (throughput: pytest-benchmark JSON, via
 ``bench.regression.throughput``; accuracy: training results, via ``bench.regression.accuracy``, whose
 seeds join the entry's unless ``--replace``), prints the diff and writes the file once, atomically:
-a bad file changes nothing, and so does one run given twice (the same file, or a copy of it: it
-would count as two runs that agree). ``--dry-run`` prints the diff only.
+a bad file changes nothing, and so does one run given twice (the same file, a copy of it, or a
+shard and the file merged from it: it would count as two runs that agree). ``--dry-run`` prints the
+diff only.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import sys
 
 from bench import results
@@ -35,7 +35,7 @@ UPDATE_ONLY = {  # flag -> argparse dest, for show to refuse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["show", "update"], help="show the file, or update it from results")
-    parser.add_argument("results", nargs="*", help="result JSON files (update)")
+    parser.add_argument("results", nargs="*", default=[], help="result JSON files (update)")  # a default: optional
     parser.add_argument(
         "--baselines", default=str(baselines.DEFAULT_PATH), help="baselines file (default: %(default)s)"
     )
@@ -58,21 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _identities(path: str, doc) -> list[tuple[str, object]]:
-    """What makes ``doc`` one run, each as (how to name it, a key): the file (by its real path), its
-    content, and for a throughput result its time, commit and machine (a copy of the file)."""
-    out = [
-        ("the same file", ("path", os.path.realpath(path))),
-        ("the same result", ("content", json.dumps(doc, sort_keys=True))),
-    ]
-    if results.is_throughput(doc) and doc.get("datetime"):
-        commit = (doc.get("commit_info") or {}).get("id")
-        machine = json.dumps(doc.get("machine_info"), sort_keys=True)
-        out.append((f"the run of {doc['datetime']} (commit {commit})", ("run", doc["datetime"], commit, machine)))
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
+    baselines.check_path(args.baselines)
     if args.action == "show":
         extra = [*args.results] + [
             flag for flag, given in UPDATE_ONLY.items() if getattr(args, given) not in (None, False)
@@ -96,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     seen: dict[object, str] = {}
     for path in args.results:
         doc = results.read(path)
-        for same in _identities(path, doc):  # one run given twice would count as two runs (a spread of 0)
+        for same in results.run_identities(path, doc):  # one run given twice would count as two runs (a spread of 0)
             if same[1] in seen:
                 raise UsageError(f"{same[0]} is given twice: {seen[same[1]]!r} and {path!r}; one run counts once")
             seen[same[1]] = path

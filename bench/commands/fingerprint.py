@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from bench.errors import UsageError
 from bench.io import distinct_outputs, writable_file, write_json
@@ -21,6 +22,17 @@ from bench.training import recipes as recipes_mod
 # train's options that change what a run is produced by, but not the baseline entry it is gated
 # against (--budget, --device, --backend and --mock change the key): --record never stores them
 RECORD_REFUSES = ("--set", "--precision", "--deterministic", "--steps-per-execution", "--cpu-replicas")
+
+# train's options that what a run is produced by does not depend on. Where it runs (the cluster
+# flags) is refused: fingerprint reads the data and builds the model in one process. The others are
+# accepted, so that one command line serves train and fingerprint (`nox -s smoke -- --out D --fresh`),
+# and each is named on stderr as ignored, never silently.
+IGNORED = {
+    "--out": "fingerprint trains nothing and writes no result there (--json writes the fingerprint)",
+    "--fresh": "fingerprint trains nothing and reads no checkpoint",
+    "--plot": "fingerprint trains nothing and has no learning curve",
+    "--eager": "fingerprint builds the model and runs no step",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,16 +47,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the fingerprint as JSON")
 
 
+def ignored(opts: options.Options) -> list[str]:
+    """A note for each of train's options given that fingerprint ignores (``IGNORED``); a cluster flag
+    is a one-line ``UsageError``."""
+    notes = []
+    for flag in (*options.CLUSTER_FLAGS, *IGNORED):
+        value = getattr(opts, options.dest(flag))
+        if value == options.Options.__dataclass_fields__[options.dest(flag)].default:
+            continue
+        shown = flag if isinstance(value, bool) else f"{flag} {value}"
+        if flag not in IGNORED:  # what a run would be produced by does not depend on where it runs
+            raise UsageError(f"{shown} is train's: fingerprint reads the data and builds the model in one process")
+        notes.append(f"fingerprint: {shown} is train's and ignored here: {IGNORED[flag]}")
+    return notes
+
+
 def run(args: argparse.Namespace) -> int:
     from bench.training.loop import fingerprint_of
 
     opts = options.Options.from_args(args)
-    for flag in options.CLUSTER_FLAGS:  # what a run would be produced by does not depend on where it runs
-        value = getattr(opts, options.dest(flag))
-        if value != options.Options.__dataclass_fields__[options.dest(flag)].default:
-            raise UsageError(
-                f"{flag} {value} is train's: fingerprint reads the data and builds the model in one process"
-            )
+    notes = ignored(opts)
     if args.record:
         _check_unmodified(opts)
     if args.json is not None:
@@ -54,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         distinct_outputs([("--json", args.json)], [args.baselines, *([opts.archive] if opts.archive else [])])
     entries = accuracy.load_entries(args.baselines) if args.check or args.record else {}
     doc = fingerprint_of(args.recipe, opts)
+    for note in notes:  # once the inputs are checked: a bad one stays one line
+        print(note, file=sys.stderr)
     key = accuracy.key_of(doc)
     fp = doc["fingerprint"]
     print(f"{key}: fingerprint {fp['digest']} ({_summary(fp)})")

@@ -31,11 +31,13 @@ from bench.errors import BaselinesError, UsageError
 from bench.regression import baselines
 from bench.regression.rules import ACCURACY_METRIC, Finding, Rule, Verdict, changed, judge, prediction_rule
 from bench.stats import finite
+from bench.training.budget import Budget
 
 SECTION = "accuracy"
 METRIC = ACCURACY_METRIC
 LOSS = "loss"  # the test cross-entropy, gated beside top-1 where an entry has its band (lower is better)
 LOSS_DIGITS = 6  # decimals a loss band's mean and samples are stored with
+TOP1_DIGITS = 4  # decimals an entry's top-1 mean and samples are stored with
 RESULT_KINDS = ("bench.train", "bench.reported")
 ANY_DEVICE = "*"
 # Commit 631a30e (its commit time): every result written by the code from it on records its
@@ -91,6 +93,12 @@ def validate_entry(key: str, entry: dict, where: str = "baselines.json") -> dict
     for field in ("recipe", "dataset", "budget", "device", "provenance"):
         if not isinstance(entry.get(field), str) or not entry[field]:
             bad(f"needs a non-empty string {field!r}")
+    try:
+        budget = str(Budget.parse(entry["budget"]))
+    except UsageError as e:
+        bad(f"has budget {str(e).removeprefix('--budget ')}")
+    if budget != entry["budget"]:
+        bad(f"has budget {entry['budget']!r}; expected it as runs record it, {budget!r}")
     expected_key = "|".join((entry["recipe"], entry["dataset"], entry["budget"], entry["device"]))
     if key != expected_key:
         bad(f"does not match its fields (they give {expected_key!r})")
@@ -117,6 +125,11 @@ def validate_entry(key: str, entry: dict, where: str = "baselines.json") -> dict
         bad(f"has allow_improvement {entry.get('allow_improvement')!r}; expected true or false")
     if not _per_seed(entry.get("samples"), lambda v: 0.0 <= v <= 100.0):
         bad(f"has samples {_brief(entry.get('samples'))}; expected {{seed: top-1 percentage}}")
+    if entry.get("samples"):
+        if n != len(entry["samples"]):
+            bad(f"has n {n} but {len(entry['samples'])} samples; n counts the seeds in samples")
+        if problem := _mean_problem(mean, entry["samples"], TOP1_DIGITS):
+            bad(f"has mean {problem}")
     loss = entry.get(LOSS)
     if loss is not None:
         if not isinstance(loss, dict) or finite(loss.get("mean")) is None or loss["mean"] <= 0:
@@ -127,10 +140,22 @@ def validate_entry(key: str, entry: dict, where: str = "baselines.json") -> dict
             bad(f"has an invalid {LOSS} tolerance: {e}")
         if not _per_seed(loss.get("samples"), lambda v: v > 0):
             bad(f"has {LOSS} samples {_brief(loss.get('samples'))}; expected {{seed: test loss above 0}}")
+        if loss.get("samples") and (problem := _mean_problem(loss["mean"], loss["samples"], LOSS_DIGITS)):
+            bad(f"has {LOSS} mean {problem}")
     fp = entry.get("fingerprint")
     if fp is not None and (problem := fingerprint.shape_problem(fp)):
         bad(f"has a fingerprint that {problem}")
     return entry
+
+
+def _mean_problem(mean: float, samples: dict, digits: int) -> str | None:
+    """Why ``mean`` is not the mean of ``samples`` as both are stored, each rounded to ``digits``
+    decimals from the runs' own numbers (so they may differ by one unit in that place); None when it
+    is. A mean its own samples contradict would be what the gate judges against."""
+    actual = statistics.fmean(samples.values())
+    if abs(mean - actual) > 10.0**-digits * (1 + 1e-6):
+        return f"{mean!r}, but its {len(samples)} samples average {round(actual, digits)!r}"
+    return None
 
 
 def _per_seed(samples, in_range) -> bool:
@@ -282,7 +307,7 @@ def _reproduction_note(entry: dict, doc: dict) -> str:
     sample = (entry.get("samples") or {}).get(str(doc.get("seed")))
     if sample is None or finite(doc.get(METRIC)) is None or not (doc.get("config") or {}).get("deterministic"):
         return ""
-    if round(float(doc[METRIC]), 4) == sample:
+    if round(float(doc[METRIC]), TOP1_DIGITS) == sample:
         return f"reproduces the baseline's seed {doc['seed']} exactly"
     return (
         f"numerics changed: seed {doc['seed']} gave {sample} in the baseline, with the same fingerprint and "
@@ -365,7 +390,7 @@ def baseline_entries(docs: list[tuple[str, dict]], args, *, existing: dict | Non
         if doc.get("kind") == "bench.train":
             _check_baseline_run(path, doc)
         else:
-            _check_reported(path, doc)
+            doc = _check_reported(path, doc)
         groups.setdefault(key_of(doc), []).append((path, doc))
     tolerance = (
         str(Rule.parse_for(args.tolerance, metric=METRIC, unit="pt")) if getattr(args, "tolerance", None) else None
@@ -435,7 +460,7 @@ def merge_samples(key: str, old: dict, runs: list[dict]) -> list[dict]:
         str(s).isdecimal() and finite(v) is not None for s, v in samples.items()
     ):
         raise BaselinesError(f"accuracy entry {key!r} has samples {samples!r}; expected {{seed: top-1}}")
-    new = {str(d.get("seed")): round(float(d[METRIC]), 4) for d in runs}
+    new = {str(d.get("seed")): round(float(d[METRIC]), TOP1_DIGITS) for d in runs}
     for seed, value in new.items():
         if seed in samples and samples[seed] != value:
             raise UsageError(
@@ -476,17 +501,24 @@ def _check_baseline_run(path: str, doc: dict) -> None:
         )
 
 
-def _check_reported(path: str, doc: dict) -> None:
-    """A reported figure may become a baseline only for a registered recipe, on its dataset
-    (``bench.results.check_reported`` has checked the fields)."""
+def _check_reported(path: str, doc: dict) -> dict:
+    """A reported figure may become a baseline only for a registered recipe, on its dataset, at a
+    budget a run can have (``bench.results.check_reported`` has checked the fields). Returns it with
+    its budget as the gate keys a run's (``full`` resolved to the recipe's, ``epochs=3``), or its
+    entry would match no result."""
     from bench.training import recipes
 
     try:
         recipe = recipes.get(doc["recipe"])
     except UsageError as e:
         raise UsageError(f"{path!r}: {e}") from None
+    try:
+        budget = Budget.parse(doc["budget"], full=recipe.full())
+    except UsageError as e:  # Budget's words are --budget's: here the value is a field's
+        raise UsageError(f"{path!r}: field 'budget' {str(e).removeprefix('--budget ')}") from None
     if doc["dataset"] != recipe.dataset:
         raise UsageError(f"{path!r}: recipe {recipe.name} trains on {recipe.dataset}, not {doc['dataset']!r}")
+    return {**doc, "budget": str(budget)}
 
 
 def _reported_entry(key: str, doc: dict, tolerance: str | None, provenance: str | None) -> dict:
@@ -545,10 +577,10 @@ def _measured_entry(key: str, runs: list[dict], tolerance: str | None, provenanc
         "budget": first["budget"],
         "device": device_key(first),
         "metric": METRIC,
-        "mean": round(statistics.fmean(values), 4),
-        "std": round(statistics.stdev(values), 4) if n >= 2 else None,
+        "mean": round(statistics.fmean(values), TOP1_DIGITS),
+        "std": round(statistics.stdev(values), TOP1_DIGITS) if n >= 2 else None,
         "n": n,
-        "samples": {str(s): round(v, 4) for s, v, _ in by_seed},
+        "samples": {str(s): round(v, TOP1_DIGITS) for s, v, _ in by_seed},
         "wall_time_s": {str(s): d.get("wall_time_s") for s, _, d in by_seed},
         "tolerance": tol,
         "measured": True,

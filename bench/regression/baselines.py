@@ -22,6 +22,7 @@ from pathlib import Path
 from bench.environment import REPO_ROOT
 from bench.errors import BaselinesError, UsageError
 from bench.io import read_json, write_json
+from bench.results import non_finite
 
 SCHEMA = 1
 SECTIONS = ("throughput", "accuracy", "ab_calibration")
@@ -30,6 +31,7 @@ DEFAULT_PATH = REPO_ROOT / "baselines.json"
 
 def load(path: str | Path = DEFAULT_PATH) -> dict:
     """The whole file, validated at the top level; any problem is a ``BaselinesError``."""
+    check_path(path)
     try:
         data = read_json(path, what="baselines file")
     except UsageError as e:
@@ -49,8 +51,31 @@ def load(path: str | Path = DEFAULT_PATH) -> dict:
         entries = data.setdefault(section, {})
         if not isinstance(entries, dict) or not all(isinstance(v, dict) for v in entries.values()):
             raise BaselinesError(f"baselines file {str(path)!r}: section {section!r} must map keys to objects")
+        check_finite(entries, f"baselines file {str(path)!r}: {section}")
     check_calibrations(data["ab_calibration"], path)
     return data
+
+
+def check_path(path: str | Path) -> Path:
+    """``path`` as a ``Path``; an empty one is a ``BaselinesError``, not the current directory
+    (``Path("")`` is ``.``), which a message would then name instead of what was given."""
+    if not str(path):
+        raise BaselinesError(
+            f"baselines file '' names no file; expected the path of a JSON file (default: {DEFAULT_PATH.name})"
+        )
+    return Path(path)
+
+
+def check_finite(entries: dict, where: str) -> None:
+    """No NaN or Inf in any field of any entry (``bench.results.non_finite``), checked or not: JSON
+    has none, so ``show`` would print what is not JSON, ``update`` could not write the file back, and
+    a gate would compare against it."""
+    for key, entry in entries.items():
+        if (bad := non_finite(entry)) is not None:
+            parent, field, value = bad
+            raise BaselinesError(
+                f"{where}/{key}{'.' + parent if parent else ''}: field {field!r} is {value!r}; expected a finite number"
+            )
 
 
 def check_calibrations(entries: dict, path: str | Path) -> None:
@@ -138,7 +163,7 @@ def update_sections(
     """Under the lock: read the file, ``make(data)`` the new entries of every section from it
     (``{section: {key: entry}}``, an entry of None removing its key; it may raise, and then nothing is
     written), merge them and write the file once, atomically. Returns a readable diff."""
-    path = Path(path)
+    path = check_path(path)
     real = Path(os.path.realpath(path))  # a symlink's target: where the lock is taken and the write goes
     made = [] if dry_run else _make_folder(real)  # like every output's, a new file's folder is made
     with locked(path) if real.parent.is_dir() else contextlib.nullcontext():  # dry run: no file

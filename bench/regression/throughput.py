@@ -358,12 +358,20 @@ def few_runs_warning(entries: dict[str, dict]) -> str | None:
 
 
 def baseline_entries(docs: list[tuple[str, dict]], args, *, existing: dict | None = None) -> dict[str, dict]:
-    """New throughput baseline entries from result files (for ``python -m bench baselines update``);
-    a re-measured benchmark's entry replaces its ``existing`` one whole."""
+    """New throughput baseline entries from result files (for ``python -m bench baselines update``).
+
+    A benchmark whose runs given are all in its ``existing`` entry already (``_run_medians``) keeps
+    that entry: giving one of its runs again changes nothing (``--tolerance``/``--provenance`` still
+    set its rule and provenance). Otherwise the runs given replace the entry whole: a new recording
+    is those runs only, never a mix with older ones, which may have measured other code or another
+    day's machine; an entry that had a between-run spread of more runs than that says so on stderr
+    (``_dropped_spread``). Either way the entry keeps its rule and provenance, which may have been set
+    by hand, unless ``--tolerance`` or ``--provenance`` gives another."""
     from bench.environment import machine_line
 
     given = getattr(args, "tolerance", None)
-    rule = str(_rule_given(given) if given is not None else _rule(None))
+    given_rule = str(_rule_given(given)) if given is not None else None
+    given_provenance = getattr(args, "provenance", None)
     runs: dict[str, list[tuple[str, dict, dict, dict]]] = {}
     for path, doc in docs:
         for r, b in zip(results(doc), [*(doc.get("benchmarks") or []), *(doc.get("errors") or [])]):
@@ -378,6 +386,14 @@ def baseline_entries(docs: list[tuple[str, dict]], args, *, existing: dict | Non
             runs.setdefault(r["key"], []).append((path, doc, r, b))
     entries: dict[str, dict] = {}
     for key, found in runs.items():
+        old = (existing or {}).get(key) or {}
+        kept = {
+            "rule": given_rule or old.get("rule") or str(_rule(None)),
+            "provenance": given_provenance or old.get("provenance"),
+        }
+        if old and {run[2]["median"] for run in found} <= set(_run_medians(old)):
+            entries[key] = old | {k: v for k, v in kept.items() if v}  # its runs again: only what was given changes
+            continue
         # several runs of one benchmark: the entry is the median run, and keeps every run's median
         found.sort(key=lambda run: run[2]["median"])
         path, doc, r, b = found[(len(found) - 1) // 2]
@@ -386,7 +402,7 @@ def baseline_entries(docs: list[tuple[str, dict]], args, *, existing: dict | Non
         entries[key] = {
             "images_per_s": r["median"],
             "samples": r["samples"],
-            "rule": rule,
+            "rule": kept["rule"],
             "cv": r["cv"],
             "noisy": r["noisy"],
             "rounds": r["rounds"],
@@ -396,11 +412,34 @@ def baseline_entries(docs: list[tuple[str, dict]], args, *, existing: dict | Non
             "commit": commit.get("id"),
             "dirty": commit.get("dirty"),
             "machine": machine_line(doc.get("machine_info") or {}),
-            "provenance": getattr(args, "provenance", None) or str(path),
+            "provenance": kept["provenance"] or str(path),
         }
         if len(found) > 1:
             medians = [run[2]["median"] for run in found]
             entries[key]["between_run"] = {"medians": medians, "n": len(medians), "sources": [run[0] for run in found]}
+        if warning := _dropped_spread(key, old, len(found)):
+            print(warning, file=sys.stderr)
     if not entries:
         raise UsageError("no successful throughput benchmark to record")
     return entries
+
+
+def _run_medians(entry: dict) -> list[float]:
+    """The medians of the runs an entry was recorded from: its between-run medians, else its own
+    (none where the entry holds no valid ones: it is then replaced)."""
+    between = entry.get("between_run")
+    medians = _samples(between.get("medians")) if isinstance(between, dict) else None
+    return medians or [m for m in [finite(entry.get("images_per_s"))] if m is not None]
+
+
+def _dropped_spread(key: str, old: dict, runs: int) -> str | None:
+    """A warning when ``runs`` new runs replace an entry whose between-run spread came from more runs
+    (None otherwise): that spread goes with the old runs, and ``compare`` then judges by fewer."""
+    before = len(_run_medians(old))
+    if before <= max(runs, 1):
+        return None
+    return (
+        f"warning: {key}: {runs} new run(s) replace the entry recorded from {before} runs, and its between-run "
+        f"spread of {before} runs goes with them (a new recording is the runs given, never mixed with older runs of "
+        "perhaps other code); give the runs together to keep a spread, e.g. baselines update A.json B.json C.json"
+    )

@@ -62,3 +62,56 @@ def test_a_failed_run_may_have_stopped_on_a_nan_with_no_top1():
     doc = json.loads(RESULT.read_text())
     doc.update(status="failed", error="loss became nan", stopped_by="non-finite loss", top1=float("nan"), processes=1)
     assert results.check_training(doc, "r.json") is doc
+
+
+# ---------------------------------------------------------------------------------------------
+# A throughput result's impossible cases and quartiles: a baseline key no run can match, a spread below 0
+
+
+def _throughput(**case_changes) -> dict:
+    from tests.throughput.documents import bench, case, doc
+
+    return doc([bench({**case(), **case_changes}, 1000.0)])
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"batch_size": -128}, "field 'batch_size' is -128; a batch holds 1 image or more"),
+        ({"batch_size": 0}, "field 'batch_size' is 0"),
+        ({"mode": "trian"}, "field 'mode' is 'trian'; valid: train, infer"),
+        ({"precision": "fp64"}, "field 'precision' is 'fp64'; valid: fp32, mixed_bf16, mixed_fp16"),
+        ({"backend": "tensorflw"}, "field 'backend' is 'tensorflw'; valid: tensorflow, jax, torch"),
+        ({"compile": "maybe"}, "field 'compile' is 'maybe'; valid: on, off, auto"),
+        ({"data": "fake"}, "field 'data' is 'fake'; valid: synthetic, real"),
+    ],
+)
+def test_a_case_the_harness_cannot_run_is_one_line(changes, words):
+    doc = _throughput(**changes)
+    with pytest.raises(UsageError, match=re.escape(f"benchmarks[0].extra_info.case: {words}")):
+        results.check_throughput(doc, "result file 'x.json'")
+    doc["errors"] = [{"error": "oom", "id": "x", "case": doc["benchmarks"].pop()["extra_info"]["case"]}]
+    with pytest.raises(UsageError, match=re.escape(f"errors[0].case: {words}")):
+        results.check_throughput(doc, "result file 'x.json'")
+
+
+def test_every_case_the_harness_can_run_is_accepted():
+    for changes in [{"mode": "infer", "precision": "mixed_bf16", "backend": "jax", "compile": "auto"}, {}]:
+        results.check_throughput(_throughput(**changes), "x")
+    old = _throughput()
+    old["benchmarks"][0]["extra_info"]["case"] = {"model": "resnet20", "mode": "train", "xla": "on", "batch_size": 1}
+    results.check_throughput(old, "x")  # written before the backend axis
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"q1": 1100.0, "q3": 900.0, "iqr": -200.0}, "field 'q1' is 1100.0, above field 'q3' 900.0; expected q1 <= q3"),
+        ({"iqr": -200.0}, "field 'iqr' is -200.0; an interquartile range is 0 or more"),
+    ],
+)
+def test_quartiles_out_of_order_are_one_line(changes, words):
+    doc = _throughput()
+    doc["benchmarks"][0]["extra_info"]["images_per_s"].update(changes)
+    with pytest.raises(UsageError, match=re.escape(f"benchmarks[0].extra_info.images_per_s: {words}")):
+        results.check_throughput(doc, "x")

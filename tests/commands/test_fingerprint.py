@@ -123,3 +123,37 @@ def test_json_never_writes_over_the_baselines_file(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "is the input" in err and open(base).read() == before
     assert link.is_symlink()
+
+
+def test_where_a_run_goes_is_refused(tmp_path, capsys, monkeypatch):
+    import bench.training.loop
+
+    monkeypatch.setattr(bench.training.loop, "fingerprint_of", lambda *a: pytest.fail("built a model"))
+    assert main([*ARGS, "--workers", "2", "--baselines", _baselines(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert "--workers 2 is train's: fingerprint reads the data and builds the model in one process" in err
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--plot"], "--plot is train's and ignored here: fingerprint trains nothing"),
+        (["--fresh"], "--fresh is train's and ignored here: fingerprint trains nothing"),
+        (["--eager"], "--eager is train's and ignored here: fingerprint builds the model and runs no step"),
+        (["--out", "elsewhere"], "--out elsewhere is train's and ignored here: fingerprint trains nothing"),
+    ],
+)
+def test_trains_other_options_are_named_as_ignored_never_silently(extra, words):
+    """One command line serves train and fingerprint (``nox -s smoke -- --out D --fresh``): what
+    fingerprint does not use is said on stderr (once the fingerprint is made), never silently."""
+    import argparse
+
+    from bench.commands import fingerprint
+    from bench.training import options
+
+    parser = argparse.ArgumentParser()
+    fingerprint.add_arguments(parser)
+    opts = options.Options.from_args(parser.parse_args([*ARGS[1:], *extra]))
+    assert [n for n in fingerprint.ignored(opts) if words in n] and len(fingerprint.ignored(opts)) == 1
+    assert fingerprint.ignored(options.Options.from_args(parser.parse_args(ARGS[1:]))) == []

@@ -457,7 +457,7 @@ def test_concurrent_updates_all_land_and_the_file_keeps_its_mode(tmp_path, capsy
 def test_a_baseline_seed_rerun_says_whether_it_reproduces_its_sample(tmp_path):
     """Same fingerprint and versions, op determinism, one of the baseline's seeds: the exact sample
     back, or a note that the numbers moved (a fresh draw: the band still decides)."""
-    entry = {"samples": {"11": 74.6}}
+    entry = {"samples": {"11": 74.6, "12": 75.4, "13": 75.0}}  # n 3, mean 75.0: the entry's
     (same,) = _with(tmp_path, {"config": {"deterministic": True}}, entry)
     assert same.verdict is Verdict.PASS and "reproduces the baseline's seed 11 exactly" in same.reason
     (moved,) = _with(tmp_path, {"config": {"deterministic": True}, "top1": 74.2}, entry)
@@ -507,8 +507,9 @@ def test_entry_samples_that_are_not_seed_to_top1_are_a_baselines_error(tmp_path,
     for argv in (["gate", _result(tmp_path, 9, 75.0)], ["baselines", "show"]):
         assert main([*argv, "--baselines", str(base)]) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "has samples" in err and "Traceback" not in err
-    doc["accuracy"][KEY]["samples"] = {"101": 75.0}
+        words = "samples: field '400' is nan" if "nan" in repr(samples) else "has samples"  # NaN: load's check
+        assert err.count("\n") == 1 and words in err and "Traceback" not in err
+    doc["accuracy"][KEY].update(samples={"101": 75.0}, n=1, mean=75.0, std=None)
     doc["accuracy"][KEY]["loss"] = {"mean": 0.7, "tolerance": "loss:+10%", "samples": [0.7]}
     base.write_text(json.dumps(doc))
     with pytest.raises(BaselinesError, match="has loss samples"):
@@ -536,6 +537,12 @@ REPORTED = {
         ({"recipe": "x"}, "recipe 'x' is unknown"),
         ({"dataset": "cifar10_jpeg"}, "trains on cifar10, not 'cifar10_jpeg'"),
         ({"tolerance": None}, "no tolerance"),
+        (
+            {"budget": "epochs=-5"},
+            "field 'budget' 'epochs=-5' is invalid; expected epochs=N, steps=N, minutes=M or full",
+        ),
+        ({"budget": "banana"}, "field 'budget' 'banana' is invalid"),
+        ({"budget": "epochs=0"}, "field 'budget' 'epochs=0' is invalid; expected a positive number"),
     ],
 )
 def test_a_reported_figure_is_checked_before_it_becomes_an_entry(tmp_path, capsys, changes, words):
@@ -547,6 +554,49 @@ def test_a_reported_figure_is_checked_before_it_becomes_an_entry(tmp_path, capsy
     assert err.count("\n") == 1 and words in err and "Traceback" not in err and not base.exists()
     (tmp_path / "r.json").write_text(json.dumps(REPORTED))
     assert main(["baselines", "update", str(tmp_path / "r.json"), "--baselines", str(base)]) == 0
+
+
+@pytest.mark.parametrize("budget, key_budget", [("full", "steps=64000"), ("epochs=03", "epochs=3")])
+def test_a_reported_budget_is_stored_as_the_gate_keys_a_run(tmp_path, capsys, budget, key_budget):
+    """``full`` is the recipe's full budget and a number is written as runs write it: else the entry
+    would match no result."""
+    (tmp_path / "r.json").write_text(json.dumps({**REPORTED, "budget": budget}))
+    base = tmp_path / "b.json"
+    assert main(["baselines", "update", str(tmp_path / "r.json"), "--baselines", str(base)]) == 0
+    (key,) = accuracy.load_entries(base)
+    assert key == f"resnet56_cifar10|cifar10|{key_budget}|*"
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"mean": 90.0}, "has mean 90.0, but its 3 samples average 75.1"),
+        ({"n": 50}, "has n 50 but 3 samples; n counts the seeds in samples"),
+        ({"budget": "epochs=03"}, "has budget 'epochs=03'; expected it as runs record it, 'epochs=3'"),
+        ({"budget": "banana"}, "has budget 'banana' is invalid; expected epochs=N"),
+        (
+            {"loss": {"mean": 0.9, "tolerance": "loss:+10%", "samples": {"101": 0.7, "102": 0.7, "103": 0.7}}},
+            "has loss mean 0.9, but its 3 samples average 0.7",
+        ),
+    ],
+)
+def test_an_entry_whose_numbers_contradict_its_samples_is_a_baselines_error(tmp_path, capsys, changes, words):
+    """The gate judges against the entry's mean: one its own seeds contradict (a hand edit) is refused."""
+    base = _baselines_with_seeds(tmp_path, (101, 102, 103))  # top-1 75.2, 75.0, 75.1
+    doc = json.loads(base.read_text())
+    entry = doc["accuracy"][KEY]
+    assert entry["mean"] == 75.1 and entry["n"] == 3
+    entry.update(mean=75.10004)  # within the stored rounding of its samples' mean: fine
+    base.write_text(json.dumps(doc))
+    assert accuracy.load_entries(base)
+    entry.update(changes)
+    if "budget" in changes:  # the key follows its fields, so that only the budget is wrong
+        doc["accuracy"] = {"|".join((entry["recipe"], entry["dataset"], entry["budget"], entry["device"])): entry}
+    base.write_text(json.dumps(doc))
+    capsys.readouterr()
+    assert main(["baselines", "show", "--baselines", str(base)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err and "Traceback" not in err
 
 
 def test_a_bad_fingerprint_is_one_file_error_and_the_others_are_judged(tmp_path, capsys):

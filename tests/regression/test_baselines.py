@@ -27,7 +27,10 @@ def test_the_repository_file_is_valid():
         ({"schema": 1, "throughput": {"k": 3}, "accuracy": {}}, "section 'throughput' must map keys to objects"),
         ({"schema": 1, "ab_calibration": {"cpu:x": {"threshold": "2%"}}}, r"\['cpu:x'\]\.threshold is '2%'"),
         ({"schema": 1, "ab_calibration": {"cpu:x": {"threshold": 1.5}}}, "expected a fraction from 0 to 1"),
-        ({"schema": 1, "ab_calibration": {"cpu:x": {"threshold": float("nan")}}}, "threshold is nan"),
+        (
+            {"schema": 1, "ab_calibration": {"cpu:x": {"threshold": float("nan")}}},
+            "field 'threshold' is nan; expected a finite number",
+        ),
         ({"schema": 1, "ab_calibration": {"cpu:x": {"threshold": 0.02}}}, "throughput_args is None"),
         ({"schema": 1, "ab_calibration": {"cpu:x": {"threshold": 0.02, "throughput_args": [5]}}}, "list of strings"),
         (
@@ -114,3 +117,31 @@ def test_an_update_through_a_symlink_writes_its_target_and_locks_the_targets_fol
     assert link.is_symlink() and baselines.section(target, "accuracy") == {"k": {"x": 1}}
     assert locked_dirs == [os.path.realpath(target.parent)]
     assert sorted(p.name for p in link.parent.iterdir()) == ["baselines.json"]
+
+
+@pytest.mark.parametrize(
+    "field, value, words",
+    [
+        ("cv", float("inf"), "field 'cv' is inf"),
+        ("utilization", float("nan"), "field 'utilization' is nan"),
+        ("loadavg", [1.0, float("-inf")], "field 'loadavg[1]' is -inf"),
+        ("between_run", {"medians": [1.0, 2.0], "shapiro_p": float("nan")}, ".between_run: field 'shapiro_p' is nan"),
+    ],
+)
+def test_a_nan_or_inf_anywhere_in_an_entry_is_refused_on_load(tmp_path, capsys, field, value, words):
+    """Not JSON: ``show`` would print it, ``update`` could not write the file back, a gate would
+    compare against it. Any field, checked by its section or not."""
+    from bench.__main__ import main
+
+    data = json.loads(baselines.DEFAULT_PATH.read_text())
+    key = next(iter(data["throughput"]))
+    data["throughput"][key][field] = value
+    path = tmp_path / "baselines.json"
+    path.write_text(json.dumps(data))
+    before = path.read_bytes()
+    run = str(baselines.REPO_ROOT / "reports" / "cpu" / "baselines" / "intel-xeon-x2-run1.json")
+    for argv in (["show"], ["update", run]):
+        assert main(["baselines", *argv, "--baselines", str(path)]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and f"throughput/{key}" in err and words in err, err
+        assert "expected a finite number" in err and path.read_bytes() == before

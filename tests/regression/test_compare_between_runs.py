@@ -128,3 +128,42 @@ def test_an_aa_calibration_holds_only_for_runs_of_as_many_rounds():
     assert compare.usable_calibration(both[KEY], 3) == 0.18 and compare.usable_calibration(both[KEY], 1) is None
     found = verdict(391.0, entries(460.0), alpha=0.1, calibration=both)  # a 15 % drop: inside 18 %
     assert found.verdict == rules.Verdict.PASS and "A/A calibration ±18.0%" in found.reason
+
+
+def _runs(*medians, start=0):
+    return [(f"run{start + i}.json", doc([bench(case(), m)])) for i, m in enumerate(medians)]
+
+
+def test_a_rerecorded_entry_keeps_its_hand_set_rule_and_provenance(capsys):
+    old = entries(500.0, 400.0, 460.0)
+    old[KEY].update(rule="throughput:-10%", provenance="three runs by hand")
+    new = compare.baseline_entries(_runs(470.0, 480.0, 490.0, start=3), ARGS, existing=old)
+    assert new[KEY]["rule"] == "throughput:-10%" and new[KEY]["provenance"] == "three runs by hand"
+    assert new[KEY]["between_run"]["medians"] == [470.0, 480.0, 490.0]  # new runs: a new recording
+    given = argparse.Namespace(tolerance="throughput:-3%", provenance="new words")
+    new = compare.baseline_entries(_runs(470.0, start=3), given, existing=old)
+    assert new[KEY]["rule"] == "throughput:-3%" and new[KEY]["provenance"] == "new words"
+    assert compare.baseline_entries(_runs(470.0), ARGS)[KEY]["rule"] == "throughput:-5%"  # a new entry: the default
+
+
+def test_runs_already_in_an_entry_change_nothing(capsys):
+    old = entries(500.0, 400.0, 460.0)
+    old[KEY].update(rule="throughput:-10%", provenance="three runs by hand")
+    for again in (_runs(400.0), _runs(500.0, 400.0, 460.0)):  # one of its runs, or all three, again
+        assert compare.baseline_entries(again, ARGS, existing=old) == old
+    assert "replace" not in capsys.readouterr().err
+    given = argparse.Namespace(tolerance="throughput:-3%", provenance=None)
+    new = compare.baseline_entries(_runs(400.0), given, existing=old)
+    assert new[KEY] == {**old[KEY], "rule": "throughput:-3%"}  # what was given, and only that
+
+
+def test_a_new_run_replacing_a_spread_of_more_runs_says_so(capsys):
+    old = entries(500.0, 400.0, 460.0)
+    capsys.readouterr()
+    new = compare.baseline_entries(_runs(470.0, start=3), ARGS, existing=old)
+    assert "between_run" not in new[KEY] and new[KEY]["images_per_s"] == 470.0
+    err = capsys.readouterr().err
+    assert f"warning: {KEY}: 1 new run(s) replace the entry recorded from 3 runs" in err
+    assert "its between-run spread of 3 runs goes with them" in err
+    compare.baseline_entries(_runs(470.0, 480.0, 490.0, start=3), ARGS, existing=old)
+    assert "replace" not in capsys.readouterr().err  # as many runs as before: a spread still
