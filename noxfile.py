@@ -65,8 +65,9 @@ def _extras(device: str, backends: str) -> list[str]:
     return extras
 
 
-def _install(session: nox.Session, device: str = "cpu", *, test: bool = True, backends: str = "tensorflow") -> None:
-    """Install the harness with the TensorFlow build `device` needs, the backends' frameworks (and the test tools)."""
+def _install(session: nox.Session, device: str = "cpu", *, backends: str = "tensorflow") -> None:
+    """Install the harness with the TensorFlow build `device` needs and the backends' frameworks (pytest and
+    pytest-benchmark come with the harness: throughput runs on them)."""
     if device not in DEVICES:
         session.error(f"--device {device!r} is invalid; valid: {', '.join(DEVICES)}")
     try:
@@ -75,10 +76,6 @@ def _install(session: nox.Session, device: str = "cpu", *, test: bool = True, ba
         session.error(str(e))
     extra_args = ["--find-links", TPU_FIND_LINKS] if device == "tpu" else []
     session.install("-e", f".[{','.join(extras)}]", *extra_args)
-    if test:
-        session.install("--group", "test") if session.venv_backend == "uv" else session.install(
-            "pytest==9.0.3", "pytest-benchmark==5.3.1"
-        )
 
 
 def _unit(session: nox.Session) -> None:
@@ -117,7 +114,7 @@ def bench(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False)
 def ab(session: nox.Session) -> None:
     """A/B throughput of two sides in alternating processes: `-- git:origin/main [HEAD] [--models ...]`."""
-    _install(session, test=True)  # pytest-benchmark: the processes of the current side run the suite here
+    _install(session)  # pytest-benchmark (a dependency): the processes of the current side run the suite here
     session.run(
         "python", "-m", "bench", "ab", *(session.posargs or ("git:origin/main",)), env={"TF_CPP_MIN_LOG_LEVEL": "2"}
     )
@@ -126,14 +123,14 @@ def ab(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False)
 def merge(session: nox.Session) -> None:
     """Join the shards of a sharded throughput sweep (`bench -- --shard i/N`): `-- SHARDS... --out merged.json`."""
-    _install(session, test=False)
+    _install(session)
     session.run("python", "-m", "bench", "merge", *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False)
 def report(session: nox.Session) -> None:
     """Plot saved throughput results: `-- results/throughput/*.json --out throughput.png`."""
-    _install(session, test=False)
+    _install(session)
     session.run("python", "-m", "bench", "report", *(session.posargs or sorted(glob.glob("results/throughput/*.json"))))
 
 
@@ -141,7 +138,7 @@ def report(session: nox.Session) -> None:
 def train(session: nox.Session) -> None:
     """Train a recipe under a budget: `-- RECIPE --budget epochs=N --seed S --device D`."""
     args = _command_args(session, "train", list(session.posargs or ("smoke_resnet20_cifar10_jpeg",)))
-    _install(session, args.device, test=False, backends=args.backend)
+    _install(session, args.device, backends=args.backend)
     session.run(
         "python",
         "-m",
@@ -155,53 +152,54 @@ def train(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False)
 def gate(session: nox.Session) -> None:
     """Gate training results against baselines.json: `-- results/*.json`."""
-    _install(session, test=False)
+    _install(session)
     session.run("python", "-m", "bench", "gate", *(session.posargs or ("results/train",)))
+
+
+def _stamps(out: str) -> dict[Path, tuple[int, int]]:
+    """Each result file (JSON) in ``out`` with its inode and modification time."""
+    return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in Path(out).glob("*.json")}
+
+
+def _train_and_gate(session: nox.Session, trains: list[tuple[str, ...]], out: str, env: dict) -> None:
+    """Run each of ``trains`` (train command lines whose results go to ``out``), then gate exactly the
+    results they wrote: new files in ``out``, or files they replaced (a result is renamed into place),
+    never one an earlier session left there. A train that wrote none fails the session (one line)."""
+    before = _stamps(out)
+    for argv in trains:
+        if session.run(*argv, env=env) is None:  # --install-only: nox ran nothing
+            return
+    written = [str(p) for p, stamp in sorted(_stamps(out).items()) if before.get(p) != stamp]
+    if len(written) < len(trains):
+        session.error(f"{len(trains)} training run(s) wrote {len(written)} result(s) in {out}: nothing to gate")
+    session.run("python", "-m", "bench", "gate", *written, env=env)
 
 
 @nox.session(python=PYTHON, default=False)
 def smoke(session: nox.Session) -> None:
     """CI's accuracy gate: check the smoke recipe's fingerprint against its baseline (seconds: a changed
-    recipe, model or data fails before training), train it on the CIFAR-10 JPEG copy, then gate it."""
-    args = _command_args(session, "train", ["smoke_resnet20_cifar10_jpeg", *session.posargs])
-    _install(session, args.device, test=False, backends=args.backend)  # what the options given train on
-    out = "results/smoke"
+    recipe, model or data fails before training), train it on the CIFAR-10 JPEG copy, then gate the
+    result it wrote (in results/smoke, or the --out given)."""
+    args = _command_args(session, "train", ["smoke_resnet20_cifar10_jpeg", *session.posargs], out="results/smoke")
+    _install(session, args.device, backends=args.backend)  # what the options given train on
     env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
     session.run(
         "python", "-m", "bench", "fingerprint", "smoke_resnet20_cifar10_jpeg", "--check", *session.posargs, env=env
     )
-    session.run(
-        "python",
-        "-m",
-        "bench",
-        "train",
-        "smoke_resnet20_cifar10_jpeg",
-        "--out",
-        out,
-        *session.posargs,
-        env=env,
-    )
-    session.run("python", "-m", "bench", "gate", out)
+    train = ("python", "-m", "bench", "train", "smoke_resnet20_cifar10_jpeg", "--out", args.out, *session.posargs)
+    _train_and_gate(session, [train], args.out, env)  # the last --out is the one train uses
 
 
 @nox.session(python=PYTHON, default=False)
 def nightly(session: nox.Session) -> None:
-    """The articles' recipes at their full budget on an accelerator, gated: `-- --device gpu` (or tpu)."""
-    args = _command_args(session, "train", ["recipe", *session.posargs], device="gpu")
-    _install(session, args.device, test=False, backends=args.backend)
-    out = "results/nightly"
-    for recipe in (name for name, r in RECIPES.items() if r.reported):  # those with the article's figure
-        session.run(
-            "python",
-            "-m",
-            "bench",
-            "train",
-            recipe,
-            "--budget",
-            "full",
-            "--out",
-            out,
-            *session.posargs,
-            env={"TF_CPP_MIN_LOG_LEVEL": "2"},
-        )
-    session.run("python", "-m", "bench", "gate", out)
+    """The articles' recipes at their full budget on an accelerator, gated: `-- --device gpu` (or tpu; gpu
+    unless told otherwise: the device installed for is the one trained on). Results: results/nightly, or
+    the --out given."""
+    args = _command_args(session, "train", ["recipe", *session.posargs], device="gpu", out="results/nightly")
+    _install(session, args.device, backends=args.backend)
+    trains = [
+        ("python", "-m", "bench", "train", recipe, "--budget", "full", "--device", args.device, "--out", args.out)
+        + tuple(session.posargs)
+        for recipe in (name for name, r in RECIPES.items() if r.reported)  # those with the article's figure
+    ]
+    _train_and_gate(session, trains, args.out, {"TF_CPP_MIN_LOG_LEVEL": "2"})

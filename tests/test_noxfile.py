@@ -108,3 +108,65 @@ def test_what_noxfile_imports_needs_nothing_outside_the_standard_library():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def last(args, flag: str) -> str:
+    """The value of the last ``flag`` in ``args`` (argparse's: the last wins)."""
+    return args[len(args) - list(reversed(args)).index(flag)]
+
+
+class Training(Session):
+    """A session whose `bench train` writes a result into the --out it is given (the last one), as train does."""
+
+    def run(self, *args, **kwargs):
+        super().run(*args, **kwargs)
+        if args[3] == "train":
+            out = Path(last(args, "--out"))
+            out.mkdir(parents=True, exist_ok=True)
+            (out / f"{args[4]}-{len(self.ran)}.json").write_text("{}")
+        return True
+
+
+def test_smoke_gates_the_result_it_wrote_in_the_out_train_used(noxfile, tmp_path, monkeypatch):
+    """`nox -s smoke -- --out DIR`: the gate reads DIR's new result, not results/smoke, nor a result kept there."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "kept-from-yesterday.json").write_text("{}")
+    session = Training("--out", "mine")
+    noxfile.smoke(session)
+    gate = session.ran[-1]
+    assert gate[:4] == ("python", "-m", "bench", "gate")
+    assert list(gate[4:]) == [str(Path("mine") / "smoke_resnet20_cifar10_jpeg-2.json")]
+
+
+def test_smoke_with_no_result_written_fails(noxfile, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    session = Session()
+    session.run = lambda *a, **kw: session.ran.append(a) or True  # ran, wrote nothing
+    with pytest.raises(SystemExit, match="1 training run\\(s\\) wrote 0 result\\(s\\) in results/smoke"):
+        noxfile.smoke(session)
+    assert not any(a[3] == "gate" for a in session.ran)
+
+
+def test_nightly_trains_on_the_device_it_installed_for(noxfile, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for posargs, device in (([], "gpu"), (["--device", "tpu"], "tpu")):
+        session = Training(*posargs)
+        noxfile.nightly(session)
+        trains = [a for a in session.ran if a[3] == "train"]
+        assert trains and all(last(a, "--device") == device for a in trains)
+        assert len(session.ran[-1][4:]) == len(trains)  # the gate: each run's own result
+
+
+def test_the_throughput_tools_are_dependencies_of_the_harness_pinned_once():
+    """`pip install -e '.[cpu]'` gives an environment `python -m bench throughput` runs in: pytest and
+    pytest-benchmark are runtime dependencies, each pinned in one place."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    deps = project["project"]["dependencies"]
+    assert {"pytest==9.0.3", "pytest-benchmark==5.3.1"} <= set(deps)
+    everywhere = deps + [r for group in project.get("dependency-groups", {}).values() for r in group]
+    names = [re.split(r"[=<>\[ ;]", r, maxsplit=1)[0].lower() for r in everywhere]
+    assert len(names) == len(set(names))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from bench import processes
 from bench.ab import runner
+from bench.errors import UsageError
 from bench.io import read_json
 
 TOLERANCE_PT = 0.3
@@ -27,10 +28,16 @@ LOWER, HIGHER, SAME, ERROR = "lower", "higher", "no change", "error"
 
 
 def train_one(prepared: runner.Prepared, recipe: str, seed: int, train_args: Sequence[str], out: Path) -> dict:
-    """One training run of the side: its top-1 (or its error), wall time and the load before it."""
+    """One training run of the side: its top-1 (or its error), wall time and the load before it.
+    The result read is the one training result this run wrote (``_written``), never a file an
+    earlier run left in ``out``; ``run_accuracy`` gives each run a directory that holds nothing yet
+    (``check_workdir``), so no earlier checkpoint is resumed either. ``out`` is made absolute: the
+    run's working directory is the side's tree."""
+    out = out.absolute()
     argv = [prepared.python, "-m", "bench", "train", recipe, "--seed", str(seed), "--out", str(out), *train_args]
     load, t0 = list(os.getloadavg()), time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
+    before = _stamps(out)
     with open(out / "train.log", "w") as log:
         status = subprocess.run(
             argv,
@@ -41,13 +48,39 @@ def train_one(prepared: runner.Prepared, recipe: str, seed: int, train_args: Seq
             **processes.child_options(),
         ).returncode
     record = {"seed": seed, "returncode": status, "wall_s": time.perf_counter() - t0, "loadavg_before": load}
-    docs = [read_json(p, what="training result") for p in sorted(out.glob("*.json"))]
-    result = next((d for d in docs if d.get("kind") == "bench.train"), None)
+    results = _written(out, before)
+    result = results[0] if len(results) == 1 else None
     if status != 0 or result is None or result.get("status") != "ok":  # a non-zero exit: whatever file is there
         record["error"] = (result or {}).get("error") if status == 0 else None
+        if status == 0 and len(results) > 1:
+            record["error"] = f"exited 0 having written {len(results)} training results in {out}, not one"
         record["error"] = record["error"] or f"exited {status} without a result"
         return record
     return {**record, "top1": result["top1"], "result": result}
+
+
+def _stamps(directory: Path) -> dict[Path, tuple[int, int]]:
+    """Each JSON file of ``directory`` with its inode and modification time."""
+    return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in directory.glob("*.json")}
+
+
+def _written(directory: Path, before: dict) -> list[dict]:
+    """The training results in ``directory`` written since ``before`` (``_stamps``): new files, or
+    files replaced (``bench.io.write_json`` renames a new file into place)."""
+    new = [p for p, stamp in sorted(_stamps(directory).items()) if before.get(p) != stamp]
+    docs = [read_json(p, what="training result") for p in new]
+    return [d for d in docs if d.get("kind") == "bench.train"]
+
+
+def check_workdir(workdir: Path) -> None:
+    """The directory the runs go into holds nothing yet: a training result or checkpoint left there
+    by an earlier A/B (of other code, another budget) would be read or resumed as this A/B's. One
+    line, exit 2, before any side is prepared."""
+    if workdir.is_dir() and (leftover := next(iter(sorted(workdir.iterdir())), None)):
+        raise UsageError(
+            f"--out: {str(workdir)!r} already holds {leftover.name!r} from an earlier accuracy A/B; give another"
+            " --out (the default's {time} makes a new one for each run)"
+        )
 
 
 def paired(base: Sequence[float], head: Sequence[float], *, tolerance: float, alpha: float) -> dict:

@@ -1,7 +1,7 @@
 """Environments for ``pkg:`` sides: a uv virtual environment per spec, cached by the spec's hash.
 
-The environment holds the project's own pins (pyproject's dependencies, the side's extras and the
-test group, which has pytest-benchmark) with the side's packages overriding them (``uv pip install
+The environment holds the project's own pins (pyproject's dependencies, pytest-benchmark among
+them, and the side's extras) with the side's packages overriding them (``uv pip install
 --override``), and not the project itself: each side runs its own tree's code from that tree. It
 lives in ``~/.cache/cnn-bench/ab-envs/<hash>/`` (``$CNN_BENCH_CACHE`` moves the root); a file
 ``cnn-bench-env.json`` written last marks it complete and records what was installed, so a second
@@ -36,13 +36,12 @@ def cache_root() -> Path:
 
 
 def project_requirements(extras: list[str], pyproject: Path = REPO_ROOT / "pyproject.toml") -> list[str]:
-    """The project's pinned requirements with ``extras`` and the test group."""
+    """The project's pinned requirements with ``extras``."""
     project = tomllib.loads(pyproject.read_text())
     optional = project["project"].get("optional-dependencies", {})
     reqs = list(project["project"]["dependencies"])
     for extra in extras:
         reqs += optional.get(extra, [])
-    reqs += project.get("dependency-groups", {}).get("test", [])
     return reqs
 
 

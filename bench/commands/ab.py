@@ -10,6 +10,7 @@ environments, the load), ``ab.md`` and ``ab.png`` under ``--out``. Exit 1 on a c
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -51,6 +52,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--budget", default=None, help="with --recipe: the training budget (default: the recipe's)")
     add_measure_arguments(parser)
+    for action in parser._actions:
+        if action.option_strings and action.dest != "help":
+            action.__class__ = _recorded(type(action))
+
+
+GIVEN = "_given"  # the Namespace attribute that holds the dests of the options the command line gave
+
+
+@functools.cache
+def _recorded(action: type[argparse.Action]) -> type[argparse.Action]:
+    """``action`` that also notes its option as given (``GIVEN``): ``check_mode`` must tell an option
+    given at its default value (``--seeds 3``, ``--models resnet20``) from one not given at all."""
+
+    class Recorded(action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            if getattr(namespace, GIVEN, None) is None:
+                setattr(namespace, GIVEN, set())
+            getattr(namespace, GIVEN).add(self.dest)
+            super().__call__(parser, namespace, values, option_string)
+
+    return Recorded
 
 
 def add_measure_arguments(parser: argparse.ArgumentParser, *, out: str = DEFAULT_OUT) -> None:
@@ -263,7 +285,8 @@ def out_dir(args: argparse.Namespace, *, claim: bool = False) -> Path:
     """``--out`` with ``{time}`` filled in, fixed at the first call (a run that crosses a second writes
     all its files into one directory). With ``claim`` (once the inputs are checked, before the first
     write), the directory is made: where ``{time}`` names one that another run made in the same
-    second, this run's becomes ``<time>-2`` (``io.claim_directory``)."""
+    second, this run's becomes ``<time>-2`` (``io.claim_directory``). The path is absolute: the
+    processes and training runs that write into it run in other trees (a ``git:`` side's worktree)."""
     import time
 
     from bench.io import claim_directory, fill_template
@@ -272,9 +295,9 @@ def out_dir(args: argparse.Namespace, *, claim: bool = False) -> Path:
         if not args.out.strip():
             raise UsageError("--out '' is empty; expected a directory (it may hold {time})")
         args._stamp = time.strftime("%Y%m%dT%H%M%S")
-        args._out_dir = fill_template(args.out, stamp=args._stamp)
+        args._out_dir = fill_template(args.out, stamp=args._stamp).absolute()
     if claim and not getattr(args, "_claimed", False):
-        args._out_dir, args._claimed = claim_directory(args.out, args._stamp), True
+        args._out_dir, args._claimed = claim_directory(args.out, args._stamp).absolute(), True
     return args._out_dir
 
 
@@ -295,11 +318,17 @@ def check_mode(args: argparse.Namespace) -> None:
     """No option of the other A/B: the accuracy A/B (``--recipe``) reads only ``ACCURACY``'s options,
     the throughput A/B none of ``RECIPE_ONLY``. An option the run would ignore is one line, exit 2,
     so that ``--recipe R --models resnet56`` is not read as an accuracy A/B of resnet56. An option
-    counts as given when its value is not its default."""
+    counts as given when the command line gave it, even at its default value (``GIVEN``); in a
+    Namespace not parsed by ``add_arguments``' parser, when its value is not its default."""
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     defaults = vars(parser.parse_args([]))
-    given = [k for k, v in defaults.items() if k not in ("base", "head") and getattr(args, k, v) != v]
+    recorded = getattr(args, GIVEN, None)
+    given = [
+        k
+        for k, v in defaults.items()
+        if k not in ("base", "head") and (k in recorded if recorded is not None else getattr(args, k, v) != v)
+    ]
     flag = lambda dest: "--" + dest.replace("_", "-")  # noqa: E731
     if args.recipe:
         if stray := [flag(k) for k in given if k not in ACCURACY]:
@@ -392,6 +421,7 @@ def run_accuracy(args: argparse.Namespace, base, head) -> int:
         Budget.parse(args.budget, full=RECIPES[args.recipe].full())
     check_outputs(args, ("ab-accuracy.json",))
     repo = check_repo(args)
+    accuracy.check_workdir(out_dir(args) / "runs")
     out = out_dir(args, claim=True)
     train_args = ["--budget", args.budget] if args.budget else []
     with runner.prepared_sides(base, head, repo) as prepared:

@@ -46,8 +46,12 @@ class State:
         self.write = write
         if read and path.is_file():
             try:
-                saved = self._read(read_json(path, what="training state"))
-            except (UsageError, AttributeError, KeyError, TypeError, ValueError) as e:
+                doc = read_json(path, what="training state")
+            except UsageError as e:  # it names the file and what is wrong with it
+                raise UsageError(f"{e}; {FRESH}") from None
+            try:
+                saved = self._read(doc)
+            except (AttributeError, KeyError, TypeError, ValueError) as e:
                 raise UsageError(f"training state {str(path)!r} is unreadable ({first_line(e)}); {FRESH}") from None
             for flag, value in (identity or {}).items():
                 if isinstance(saved, dict) and flag in saved and saved[flag] != value:
@@ -258,7 +262,8 @@ def restored_epoch(model) -> int:
 
 
 class Trainer(keras.callbacks.Callback):
-    """Sets each step's rate from the schedule at the budget's fraction; stops at the budget or on a
+    """Sets each step's rate from the schedule at the budget's fraction (with ``--steps-per-execution N``,
+    each execution's: the rate of its first step holds for its N steps); stops at the budget or on a
     NaN/Inf loss (``failure``); logs progress with an ETA; appends each epoch to ``state.curve``.
     Times the steps: ``first_step_s`` (tracing and compilation included) and ``steady_step_s`` (the rest).
     It comes after ``Backup`` in the callbacks: it starts from the epoch Backup restored."""
@@ -293,6 +298,8 @@ class Trainer(keras.callbacks.Callback):
         self._last_batch_end = 0.0
         self._every = max(1, plan.steps_per_epoch // 5)
         self._batch_start = 0.0
+        self._begin = 0  # the first batch of the execution running (--steps-per-execution: several)
+        self._first_steps = 0  # the steps of this process's first execution, timed by first_step_s
         self.first_step_s: float | None = None  # includes tracing/compilation
         self.steady_step_s = 0.0  # every later step
         self._steady_before = (state.steady_steps, state.steady_s)  # earlier processes'
@@ -317,20 +324,23 @@ class Trainer(keras.callbacks.Callback):
         self._epoch_start = self._last_batch_end = self.clock()
 
     def on_train_batch_begin(self, batch, logs=None):
+        # with --steps-per-execution N, once for each execution of N steps (the rate of its first step)
         rate = budget_mod.lr_at(self.schedule, self.progress.fraction(self.global_step(batch)))
         self.model.optimizer.learning_rate = rate
         self._batch_start = self.clock()
+        self._begin = batch
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         value = None if loss is None else float(loss)  # reading it back waits for the step
         now = self.clock()
+        steps = batch - self._begin + 1  # an execution's steps: the span of its batches
         if self.first_step_s is None:
-            self.first_step_s = now - self._batch_start
+            self.first_step_s, self._first_steps = now - self._batch_start, steps
         else:
             self.steady_step_s += now - self._batch_start
         self._last_batch_end = now
-        self.steps_run += 1
+        self.steps_run += steps
         step = self.global_step(batch) + 1
         if value is not None and finite(value) is None:
             self.failure = f"loss became {value} at epoch {self._epoch + 1}, step {step}"
@@ -339,7 +349,7 @@ class Trainer(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         if self.progress.done(step):
-            self.stopped_by = "deadline" if self.plan.deadline_s is not None else "steps"
+            self.stopped_by = stop_reason(self.plan)
             self.model.stop_training = True
         if (batch + 1) % self._every == 0 or self.model.stop_training:
             self._report(step, value)
@@ -375,7 +385,7 @@ class Trainer(keras.callbacks.Callback):
         self.state.curve = [r for r in self.state.curve if r["epoch"] <= epoch] + [row]
         self.state.elapsed_s = self.progress.elapsed()
         self.state.stopped_by = self.stopped_by
-        self.state.steady_steps = self._steady_before[0] + max(self.steps_run - 1, 0)
+        self.state.steady_steps = self._steady_before[0] + self.steps_run - self._first_steps
         self.state.steady_s = self._steady_before[1] + self.steady_step_s
         if self.first_step_s is not None:
             self.state.first_step_s = self.first_step_s
@@ -383,6 +393,14 @@ class Trainer(keras.callbacks.Callback):
             self.state.save()
         extra = "" if row.get("val_accuracy") is None else f" val_acc {100 * row['val_accuracy']:.2f}%"
         self.log(f"[{self.label}] epoch {epoch + 1} done in {hms(epoch_train_s)}: loss {row.get('loss')}{extra}")
+
+
+def stop_reason(plan: budget_mod.BudgetPlan) -> str:
+    """What ended a run that met its budget (``results.STOPPED_BY``): a minutes budget's deadline, a
+    steps budget's steps, or the budget (an epochs budget, ``full``'s included: its last epoch)."""
+    if plan.deadline_s is not None:
+        return "deadline"
+    return "steps" if plan.budget.kind == "steps" else "budget"
 
 
 def lr(optimizer) -> float:

@@ -183,6 +183,15 @@ def check_run(recipe_name: str, opts: Options, *, environ=None):
             f"--cpu-replicas {replicas} does not divide the batch size {recipe.batch_size}; each replica takes an equal share"
         )
     budget = budget_mod.Budget.parse(opts.budget, full=recipe.full())
+    if budget.kind == "steps":
+        check_execution(opts.steps_per_execution, int(budget.value), f"--budget {budget}")
+    if recipe.dataset == "cifar10_jpeg":
+        for flag, value in (("--data-dir", opts.data_dir), ("--manual-dir", opts.manual_dir)):
+            if value is not None:
+                raise UsageError(
+                    f"{flag} {value!r}: recipe {recipe.name!r} trains on cifar10_jpeg, which is read from --archive"
+                    f" and --cache-dir; {flag} applies to the tfds datasets (cifar10, fashion_mnist)"
+                )
     cluster = options.cluster_of(opts, environ)
     workers = opts.workers if cluster is None else cluster.count  # None: --cluster auto, known once joined
     if workers and workers > 1:
@@ -199,6 +208,18 @@ def check_run(recipe_name: str, opts: Options, *, environ=None):
             )
     writable_dir("--out", opts.out)  # last: a run with a bad option makes no directory
     return recipe, budget, cluster
+
+
+def check_execution(steps_per_execution: int, steps: int, what: str) -> None:
+    """A run stops, and an epoch ends, only between executions of ``--steps-per-execution`` steps
+    (each a compiled call; the schedule's rate is set once for each): ``steps`` (of a budget, of an
+    epoch) that it does not divide would run past them (on repeated data) or end in a short execution
+    that the callbacks count as a whole one. One line, exit 2, before any model is built."""
+    if steps % steps_per_execution:
+        raise UsageError(
+            f"--steps-per-execution {steps_per_execution} does not divide {what} ({steps} steps); expected a"
+            f" divisor of {steps} (a run stops, and an epoch ends, only between executions)"
+        )
 
 
 def _setup(recipe_name: str, opts: Options, *, environ=None, training: bool = True) -> Run:
@@ -254,6 +275,7 @@ def _setup(recipe_name: str, opts: Options, *, environ=None, training: bool = Tr
         mock_examples=opts.mock,
     )
     plan = budget_mod.plan(budget, pipes.steps_per_epoch, max_epochs=budget_mod.UNTIL_DEADLINE)
+    check_execution(opts.steps_per_execution, pipes.steps_per_epoch, f"an epoch of {dataset}")
     train_ds, val_ds = _fit_datasets(pipes, recipe, plan, job=None if cluster is None else opts.backend)
     if training and opts.fresh and ckpt_dir.exists() and placement.chief:  # only now: a refused input keeps it
         shutil.rmtree(ckpt_dir)
@@ -543,7 +565,7 @@ def _result(run: Run, model, fit: Fit) -> tuple[dict, Path | None]:
         ev = evaluation.final(
             _evaluation_model(run, model),
             run.recipe,
-            run.train_ds,
+            _precise_bn_batches(run),
             run.pipes.test,
             raw_weights=fit.raw_weights.weights if fit.raw_weights else None,
             log=lambda msg: print(f"[{run.recipe.name}] {msg}", file=sys.stderr, flush=True),
@@ -571,6 +593,16 @@ def _result(run: Run, model, fit: Fit) -> tuple[dict, Path | None]:
     if cluster is not None:
         _gather(run, 0.0)  # the others wait here for the result
     return result, path
+
+
+def _precise_bn_batches(run: Run):
+    """The training batches the precise-BN pass reads: a new pipeline at the run's seed (its first
+    batches are training's first), repeated, so that the pass reads the same batches however far the
+    training pipeline got, or was brought by ``ResumeData`` in a resumed process (a run stopped during
+    its final evaluation evaluates again on the same batches)."""
+    if run.pipes.fresh_train is None:
+        return run.train_ds
+    return run.pipes.fresh_train(run.opts.seed).repeat()
 
 
 def fail_on_disagreement(result: dict) -> dict:

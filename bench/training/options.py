@@ -140,6 +140,8 @@ def check(opts: Options) -> Options:
     ``--set`` where it is applied (``recipes.with_overrides``): both before any data or model."""
     check_backend(opts.backend)
     check_device(opts.device)
+    if not str(opts.out).strip():  # '' would train into the current directory
+        raise UsageError(f"--out {opts.out!r} is empty; expected a directory")
     if opts.backend != "tensorflow" and opts.cpu_replicas is not None:
         raise UsageError(
             f"--cpu-replicas splits the CPU for tensorflow's MirroredStrategy; not for --backend {opts.backend}"

@@ -75,6 +75,27 @@ def test_minutes_budget_follows_a_fake_clock(tmp_path):
     assert state.elapsed_s == 60.0 and "ETA 0:00:00" in lines[-2]
 
 
+def test_an_epochs_budget_records_that_its_budget_stopped_it_not_a_steps_budget(tmp_path):
+    trainer, plan, state, _ = make(tmp_path, "epochs=2")
+    fit(trainer, plan, [2.0] * 8)
+    assert trainer.stopped_by == state.stopped_by == "budget" and trainer.steps_run == 8
+
+
+def test_an_execution_of_several_steps_counts_them_all(tmp_path):
+    """--steps-per-execution 2: Keras calls the batch callbacks once per execution, with its first and
+    last batch; the steps run and the steady steps count every step of it."""
+    trainer, plan, state, _ = make(tmp_path, "steps=8")
+    trainer.set_model(Model())
+    trainer.on_train_begin()
+    for epoch in range(2):
+        trainer.on_epoch_begin(epoch)
+        for first in (0, 2):
+            trainer.on_train_batch_begin(first)
+            trainer.on_train_batch_end(first + 1, {"loss": 2.0})
+        trainer.on_epoch_end(epoch, {"loss": 1.5})
+    assert trainer.steps_run == 8 and state.steady_steps == 6 and trainer.stopped_by == "steps"
+
+
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
 def test_a_non_finite_loss_stops_and_is_not_saved(tmp_path, bad):
     trainer, plan, state, lines = make(tmp_path, "epochs=2")
@@ -124,6 +145,14 @@ def test_a_corrupt_state_is_one_line_that_suggests_fresh(tmp_path, doc):
         State(tmp_path / "state.json")
 
 
+def test_a_state_that_is_not_json_is_one_line_that_names_it_once(tmp_path):
+    (tmp_path / "state.json").write_text("{bad")
+    with pytest.raises(UsageError) as e:
+        State(tmp_path / "state.json")
+    assert str(e.value).startswith(f"training state {str(tmp_path / 'state.json')!r} is not valid JSON (line 1")
+    assert str(e.value).count("state.json") == 1 and str(e.value).endswith("rerun with --fresh to start over")
+
+
 def test_a_process_with_no_epoch_left_resumed_from_the_restored_epoch(tmp_path):
     """Killed after its last epoch was saved: the next process trains nothing, and says where it resumed."""
     (tmp_path / "state.json").write_text(json.dumps({"curve": [{"epoch": 1}, {"epoch": 2}], "elapsed_s": 9.0}))
@@ -146,10 +175,10 @@ def test_throughput_and_the_stop_are_kept_across_processes(tmp_path):
     fit(trainer, plan, [2.0] * 8, on_step=tick)
     saved = json.loads((tmp_path / "state.json").read_text())
     assert (saved["stopped_by"], saved["steady_steps"], saved["steady_s"], saved["first_step_s"]) == (
-        "steps",
+        "budget",
         7,
         14.0,
         2.0,
     )
     again = State(tmp_path / "state.json")
-    assert (again.stopped_by, again.steady_steps, again.steady_s, again.first_step_s) == ("steps", 7, 14.0, 2.0)
+    assert (again.stopped_by, again.steady_steps, again.steady_s, again.first_step_s) == ("budget", 7, 14.0, 2.0)

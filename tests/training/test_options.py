@@ -143,7 +143,14 @@ USAGE_ERRORS = [
     ),
     ("--precision", ["--precision", "fp64"], "--precision 'fp64' is invalid; valid: fp32, mixed_bf16, mixed_fp16"),
     ("--out", ["--out", "{file}"], "--out '{file}' is not a directory"),
+    ("--out", ["--out", ""], "--out '' is empty; expected a directory"),
     ("--data-dir", ["--data-dir", "{file}"], "--data-dir '{file}' is not a directory"),
+    (
+        "--data-dir",
+        ["--data-dir", "{dir}"],
+        "--data-dir '{dir}': recipe 'smoke_resnet20_cifar10_jpeg' trains on cifar10_jpeg",
+    ),
+    ("--manual-dir", ["--manual-dir", "{dir}"], "--manual-dir '{dir}': recipe 'smoke_resnet20_cifar10_jpeg' trains on"),
     ("--manual-dir", ["--manual-dir", "{file}"], "--manual-dir '{file}' is not a directory"),
     ("--archive", ["--archive", "{dir}"], "--archive '{dir}' is not a file"),
     ("--cache-dir", ["--cache-dir", "{file}"], "--cache-dir '{file}' is not a directory"),
@@ -154,6 +161,11 @@ USAGE_ERRORS = [
         "--steps-per-execution",
         ["--steps-per-execution", "0"],
         "--steps-per-execution 0 is invalid; expected a positive number of steps",
+    ),
+    (
+        "--steps-per-execution",
+        ["--budget", "steps=3", "--steps-per-execution", "2"],
+        "--steps-per-execution 2 does not divide --budget steps=3 (3 steps); expected a divisor of 3",
     ),
     # one run over several workers (bench.cluster)
     ("--workers", ["--workers", "0"], "--workers 0 is invalid; expected 1 to 1024 worker processes on this machine"),
@@ -240,3 +252,16 @@ def test_a_worker_gets_the_options_of_the_run_less_its_place_in_the_job():
         budget="steps=3", overrides=("x=1", "y=2"), eager=True
     )
     assert options.argv(opts, without=()) == [*options.argv(opts), "--workers", "2", "--worker-timeout", "9.0"]
+
+
+def test_an_execution_that_does_not_divide_an_epoch_is_refused(tmp_path, monkeypatch):
+    """An epoch's last execution would run past the epoch (a steps budget's repeated data) or be cut
+    short by the end of the data and counted as whole: refused once the epoch's length is known."""
+    from bench.training import loop
+
+    monkeypatch.setattr(loop, "_build_model", lambda run: pytest.fail("the model was built"))
+    opts = Options(budget="steps=6", steps_per_execution=3, mock=32, overrides=("batch_size=8",), out=str(tmp_path))
+    with pytest.raises(
+        UsageError, match=r"^--steps-per-execution 3 does not divide an epoch of mock_cifar10_jpeg \(4 steps\)"
+    ):
+        loop.train(RECIPE, opts)

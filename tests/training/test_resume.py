@@ -116,10 +116,25 @@ def test_a_run_stopped_during_its_final_evaluation_resumes_to_the_same_result(tm
     resumed, _ = _train(tmp_path)  # trains nothing: the checkpoint is the last epoch's
     _same_numbers(resumed, whole)  # precise BN reads the batches the uninterrupted run read
     assert resumed["resumed_from_epoch"] == 2 and resumed["processes"] == 2
-    assert resumed["stopped_by"] == whole["stopped_by"] == "steps"
+    assert resumed["stopped_by"] == whole["stopped_by"] == "budget"  # epochs=2: its epochs, not a steps budget
     # the throughput the earlier process measured, over its steps after the first
     assert resumed["images_per_s"] > 0 and resumed["first_step_s"] > 0
     assert resumed["train_time_s"] == round(sum(r["train_s"] for r in resumed["curve"]), 3) > 0  # as recorded
+
+
+def test_a_steps_run_stopped_during_its_final_evaluation_reads_the_same_precise_bn_batches(tmp_path):
+    """A steps budget that ends inside an epoch repeats the training data: the precise-BN pass reads
+    a pipeline of its own, not wherever the training stream (or a resumed process's) got to."""
+    # 2 steps an epoch: training stops one batch into its second pass, and Keras's compiled iterator
+    # reads ahead into the third
+    changes = dict(budget="steps=3", overrides=("batch_size=16", "precise_bn_batches=6"), eager=False)
+    whole, _ = _train(tmp_path / "whole", **changes)
+    _restore()
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path / "cut", [InterruptTheEvaluation()], **changes)
+    resumed, _ = _train(tmp_path / "cut", **changes)
+    assert resumed["processes"] == 2 and resumed["evaluations"]["precise_bn"]["bn_batches"] == 6
+    _same_numbers(resumed, whole)
 
 
 @pytest.mark.parametrize("epoch", [1, 2])
