@@ -323,8 +323,7 @@ def _fit_datasets(pipes, recipe, plan: budget_mod.BudgetPlan, *, job: str | None
 
     train_ds = pipes.train.map(one_hot)
     val_ds = pipes.test.map(one_hot) if recipe.validate_each_epoch else None
-    partial = plan.total_steps is not None and plan.total_steps < plan.epochs * plan.steps_per_epoch
-    if partial or job == "jax":
+    if _ends_inside_an_epoch(plan) or job == "jax":
         train_ds = train_ds.repeat()  # a steps budget may end inside an epoch; steps_per_epoch bounds each
     if job == "tensorflow":
         sharding = tf.data.Options()
@@ -595,12 +594,19 @@ def _result(run: Run, model, fit: Fit) -> tuple[dict, Path | None]:
     return result, path
 
 
+def _ends_inside_an_epoch(plan: budget_mod.BudgetPlan) -> bool:
+    """A steps budget that ends inside an epoch: its training data repeats (``_fit_datasets``)."""
+    return plan.total_steps is not None and plan.total_steps < plan.epochs * plan.steps_per_epoch
+
+
 def _precise_bn_batches(run: Run):
-    """The training batches the precise-BN pass reads: a new pipeline at the run's seed (its first
-    batches are training's first), repeated, so that the pass reads the same batches however far the
-    training pipeline got, or was brought by ``ResumeData`` in a resumed process (a run stopped during
-    its final evaluation evaluates again on the same batches)."""
-    if run.pipes.fresh_train is None:
+    """The training batches the precise-BN pass reads. After whole epochs, the training pipeline's
+    next pass: a resumed process's pipeline is where the uninterrupted one's is (``ResumeData`` made
+    an iterator for each epoch done), so a run stopped during its final evaluation reads the same
+    batches again. A steps budget that ends inside an epoch leaves its repeated stream wherever the
+    compiled iterator read ahead to, which a resumed process cannot know: its pass reads a pipeline
+    of its own at the run's seed, repeated (the same batches in every process)."""
+    if run.pipes.fresh_train is None or not _ends_inside_an_epoch(run.plan):
         return run.train_ds
     return run.pipes.fresh_train(run.opts.seed).repeat()
 
