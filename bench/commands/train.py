@@ -23,13 +23,6 @@ def run(args: argparse.Namespace) -> int:
     import faulthandler
     import signal
 
-    from bench import processes
-
-    # SIGTERM as an exception: the cleanups run (a worker's own checkpoint directory, a half-written
-    # file's temporary, --workers' children). A checkpoint is written before the state that names it
-    # (callbacks.Backup), so an exit anywhere leaves a run that resumes, as a kill does. (jax may take
-    # SIGTERM over later, for a job's preemption notice: then it is jax's, as before.)
-    processes.exit_on_sigterm()
     if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID` prints where a long run is, without stopping it
         try:
             faulthandler.register(signal.SIGUSR1, all_threads=True)
