@@ -305,16 +305,12 @@ def row(name: str, backend: str, r: Result, ref: Reference) -> str:
 def selected(globs: str) -> list[str]:
     """The registered models that ``--models`` names (comma-separated globs); a glob that matches
     none is a one-line ValueError naming it and the valid names."""
-    import models
+    from models.registry import UnknownModelError, select
 
-    patterns = [g for g in globs.split(",") if g]
-    unmatched = [g for g in patterns if not models.list_models(g)]
-    if unmatched or not patterns:
-        raise ValueError(
-            f"--models {globs!r}: {', '.join(map(repr, unmatched)) or 'nothing'} matches no registered model;"
-            f" valid: {', '.join(models.list_models())}"
-        )
-    return models.list_models(patterns)
+    try:
+        return select(globs)
+    except UnknownModelError as e:
+        raise ValueError(f"--models: {e.args[0]}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

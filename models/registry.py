@@ -138,6 +138,26 @@ def list_models(pattern: str | list[str] | tuple[str, ...] = "*") -> list[str]:
     return sorted((n for n in _REGISTRY if any(fnmatch.fnmatchcase(n, p) for p in patterns)), key=_natural)
 
 
+def select(text: str) -> list[str]:
+    """The registered names that ``text`` names: comma-separated names or globs, in order, each once.
+    A glob that matches nothing, an unknown name (with the closest matches) or no name at all is an
+    ``UnknownModelError``: a typo must never widen into every model, nor narrow into none."""
+    valid = f"matches no registered model; valid: {', '.join(list_models())}"
+    names: list[str] = []
+    for pattern in (p.strip() for p in str(text).split(",") if p.strip()):
+        found = list_models(pattern)
+        if not found:
+            try:
+                get_spec(pattern)  # a name, not a glob: its closest matches
+            except UnknownModelError as e:
+                hint = "" if any(ch in pattern for ch in "*?[") else f"{e.args[0]}: "
+                raise UnknownModelError(f"{hint}{pattern!r} {valid}") from None
+        names += [n for n in found if n not in names]
+    if not names:
+        raise UnknownModelError(f"{text!r} {valid}")
+    return names
+
+
 def _natural(name: str) -> list:
     """Sort key that puts resnet20 before resnet110."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]

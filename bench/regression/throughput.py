@@ -112,18 +112,13 @@ def results(doc: dict, *, device_class: str | None = None) -> list[dict]:
         )
     for e in doc.get("errors", []) or []:
         key = f"{device_class or _device_class(doc, e)}/{e.get('id') or e.get('name')}"
-        out.append(
-            {
-                "key": key,
-                "median": None,
-                "samples": [],
-                "noisy": False,
-                "cv": None,
-                "error": e.get("error") or "errored",
-                "rounds": 0,
-            }
-        )
+        out.append(_failing(key, e.get("error") or "errored"))
     return out
+
+
+def _failing(key: str, error: str) -> dict:
+    """A result (``results``' form) with no images/s: an errored case, or a planned one not measured."""
+    return {"key": key, "median": None, "samples": [], "noisy": False, "cv": None, "error": error, "rounds": 0}
 
 
 def planned(doc: dict) -> list[str]:
@@ -150,38 +145,22 @@ def unmeasured(doc: dict, *, device_class: str | None = None) -> list[dict]:
     """A failing result (``results``' form) for each case the file planned and holds neither a
     benchmark nor an error for: an interrupted run, a missing shard, a case deselected with ``-k``.
     A run that did not measure a case says nothing about its speed, so ``compare`` must not pass it."""
-    recorded = {merge.case_id(r) for r in [*(doc.get("benchmarks") or []), *(doc.get("errors") or [])]}
+    prefix = f"{device_class or _device_class(doc, {})}/"
     if merge.is_partial(doc) and not planned(doc):
-        return [
-            {
-                "key": f"{device_class or _device_class(doc, {})}/(the rest of the plan)",
-                "median": None,
-                "samples": [],
-                "noisy": False,
-                "cv": None,
-                "error": "no result: the run was interrupted (partial) and records no plan (harness.options.cases),"
-                " so what it did not measure is unknown",
-                "rounds": 0,
-            }
-        ]
+        why = "the run was interrupted (partial) and records no plan (harness.options.cases), so what it did not measure is unknown"
+        return [_failing(f"{prefix}(the rest of the plan)", f"no result: {why}")]
     why = (
         "the run was interrupted or a shard is missing (partial)"
         if merge.is_partial(doc)
         else "the run did not measure it"
     )
-    return [
-        {
-            "key": f"{device_class or _device_class(doc, {})}/{case}",
-            "median": None,
-            "samples": [],
-            "noisy": False,
-            "cv": None,
-            "error": f"no result: {why}",
-            "rounds": 0,
-        }
-        for case in planned(doc)
-        if case not in recorded
-    ]
+    return [_failing(prefix + case, f"no result: {why}") for case in unmeasured_ids(doc)]
+
+
+def unmeasured_ids(doc: dict) -> list[str]:
+    """The ids of the cases ``doc`` planned (``planned``) and holds neither a benchmark nor an error for."""
+    recorded = {merge.case_id(r) for r in [*(doc.get("benchmarks") or []), *(doc.get("errors") or [])]}
+    return [c for c in planned(doc) if c not in recorded]
 
 
 def validate_entries(entries: dict, path="baselines.json") -> dict:

@@ -295,20 +295,13 @@ def _check_backends(chosen: tuple[str, ...], device: str, axes: dict, opts: dict
 
 
 def _model_names(text: str) -> list[str]:
-    """Registered names for ``--models`` (names or globs, in order, each once); unknown ones are errors."""
-    import models
+    """Registered names for ``--models`` (``models.registry.select``); unknown ones are one line."""
+    from models.registry import UnknownModelError, select
 
-    names: list[str] = []
-    for pattern in _split(text):
-        found = models.list_models(pattern)
-        if not found:
-            if any(ch in pattern for ch in "*?["):
-                raise UsageError(f"--models {pattern!r} matches no registered model")
-            models.get_spec(pattern)  # raises with close matches
-        names += [n for n in found if n not in names]
-    if not names:
-        raise UsageError("--models names no model")
-    return names
+    try:
+        return select(text)
+    except UnknownModelError as e:
+        raise UsageError(f"--models: {e.args[0]}") from None
 
 
 MAX_SEED = 2**32 - 1

@@ -197,14 +197,12 @@ def table(doc: dict, baselines: dict | None = None) -> str:
 
 
 def unmeasured(doc: dict) -> list[str]:
-    """The ids of the cases the run planned (``bench.regression.throughput.planned``, the plan
-    ``python -m bench compare`` judges) with no result in ``doc``, neither measured nor errored:
-    deselected by ``-k``, or never reached. A run that leaves any fails, as compare fails it."""
-    from bench.regression.throughput import planned
-    from bench.throughput.merge import case_id
+    """The ids of the cases the run planned with no result in ``doc``, neither measured nor errored
+    (deselected by ``-k``, or never reached): ``compare``'s own list, so a run that leaves any fails
+    as compare fails it."""
+    from bench.regression.throughput import unmeasured_ids
 
-    recorded = {case_id(r) for r in [*(doc.get("benchmarks") or []), *(doc.get("errors") or [])]}
-    return [c for c in planned(doc) if c not in recorded]
+    return unmeasured_ids(doc)
 
 
 def plot_line(doc: dict, path: str) -> str:

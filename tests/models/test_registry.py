@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 import models
@@ -78,3 +80,16 @@ def test_non_trainable_is_derived_and_a_wrong_one_is_refused():
             trainable=8,
             non_trainable=5,
         )(lambda **kw: None)
+
+
+def test_select_reads_names_and_globs_in_order_each_once_and_refuses_what_names_nothing():
+    from models.registry import select
+
+    assert select("resnet56, resnet2*,resnet56") == ["resnet56", "resnet20"]
+    for text, words in [
+        ("zz*", "'zz*' matches no registered model; valid: "),
+        ("resnet57", "unknown model 'resnet57'; did you mean resnet56"),
+        (" , ", "' , ' matches no registered model"),
+    ]:
+        with pytest.raises(UnknownModelError, match=re.escape(words)):
+            select(text)
