@@ -145,16 +145,16 @@ def unmeasured(doc: dict, *, device_class: str | None = None) -> list[dict]:
     """A failing result (``results``' form) for each case the file planned and holds neither a
     benchmark nor an error for: an interrupted run, a missing shard, a case deselected with ``-k``.
     A run that did not measure a case says nothing about its speed, so ``compare`` must not pass it."""
-    prefix = f"{device_class or _device_class(doc, {})}/"
+    key = lambda case: f"{device_class or _device_class(doc, {})}/{case}"  # noqa: E731 (a file with none missing needs no device class)
     if merge.is_partial(doc) and not planned(doc):
         why = "the run was interrupted (partial) and records no plan (harness.options.cases), so what it did not measure is unknown"
-        return [_failing(f"{prefix}(the rest of the plan)", f"no result: {why}")]
+        return [_failing(key("(the rest of the plan)"), f"no result: {why}")]
     why = (
         "the run was interrupted or a shard is missing (partial)"
         if merge.is_partial(doc)
         else "the run did not measure it"
     )
-    return [_failing(prefix + case, f"no result: {why}") for case in unmeasured_ids(doc)]
+    return [_failing(key(case), f"no result: {why}") for case in unmeasured_ids(doc)]
 
 
 def unmeasured_ids(doc: dict) -> list[str]:
