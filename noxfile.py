@@ -80,7 +80,11 @@ def _install(session: nox.Session, device: str = "cpu", *, backends: str = "tens
 
 def _unit(session: nox.Session) -> None:
     _install(session, backends="tensorflow,jax")  # the parity tests compare jax with tensorflow
-    session.run("pytest", *(session.posargs or ("tests", "-q", "-m", "not slow")), env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+    session.run(
+        "pytest",
+        *(session.posargs or ("tests", "-q", "-m", "not slow and not nightly")),
+        env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
 
 
 @nox.session(python=PYTHON)

@@ -98,7 +98,7 @@ for mode in ("train", "infer"):
     for _ in range(2):
         once(w.step, w.sync); once(chain, float)
     steps, chains = [], []
-    for _ in range(15):  # interleaved, so that both see the same load
+    for _ in range(%(timings)d):  # interleaved, so that both see the same load
         steps.append(once(w.step, w.sync)); chains.append(once(chain, float))
     out[mode] = {"step_s": statistics.median(steps), "matmul_s": statistics.median(chains) / 20}
     workload.release(w)
@@ -121,11 +121,11 @@ def clone(tmp: Path) -> Path:
     return repo
 
 
-def chains(fraction: float) -> tuple[dict[str, int], dict]:
-    """Matmuls per step that cost ``fraction`` of each mode's step time here (timed in a child process)."""
-    out = subprocess.run(
-        [sys.executable, "-c", SIZE % {"n": MATMUL_N}], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-    )
+def chains(fraction: float, *, timings: int = 15) -> tuple[dict[str, int], dict]:
+    """Matmuls per step that cost ``fraction`` of each mode's step time here (timed in a child process,
+    the medians of ``timings`` steps and chains taken in turns)."""
+    code = SIZE % {"n": MATMUL_N, "timings": timings}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     timing = json.loads(out.stdout.strip().splitlines()[-1])
     return {m: max(1, round(fraction * t["step_s"] / t["matmul_s"])) for m, t in timing.items()}, timing
 

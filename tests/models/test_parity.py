@@ -8,9 +8,11 @@ Each test names its model and backend.
 Cost on 2 CPU cores, measured: the six CIFAR models (32x32, under 2M parameters) take about 55 s
 (TensorFlow references 12 s, the JAX child 40 s, half of it preact_resnet164's first compilations).
 The eleven others, ImageNet-sized or over 10M parameters (fashion_resnet50), take 4 minutes more
-(TensorFlow 43 s, JAX 200 s: 4-35 s a model, mostly compilation; 2 GB of weights), so they run
-under the ``slow`` marker, as in test_zoo. Each group's references and children run once per
-module, and only when a test of that group is selected.
+(TensorFlow 43 s, JAX 200 s: 4-35 s a model, mostly compilation; 2 GB of weights; 420 s in all on
+2026-12-07), so they run under the ``slow`` marker, as in test_zoo, except the four that only
+repeat a smaller member's blocks more times (``REPEATS``): those run under ``nightly``, which CI
+leaves out (its 90 minutes ran out once) and the nightly workflow runs. Each group's references
+and children run once per module, and only when a test of that group is selected.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ BIG = 10_000_000  # parameters, as in test_zoo
 PROBE = "resnet20"  # the small model whose altered copies show that the comparison can fail
 PERTURBED = f"{PROBE}-perturbed"  # one first-layer kernel weight moved by 0.1 (its std is 0.26)
 BROKEN = "no_such_model"  # a reference the child cannot build: its error must come back
+# model -> the smaller model of its family built of the same blocks (more of them here), whose parity
+# CI checks under ``slow``; the deeper ones are compared nightly
+REPEATS = {"resnet34": "resnet18", "resnet101": "resnet50", "resnet152": "resnet50", "vgg19": "vgg16"}
 HAVE_TORCH = "torch" in parity.other_backends()
 BACKENDS = ["jax", pytest.param("torch", marks=pytest.mark.skipif(not HAVE_TORCH, reason=parity.TORCH_MISSING))]
 
@@ -40,11 +45,12 @@ def slow(name):
 
 
 def group(name):
-    return "slow" if slow(name) else "fast"
+    return "nightly" if name in REPEATS else "slow" if slow(name) else "fast"
 
 
 def cases(names):
-    return [pytest.param(n, id=n, marks=[pytest.mark.slow] if slow(n) else []) for n in names]
+    marks = {"nightly": [pytest.mark.nightly], "slow": [pytest.mark.slow], "fast": []}
+    return [pytest.param(n, id=n, marks=marks[group(n)]) for n in names]
 
 
 def add_probe_cases(folder):
@@ -66,11 +72,20 @@ def fast_references(tmp_path_factory):
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def _references(tmp_path_factory, name: str):
+    folder = tmp_path_factory.mktemp(f"parity-{name}")
+    yield folder, parity.write_references([n for n in NAMES if group(n) == name], folder)
+    shutil.rmtree(folder, ignore_errors=True)  # GBs of weights: pytest would keep three runs' worth
+
+
 @pytest.fixture(scope="module")
 def slow_references(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("parity-slow")
-    yield folder, parity.write_references([n for n in NAMES if slow(n)], folder)
-    shutil.rmtree(folder, ignore_errors=True)  # 2 GB of weights: pytest would keep three runs' worth
+    yield from _references(tmp_path_factory, "slow")
+
+
+@pytest.fixture(scope="module")
+def nightly_references(tmp_path_factory):
+    yield from _references(tmp_path_factory, "nightly")
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +99,11 @@ def slow_jax(slow_references):
 
 
 @pytest.fixture(scope="module")
+def nightly_jax(nightly_references):
+    return parity.run_backend("jax", nightly_references[0])
+
+
+@pytest.fixture(scope="module")
 def fast_torch(fast_references):
     return parity.run_backend("torch", fast_references[0])
 
@@ -91,6 +111,11 @@ def fast_torch(fast_references):
 @pytest.fixture(scope="module")
 def slow_torch(slow_references):
     return parity.run_backend("torch", slow_references[0])
+
+
+@pytest.fixture(scope="module")
+def nightly_torch(nightly_references):
+    return parity.run_backend("torch", nightly_references[0])
 
 
 def result(request, backend, name) -> parity.Result:
@@ -134,6 +159,15 @@ def test_an_error_in_the_child_comes_back_with_its_message(fast_jax):
     broken = fast_jax[BROKEN]
     assert f"unknown model {BROKEN!r}" in broken.error
     assert math.isnan(broken.max_abs_diff)
+
+
+def test_each_repeat_has_the_blocks_of_a_smaller_model_that_ci_compares():
+    """A model moves to ``nightly`` only where CI compares a smaller one of its family under ``slow``
+    (or in the unit suite): its blocks are checked every run, their repetition nightly."""
+    for name, smaller in REPEATS.items():
+        big, small = models.get_spec(name), models.get_spec(smaller)
+        assert big.family == small.family and small.params < big.params, (name, smaller)
+        assert group(smaller) in ("slow", "fast"), smaller
 
 
 def test_tolerance_exceptions_name_models_and_give_reasons():

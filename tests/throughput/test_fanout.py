@@ -3,6 +3,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -222,7 +223,13 @@ def test_an_interrupted_run_keeps_the_backends_that_finished(monkeypatch, tmp_pa
     """Ctrl-C or SIGTERM while the second backend runs: the first's cases are written, marked partial."""
     plan = _two_backends(tmp_path)
     seen = _fake_children(monkeypatch, tmp_path, plan, {"tensorflow": (True, "ok"), "jax": (False, signal_name)})
-    assert fanout.run(plan, {}, []) == status
+    # Ctrl-C as a terminal gives it: a suite started in the background by a non-interactive shell (nohup,
+    # `cmd &`) inherits SIGINT ignored, and the run would then wait for the child and exit 1
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert fanout.run(plan, {}, []) == status
+    finally:
+        signal.signal(signal.SIGINT, previous)
     doc = json.loads((tmp_path / "fan.json").read_text())
     assert [b["param"] for b in doc["benchmarks"]] == ["resnet20-infer-bs128-fp32-xla_off-synthetic-tensorflow"]
     assert doc["partial"] is True and doc["harness"]["partial"] is True
