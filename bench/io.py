@@ -167,11 +167,34 @@ def read_json(path: str | os.PathLike, *, what: str = "file") -> Any:
     except UnicodeDecodeError as e:
         raise UsageError(f"{what} {str(path)!r} is not UTF-8 text (byte {e.start}: {e.reason})") from None
     try:
-        return json.loads(text)
+        return json.loads(text, parse_int=_json_int)
     except json.JSONDecodeError as e:
         raise UsageError(
             f"{what} {str(path)!r} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})"
         ) from None
+    except _HugeInteger as e:
+        raise UsageError(
+            f"{what} {str(path)!r} holds the integer {e.args[0][:20]}... ({len(e.args[0])} digits), beyond any "
+            "number a result or baselines file records; expected a number within float's range (about 1.8e308)"
+        ) from None
+
+
+class _HugeInteger(ValueError):
+    """An integer in a JSON file beyond float's range: no field of the harness's files can hold one,
+    and every check that compares it with a float (``math.isfinite``, ``float()``) would overflow."""
+
+
+def _json_int(text: str) -> int:
+    """``json.loads``' ``parse_int``: ``text`` as an int, refused (``_HugeInteger``) beyond float's range,
+    before ``int()`` meets Python's 4,300-digit limit on converting a string."""
+    if len(text.lstrip("-")) > 309:  # at least 1e309: past float's largest (about 1.8e308)
+        raise _HugeInteger(text)
+    value = int(text)
+    try:
+        float(value)
+    except OverflowError:
+        raise _HugeInteger(text) from None
+    return value
 
 
 def writable_dir(flag: str, path: str | os.PathLike) -> Path:

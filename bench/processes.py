@@ -5,7 +5,10 @@ the harness starts one (``ab``'s timed processes and training runs, ``throughput
 and backends, ``--workers N``'s workers):
 
 - ``child_options()``, options for ``subprocess.Popen``/``run``: on Linux the child gets SIGKILL when
-  its parent dies, however the parent dies (SIGKILL, a closed terminal);
+  its parent dies, however the parent dies (SIGKILL, a closed terminal), and starts with SIGINT's
+  default action whatever the parent inherited: the SIGINT a parent sends means "write what you
+  finished and stop", and a parent started in the background by a non-interactive shell (``nohup``,
+  ``cmd &``) ignores SIGINT, which its children would otherwise inherit and never see;
 - ``exit_on_sigterm()`` and, for a stretch of code, ``sigterm_exits()``: SIGTERM raises ``SystemExit``
   (exit 143) instead of ending the process on the spot, so the ``finally`` blocks that kill and reap
   the children and remove temporary files run. Where that exception is discarded (it landed in a
@@ -39,12 +42,14 @@ _PRCTL = _prctl()
 
 
 def child_options() -> dict:
-    """``subprocess.Popen`` options for a child that must die with this process (empty off Linux)."""
+    """``subprocess.Popen`` options for a child that must die with this process and that takes the
+    SIGINT this process sends it (empty off Linux)."""
     if _PRCTL is None:
         return {}
     parent = os.getpid()
 
     def die_with_parent() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # a Python child then installs its Ctrl-C handler
         _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent:  # the parent died before prctl took hold
             os._exit(1)

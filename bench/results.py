@@ -190,13 +190,22 @@ HARNESS = {
     "device_class": (_TEXT, False),
     "options": ("an object", False),
     "shard": ("an object", False),
+    "versions": ("an object", False),
+    "backends": ("an object", False),
 }
+# harness.options (the run's resolved options): the cases it planned, which compare holds it to
+OPTIONS = {"cases": ("a list of strings", False)}
+# machine_info and harness of a multi-backend run: each backend's own section (``backends``), with its versions
+MACHINE_INFO = {"backends": ("an object", False)}
+BACKEND_SECTION = {"versions": ("an object", False)}
 # harness.shard (--shard i/N; bench.throughput.shard): a shard's index, or none in a merged file
 SHARD = {
     "index": ("a whole number", False),
     "count": ("a whole number", True),
     "plan": (_TEXT, True),
     "plan_cases": ("a list of strings", True),
+    "cost": (_NUMBER, False),
+    "plan_cost": (_NUMBER, False),
 }
 
 
@@ -298,8 +307,13 @@ def check_throughput(doc: dict, where: str) -> dict:
         )
     _fields(doc["harness"], HARNESS, f"{where} harness")
     _schema(doc["harness"], THROUGHPUT_SCHEMA, f"{where} harness")
+    _fields(doc["harness"].get("options") or {}, OPTIONS, f"{where} harness.options")
     if doc["harness"].get("shard") is not None:
         _fields(doc["harness"]["shard"], SHARD, f"{where} harness.shard")
+    _fields(doc.get("machine_info") or {}, MACHINE_INFO, f"{where} machine_info")
+    for part in ("machine_info", "harness"):
+        for backend, section in ((doc.get(part) or {}).get("backends") or {}).items():
+            _fields(section, BACKEND_SECTION, f"{where} {part}.backends.{backend}")
     for i, b in enumerate(doc["benchmarks"]):
         _fields(b, BENCHMARK, f"{where} benchmarks[{i}]")
         at = f"{where} benchmarks[{i}].extra_info"

@@ -119,7 +119,7 @@ def get_spec(name: str) -> ModelSpec:
         return _REGISTRY[name]
     except KeyError:
         close = difflib.get_close_matches(str(name), _REGISTRY, n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(sorted(_REGISTRY))}"
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; valid: {', '.join(list_models())}"
         raise UnknownModelError(f"unknown model {name!r}{hint}") from None
 
 
@@ -147,11 +147,9 @@ def select(text: str) -> list[str]:
     for pattern in (p.strip() for p in str(text).split(",") if p.strip()):
         found = list_models(pattern)
         if not found:
-            try:
-                get_spec(pattern)  # a name, not a glob: its closest matches
-            except UnknownModelError as e:
-                hint = "" if any(ch in pattern for ch in "*?[") else f"{e.args[0]}: "
-                raise UnknownModelError(f"{hint}{pattern!r} {valid}") from None
+            if not any(ch in pattern for ch in "*?["):
+                get_spec(pattern)  # a name, not a glob: unknown, with its closest matches
+            raise UnknownModelError(f"{pattern!r} {valid}")
         names += [n for n in found if n not in names]
     if not names:
         raise UnknownModelError(f"{text!r} {valid}")

@@ -2,6 +2,7 @@
 
 import functools
 import os
+import signal
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -18,3 +19,13 @@ def build():
         return models.create(name, **dict(frozen))
 
     return lambda name, **overrides: cached(name, tuple(sorted(overrides.items())))
+
+
+@pytest.fixture
+def ctrl_c():
+    """Ctrl-C raises KeyboardInterrupt in this test, as at a terminal, whatever this process inherited
+    (one started in the background by a non-interactive shell, ``nohup`` or ``cmd &``, inherits SIGINT
+    ignored); the inherited handler is back afterwards."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

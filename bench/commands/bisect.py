@@ -49,6 +49,12 @@ def candidates(args: argparse.Namespace, repo: Path) -> tuple[list[str], Callabl
     """The candidates, good end first, and the side spec of each."""
     from bench.ab import bisect, sides
 
+    if args.package is not None and not args.package.strip():
+        raise UsageError("--package '' is empty; expected a package name, e.g. --package keras")
+    if args.versions is not None and not args.package:
+        raise UsageError(
+            f"--versions {args.versions!r} applies with --package NAME only (a package's versions to bisect)"
+        )
     if args.package:
         if args.good or args.bad:
             raise UsageError("give --good/--bad (commits) or --package/--versions, not both")

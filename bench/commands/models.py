@@ -11,11 +11,12 @@ import json
 import os
 
 from bench import backends
-from bench.errors import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("patterns", nargs="*", default=["*"], help="model names or globs (default: all)")
+    parser.add_argument(
+        "patterns", nargs="*", default=["*"], help="model names or globs, or comma lists of them (default: all)"
+    )
     parser.add_argument("--format", choices=["table", "json", "markdown"], default="table", help="output format")
 
 
@@ -23,14 +24,10 @@ def run(args: argparse.Namespace) -> int:
     if backends.running() is None:
         os.environ["KERAS_BACKEND"] = backends.planning()
     import models
+    from models import registry
     from models.catalog import summary
 
-    for pattern in args.patterns:
-        if not any(c in pattern for c in "*?["):
-            models.get_spec(pattern)  # an exact name that is not registered: error with close matches
-        elif not models.list_models(pattern):
-            raise UsageError(f"no model matches {pattern!r}; see 'python -m bench models' for the names")
-    names = models.list_models(args.patterns)
+    names = models.list_models(registry.select(",".join(args.patterns)))  # checked as --models is; zoo order
     rows = [summary(n) for n in names]
     if args.format == "json":
         print(json.dumps(rows, indent=2))

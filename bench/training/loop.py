@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import cluster as cluster_mod
-from bench.errors import UsageError, WorkerLost
+from bench.errors import UsageError, WorkerLost, first_line
 from bench.io import save_figure, writable_dir, write_json
 from bench.results import TRAIN_KIND, TRAINING_SCHEMA
 from bench.stats import finite
@@ -351,9 +351,14 @@ def _build_model(run: Run):
         opt_cfg = dict(recipe.optimizer)
         opt_name = opt_cfg.pop("name")
         first_lr = budget_mod.lr_at(recipe.schedule, 0.0)
-        optimizer = (keras.optimizers.SGD if opt_name == "sgd" else keras.optimizers.Adam)(
-            learning_rate=first_lr, **opt_cfg, **evaluation.optimizer_arguments(recipe)
-        )
+        try:
+            optimizer = (keras.optimizers.SGD if opt_name == "sgd" else keras.optimizers.Adam)(
+                learning_rate=first_lr, **opt_cfg, **evaluation.optimizer_arguments(recipe)
+            )
+        except (TypeError, ValueError) as e:  # an argument --set gave that Keras refuses (an unknown one)
+            raise UsageError(
+                f"recipe {recipe.name!r}: optimizer {recipe.optimizer} is invalid: {first_line(e)}"
+            ) from None
         model.compile(
             optimizer=optimizer,
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),

@@ -90,8 +90,52 @@ def validate(recipe: Recipe) -> Recipe:
         raise UsageError(
             f"recipe {recipe.name!r}: normalization {recipe.normalization!r} is invalid; valid: rescale, featurewise"
         )
+    _validate_training(recipe)
     _validate_evaluation(recipe)
     return recipe
+
+
+SCHEDULE_FIELDS = ("base", "knots", "interpolation")  # what bench.training.budget reads of a schedule
+
+
+def _fraction(value: Any) -> bool:
+    """A number from 0 to 1 (not a bool; NaN and Inf are not)."""
+    return not isinstance(value, bool) and isinstance(value, int | float) and 0.0 <= value <= 1.0
+
+
+def _validate_training(recipe: Recipe) -> None:
+    """What the training code reads of the schedule, optimizer and loss, checked before any data or
+    model (``--set`` reaches them): a schedule field nothing reads would be silently ignored, and
+    Keras refuses a momentum outside [0, 1] only once the data is read, with a traceback."""
+    where = f"recipe {recipe.name!r}"
+    if unknown := sorted(set(recipe.schedule) - set(SCHEDULE_FIELDS)):
+        raise UsageError(f"{where}: schedule field(s) {unknown} are unknown; valid: {', '.join(SCHEDULE_FIELDS)}")
+    if not _fraction(recipe.label_smoothing):
+        raise UsageError(
+            f"{where}: label_smoothing {recipe.label_smoothing!r} is invalid; expected a number from 0 to 1"
+        )
+    momentum = recipe.optimizer.get("momentum")
+    if momentum is not None and not _fraction(momentum):
+        raise UsageError(f"{where}: optimizer momentum {momentum!r} is invalid; expected a number from 0 to 1")
+    for name, value in recipe.augment.items():  # as bench.training.data.augment_fn reads them
+        kind, ok = AUGMENT_VALUES[name]
+        if not ok(value):
+            raise UsageError(f"{where}: augmentation {name} {value!r} is invalid; expected {kind}")
+
+
+def _pixels(value: Any) -> bool:
+    """A whole number of pixels, 0 (off) or more."""
+    return not isinstance(value, bool) and isinstance(value, int) and value >= 0
+
+
+# each augmentation's value as ``augment_fn`` reads it (one entry per ``data.AUGMENTATIONS``; ``validate``
+# refuses an unknown name first)
+AUGMENT_VALUES = {
+    "flip": ("true or false", lambda v: isinstance(v, bool)),
+    "pad_crop": ("a whole number of pixels, 0 or more", _pixels),
+    "shift": ("a fraction of the image size from 0 to 1", _fraction),
+    "cutout": ("a whole number of pixels, 0 or more", _pixels),
+}
 
 
 def _validate_evaluation(recipe: Recipe) -> None:

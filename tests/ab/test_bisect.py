@@ -54,6 +54,20 @@ def test_package_versions_may_end_at_the_newest_release(tmp_path):
         candidates(argparse.Namespace(**{**vars(args), "versions": "latest,3.15.1"}), tmp_path)
 
 
+def test_versions_without_a_package_and_an_empty_package_are_refused_not_ignored(tmp_path):
+    """``--good A --bad B --versions ...`` bisected the commits and dropped --versions unsaid;
+    ``--package ''`` read as no package."""
+    import argparse
+
+    from bench.commands.bisect import candidates
+
+    args = argparse.Namespace(package=None, versions="3.14.0,3.15.1", good="HEAD~1", bad="HEAD")
+    with pytest.raises(UsageError, match=r"--versions '3.14.0,3.15.1' applies with --package NAME only"):
+        candidates(args, tmp_path)
+    with pytest.raises(UsageError, match=r"--package '' is empty"):
+        candidates(argparse.Namespace(**{**vars(args), "package": "", "good": None, "bad": None}), tmp_path)
+
+
 def test_first_parent_commits_of_a_history(tmp_path):
     run = lambda *a: subprocess.run(
         ["git", *a], cwd=tmp_path, check=True, capture_output=True, text=True

@@ -29,6 +29,23 @@ def test_read_errors_are_one_line_usage_errors(tmp_path):
         read_json(bad, what="result file")
 
 
+@pytest.mark.parametrize("digits", [310, 5001])  # past float's range; past Python's 4,300-digit int() limit
+def test_an_integer_beyond_floats_range_is_one_line_not_an_overflow(tmp_path, digits):
+    """A hand-edited top-1 or images/s of 10**400 read as an int, then compared with a float
+    (``math.isfinite``, ``float()``), was an OverflowError traceback in every command; 5,001 digits a
+    ValueError from ``json.loads`` itself."""
+    big = tmp_path / "big.json"
+    big.write_text('{"top1": 1' + "0" * (digits - 1) + "}")
+    with pytest.raises(
+        UsageError, match=rf"result file .*big.json' holds the integer 10+\.\.\. \({digits} digits\)"
+    ) as e:
+        read_json(big, what="result file")
+    assert "\n" not in str(e.value)
+    edge = tmp_path / "edge.json"
+    edge.write_text(json.dumps({"a": 10**308, "b": -(10**308), "c": 7}))  # within float's range: read as ints
+    assert read_json(edge) == {"a": 10**308, "b": -(10**308), "c": 7}
+
+
 def test_a_fifo_or_a_directory_is_refused_not_waited_on(tmp_path):
     """A FIFO named like a result (in a folder the gate reads) would block the read for ever."""
     import os

@@ -55,6 +55,23 @@ def test_a_killed_parent_leaves_no_child_running(tmp_path, starter, how):
     assert_children_die_with(parent, pids, how)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="child_options is empty off Linux")
+def test_a_child_takes_the_sigint_its_parent_sends_though_the_parent_ignores_sigint():
+    """A harness started with ``nohup`` or ``cmd &`` ignores SIGINT, and children inherit that; the
+    SIGINT it sends a child (stop and write what you finished) must still raise KeyboardInterrupt there."""
+    probe = "import signal; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        inherited = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+        ours = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, check=True, **processes.child_options()
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert inherited.stdout.strip() == "False"  # what a plain child gets: the case this guards against
+    assert ours.stdout.strip() == "True"
+
+
 def test_sigterm_exits_only_inside_the_block():
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(SystemExit) as e, processes.sigterm_exits():

@@ -115,3 +115,13 @@ def test_quartiles_out_of_order_are_one_line(changes, words):
     doc["benchmarks"][0]["extra_info"]["images_per_s"].update(changes)
     with pytest.raises(UsageError, match=re.escape(f"benchmarks[0].extra_info.images_per_s: {words}")):
         results.check_throughput(doc, "x")
+
+
+@pytest.mark.parametrize("cases", ["abc", [1, 2], [["resnet20-train"]]])
+def test_planned_cases_that_are_not_a_list_of_ids_are_one_line(cases):
+    """``compare`` holds a run to the cases it planned: a string was read as one case per letter and
+    a list of numbers as no case at all (a pass)."""
+    doc = _throughput()
+    doc["harness"]["options"] = {"cases": cases}
+    with pytest.raises(UsageError, match=re.escape("x harness.options: field 'cases' is ") + ".*a list of strings"):
+        results.check_throughput(doc, "x")

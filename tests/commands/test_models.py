@@ -66,10 +66,13 @@ def test_user_mistakes_are_one_line_errors():
 
 def test_more_mistakes_in_process(capsys, tmp_path):
     assert main(["models", "nothing*"]) == 2
-    assert (
-        capsys.readouterr().err.strip()
-        == "error: no model matches 'nothing*'; see 'python -m bench models' for the names"
+    assert capsys.readouterr().err.startswith(
+        "error: 'nothing*' matches no registered model; valid: fashion_resnet50, "
     )
+    assert main(["models", "resnet20,", "vgg1*,resnet2?x"]) == 2  # comma lists too, read as --models reads them
+    assert capsys.readouterr().err.startswith("error: 'resnet2?x' matches no registered model; valid: ")
+    assert main(["models", "vgg1*,resnet20", "resnet2*", "--format", "json"]) == 0  # the zoo's order, each once
+    assert [r["name"] for r in json.loads(capsys.readouterr().out)] == ["resnet20", "vgg16", "vgg19"]
     with pytest.raises(SystemExit) as exc:
         main(["models", "--format", "yaml"])
     assert exc.value.code == 2 and "invalid choice: 'yaml'" in capsys.readouterr().err

@@ -44,7 +44,7 @@ def test_duplicate_name_is_an_error():
 def test_unknown_name_lists_close_matches():
     with pytest.raises(UnknownModelError, match=r"unknown model 'resnet57'; did you mean resnet56"):
         models.create("resnet57")
-    with pytest.raises(UnknownModelError, match="known: "):
+    with pytest.raises(UnknownModelError, match="; valid: fashion_resnet50, "):
         models.get_spec("zzzz")
 
 

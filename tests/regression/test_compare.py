@@ -403,7 +403,7 @@ def test_one_run_given_twice_is_refused_and_nothing_written(capsys, tmp_path):
     "change, code",
     [
         (lambda d: d.update(errors=None), 0),
-        (lambda d: d.update(machine_info={"cpu": "Xeon", "accelerators": "none", "backends": 3}), 0),
+        (lambda d: d.update(machine_info={"cpu": "Xeon", "accelerators": "none", "backends": 3}), 2),  # mistyped
         (lambda d: d["benchmarks"][0]["extra_info"].update(noisy=True, cv=float("nan")), 2),
         (lambda d: d["benchmarks"][0]["extra_info"].update(utilization=float("nan")), 2),
     ],

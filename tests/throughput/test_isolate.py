@@ -174,20 +174,16 @@ def test_the_merged_file_is_written_after_each_case_while_the_child_runs(tmp_pat
     assert seen[-1] == (False, [A_TRAIN, B_INFER])
 
 
-def test_ctrl_c_lets_the_child_write_its_finished_cases_and_exits_130(tmp_path, monkeypatch, capsys):
+def test_ctrl_c_lets_the_child_write_its_finished_cases_and_exits_130(tmp_path, monkeypatch, capsys, ctrl_c):
     monkeypatch.setattr(isolate, "GRACE_S", 0.5)  # the child was not interrupted: it gets SIGINT after this
     monkeypatch.setenv("FAKE_CHILD", "tiny_a-infer=sleep")
     p = plan(tmp_path)
-    # Ctrl-C as a terminal gives it: a process started in the background by a non-interactive shell
-    # inherits SIGINT ignored, and Python then never raises KeyboardInterrupt
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
         status = isolate.run(p, [], command=fake)
     finally:
         timer.cancel()
-        signal.signal(signal.SIGINT, previous)
     assert status == 130 and "interrupted" in capsys.readouterr().err
     doc = results.read(p.bench_out)
     assert doc["partial"] is True and ids(doc, "benchmarks") == [A_TRAIN] and doc["errors"] == []

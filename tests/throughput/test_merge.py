@@ -151,6 +151,30 @@ def test_unreadable_and_ill_typed_files_are_refused(tmp_path):
     refused(tmp_path, docs, "harness.shard index 3 is outside 1..2")
 
 
+@pytest.mark.parametrize(
+    "where, value, said",
+    [
+        (("harness", "shard", "cost"), "x", r"harness.shard: field 'cost' is 'x'; expected a number"),
+        (("harness", "shard", "plan_cost"), [1], r"harness.shard: field 'plan_cost' is \[1\]; expected a number"),
+        (("harness", "versions"), "s", r"harness: field 'versions' is 's'; expected an object"),
+        (("harness", "backends"), {"tensorflow": "x"}, r"harness.backends.tensorflow must be an object, not str"),
+        (("harness", "backends"), {"tensorflow": {"versions": 1}}, r"harness.backends.tensorflow: field 'versions'"),
+        (("machine_info", "backends"), {"tensorflow": "x"}, r"machine_info.backends.tensorflow must be an object"),
+        (("machine_info", "backends"), "x", r"machine_info: field 'backends' is 'x'; expected an object"),
+    ],
+)
+def test_ill_typed_sections_merge_reads_are_one_line_not_a_traceback(tmp_path, where, value, said):
+    """merge summed harness.shard.cost and walked each backend's machine_info and harness.versions
+    unchecked: a string there was a TypeError or AttributeError traceback."""
+    docs = shard_docs(2)
+    *parents, leaf = where
+    node = docs[0]
+    for key in parents:
+        node = node[key]
+    node[leaf] = value
+    refused(tmp_path, docs, said)
+
+
 def test_a_shard_whose_record_does_not_match_its_options_is_refused(tmp_path):
     docs = shard_docs(2)
     docs[1]["harness"]["options"]["seed"] = 7  # edited after the run: its plan digest no longer matches

@@ -1,6 +1,8 @@
 """Recipes as data: each matches its model and dataset, and says what the article did.
 (Each recipe's own checks ran when ``register`` validated it at import.)"""
 
+import dataclasses
+
 import pytest
 
 import models
@@ -61,6 +63,38 @@ def test_overrides():
     ):  # weight decay is the model's, not a recipe field
         with pytest.raises(UsageError):
             recipes.with_overrides(recipes.get("resnet56_cifar10"), bad)
+
+
+def test_overrides_the_training_code_would_ignore_or_keras_refuse_late_are_one_line_first():
+    """A schedule field nothing reads was dropped unsaid; a label smoothing outside [0, 1] (NaN too)
+    trained; a momentum outside [0, 1] was Keras's ValueError traceback once the data was read."""
+    smoke = recipes.get("smoke_resnet20_cifar10_jpeg")
+    for bad, said in (
+        ["schedule.warmup=5", r"schedule field\(s\) \['warmup'\] are unknown; valid: base, knots, interpolation"],
+        ["label_smoothing=2", "label_smoothing 2 is invalid; expected a number from 0 to 1"],
+        ["label_smoothing=-0.1", "label_smoothing -0.1 is invalid"],
+        ["label_smoothing=NaN", "label_smoothing nan is invalid"],
+        ["optimizer.momentum=5", "optimizer momentum 5 is invalid; expected a number from 0 to 1"],
+        ["optimizer.momentum=NaN", "optimizer momentum nan is invalid"],
+        ["augment.shift=NaN", "augmentation shift nan is invalid; expected a fraction of the image size from 0 to 1"],
+        ["augment.shift=1.5", "augmentation shift 1.5 is invalid"],
+        ["augment.cutout=-3", "augmentation cutout -3 is invalid; expected a whole number of pixels, 0 or more"],
+        ["augment.cutout=8.5", "augmentation cutout 8.5 is invalid"],
+        ["augment.pad_crop=-1", "augmentation pad_crop -1 is invalid"],
+    ):
+        with pytest.raises(UsageError, match=said):
+            recipes.with_overrides(smoke, [bad])
+    with pytest.raises(UsageError, match="augmentation flip 1 is invalid; expected true or false"):
+        recipes.validate(dataclasses.replace(smoke, augment={"flip": 1}))  # a recipe as written, not --set
+    ok = recipes.with_overrides(
+        smoke, ["label_smoothing=0", "optimizer.momentum=0.5", "augment.cutout=0", "augment.shift=0.25"]
+    )
+    assert ok.label_smoothing == 0 and ok.optimizer["momentum"] == 0.5
+    assert ok.augment["cutout"] == 0 and ok.augment["shift"] == 0.25
+
+
+def test_every_augmentation_the_pipeline_applies_has_its_values_checked():
+    assert set(recipes.AUGMENT_VALUES) == set(data.AUGMENTATIONS)
 
 
 def test_the_recipe_registry_imports_nothing_outside_the_standard_library():
