@@ -89,8 +89,14 @@ def plan(budget: Budget, steps_per_epoch: int, *, max_epochs: int) -> BudgetPlan
     return BudgetPlan(budget, steps_per_epoch, max(int(max_epochs), 1), None, budget.value * 60.0)
 
 
+SCHEDULE_FIELDS = ("base", "knots", "interpolation")  # what ``lr_at`` reads of a schedule
+
+
 def validate_schedule(schedule: dict) -> dict:
-    """Check a schedule dict's shape; returns it. Knots must start at fraction 0 and increase."""
+    """Check a schedule dict's shape; returns it. Knots must start at fraction 0 and increase, and a
+    field ``lr_at`` does not read (``--set schedule.warmup=5``) is refused, not silently ignored."""
+    if unknown := sorted(set(schedule) - set(SCHEDULE_FIELDS)):
+        raise UsageError(f"schedule field(s) {unknown} are unknown; valid: {', '.join(SCHEDULE_FIELDS)}")
     try:
         base = float(schedule["base"])
         knots = [(float(f), float(v)) for f, v in schedule["knots"]]

@@ -69,7 +69,7 @@ def register(recipe: Recipe) -> Recipe:
 
 
 def validate(recipe: Recipe) -> Recipe:
-    from bench.training.data import AUGMENTATIONS, dataset_info
+    from bench.training.data import dataset_info
 
     dataset_info(recipe.dataset)
     validate_schedule(recipe.schedule)
@@ -78,9 +78,9 @@ def validate(recipe: Recipe) -> Recipe:
         raise UsageError(
             f"recipe {recipe.name!r}: optimizer {recipe.optimizer.get('name')!r} is invalid; valid: sgd, adam"
         )
-    if set(recipe.augment) - set(AUGMENTATIONS):
+    if set(recipe.augment) - set(AUGMENT_VALUES):
         raise UsageError(
-            f"recipe {recipe.name!r}: augmentation {sorted(set(recipe.augment) - set(AUGMENTATIONS))} is unknown"
+            f"recipe {recipe.name!r}: augmentation {sorted(set(recipe.augment) - set(AUGMENT_VALUES))} is unknown"
         )
     if not isinstance(recipe.batch_size, int) or recipe.batch_size < 1:
         raise UsageError(f"recipe {recipe.name!r}: batch_size {recipe.batch_size!r} must be a positive int")
@@ -95,21 +95,16 @@ def validate(recipe: Recipe) -> Recipe:
     return recipe
 
 
-SCHEDULE_FIELDS = ("base", "knots", "interpolation")  # what bench.training.budget reads of a schedule
-
-
 def _fraction(value: Any) -> bool:
     """A number from 0 to 1 (not a bool; NaN and Inf are not)."""
     return not isinstance(value, bool) and isinstance(value, int | float) and 0.0 <= value <= 1.0
 
 
 def _validate_training(recipe: Recipe) -> None:
-    """What the training code reads of the schedule, optimizer and loss, checked before any data or
-    model (``--set`` reaches them): a schedule field nothing reads would be silently ignored, and
-    Keras refuses a momentum outside [0, 1] only once the data is read, with a traceback."""
+    """What the training code reads of the optimizer, loss and augmentation, checked before any data
+    or model (``--set`` reaches them): Keras refuses a momentum outside [0, 1] only once the data is
+    read, with a traceback, and a NaN label smoothing or shift would train."""
     where = f"recipe {recipe.name!r}"
-    if unknown := sorted(set(recipe.schedule) - set(SCHEDULE_FIELDS)):
-        raise UsageError(f"{where}: schedule field(s) {unknown} are unknown; valid: {', '.join(SCHEDULE_FIELDS)}")
     if not _fraction(recipe.label_smoothing):
         raise UsageError(
             f"{where}: label_smoothing {recipe.label_smoothing!r} is invalid; expected a number from 0 to 1"
@@ -128,8 +123,8 @@ def _pixels(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, int) and value >= 0
 
 
-# each augmentation's value as ``augment_fn`` reads it (one entry per ``data.AUGMENTATIONS``; ``validate``
-# refuses an unknown name first)
+# the augmentations ``bench.training.data.augment_fn`` applies (its ``AUGMENTATIONS``, which a test holds to
+# these), each with the value it reads; here, as recipes import no framework
 AUGMENT_VALUES = {
     "flip": ("true or false", lambda v: isinstance(v, bool)),
     "pad_crop": ("a whole number of pixels, 0 or more", _pixels),

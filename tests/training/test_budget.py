@@ -90,6 +90,7 @@ def test_preact_schedule_in_epochs():
         {"base": 0.0, "knots": [[0, 1.0]]},
         {"base": 0.1, "knots": [[0, 1.0]], "interpolation": "cosine"},
         {"knots": [[0, 1.0]]},
+        {"base": 0.1, "knots": [[0, 1.0]], "warmup": 5},  # a field lr_at does not read
     ],
 )
 def test_invalid_schedules(bad):
