@@ -135,6 +135,7 @@ def ensure(side: Side, *, run: Callable = subprocess.run, root: Path | None = No
             "pip",
             "install",
             "--quiet",
+            "--compile-bytecode",  # each of the side's processes imports its framework: no recompiling it
             "--python",
             str(python),
             "-r",

@@ -28,6 +28,7 @@ class FakeUv:
             python.write_text("")
             python.chmod(0o755)
         if argv[1:3] == ["pip", "install"]:  # uv installs the overrides of packages the project requires
+            self.install_argv = argv
             self.overrides = Path(argv[argv.index("--override") + 1]).read_text()
         out = ""
         if argv[1:3] == ["pip", "freeze"]:
@@ -41,6 +42,7 @@ def test_built_once_then_reused(tmp_path):
     first = envs.ensure(side, run=uv, root=tmp_path, log=lambda *a: None)
     assert not first["cached"] and first["packages"]["keras"] == "3.14.0"
     assert ["pip", "install"] in uv.calls
+    assert "--compile-bytecode" in uv.install_argv  # or every process of the side compiles its framework again
     requirements = (tmp_path / first["hash"] / "requirements.txt").read_text()
     assert "keras==3.15.1" in requirements and "pytest-benchmark" in requirements  # the project's pins ...
     assert (tmp_path / first["hash"] / "overrides.txt").read_text() == "keras==3.14.0\n"  # ... overridden
