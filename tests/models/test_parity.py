@@ -6,13 +6,13 @@ the model's relative tolerance and one ``train_on_batch`` step must give a finit
 Each test names its model and backend.
 
 Cost on 2 CPU cores, measured: the six CIFAR models (32x32, under 2M parameters) take about 55 s
-(TensorFlow references 12 s, the JAX child 40 s, half of it preact_resnet164's first compilations).
-The eleven others, ImageNet-sized or over 10M parameters (fashion_resnet50), take 4 minutes more
-(TensorFlow 43 s, JAX 200 s: 4-35 s a model, mostly compilation; 2 GB of weights; 420 s in all on
-2026-12-07), so they run under the ``slow`` marker, as in test_zoo, except the four that only
-repeat a smaller member's blocks more times (``REPEATS``): those run under ``nightly``, which CI
-leaves out (its 90 minutes ran out once) and the nightly workflow runs. Each group's references
-and children run once per module, and only when a test of that group is selected.
+(TensorFlow references 12 s, the JAX child 40 s, half of it preact_resnet164's first compilations) and
+run in the unit suite. The eleven others, ImageNet-sized or over 10M parameters (fashion_resnet50), took
+7 minutes of CI's slow set on 2026-12-07 (seven of them: 5 minutes of a CI that then ran out of its 90
+minutes twice), so they run under ``nightly``, which CI leaves out and the nightly workflow runs; CI
+still checks each of them on TensorFlow (test_zoo: parameter counts, outputs, a training step; test_reference:
+keras.applications' weights give keras.applications' logits). Each group's references and children run
+once per module, and only when a test of that group is selected.
 """
 
 from __future__ import annotations
@@ -31,9 +31,6 @@ BIG = 10_000_000  # parameters, as in test_zoo
 PROBE = "resnet20"  # the small model whose altered copies show that the comparison can fail
 PERTURBED = f"{PROBE}-perturbed"  # one first-layer kernel weight moved by 0.1 (its std is 0.26)
 BROKEN = "no_such_model"  # a reference the child cannot build: its error must come back
-# model -> the smaller model of its family built of the same blocks (more of them here), whose parity
-# CI checks under ``slow``; the deeper ones are compared nightly
-REPEATS = {"resnet34": "resnet18", "resnet101": "resnet50", "resnet152": "resnet50", "vgg19": "vgg16"}
 HAVE_TORCH = "torch" in parity.other_backends()
 BACKENDS = ["jax", pytest.param("torch", marks=pytest.mark.skipif(not HAVE_TORCH, reason=parity.TORCH_MISSING))]
 
@@ -45,12 +42,11 @@ def slow(name):
 
 
 def group(name):
-    return "nightly" if name in REPEATS else "slow" if slow(name) else "fast"
+    return "nightly" if slow(name) else "fast"
 
 
 def cases(names):
-    marks = {"nightly": [pytest.mark.nightly], "slow": [pytest.mark.slow], "fast": []}
-    return [pytest.param(n, id=n, marks=marks[group(n)]) for n in names]
+    return [pytest.param(n, id=n, marks=[pytest.mark.nightly] if group(n) == "nightly" else []) for n in names]
 
 
 def add_probe_cases(folder):
@@ -79,11 +75,6 @@ def _references(tmp_path_factory, name: str):
 
 
 @pytest.fixture(scope="module")
-def slow_references(tmp_path_factory):
-    yield from _references(tmp_path_factory, "slow")
-
-
-@pytest.fixture(scope="module")
 def nightly_references(tmp_path_factory):
     yield from _references(tmp_path_factory, "nightly")
 
@@ -94,11 +85,6 @@ def fast_jax(fast_references):
 
 
 @pytest.fixture(scope="module")
-def slow_jax(slow_references):
-    return parity.run_backend("jax", slow_references[0])
-
-
-@pytest.fixture(scope="module")
 def nightly_jax(nightly_references):
     return parity.run_backend("jax", nightly_references[0])
 
@@ -106,11 +92,6 @@ def nightly_jax(nightly_references):
 @pytest.fixture(scope="module")
 def fast_torch(fast_references):
     return parity.run_backend("torch", fast_references[0])
-
-
-@pytest.fixture(scope="module")
-def slow_torch(slow_references):
-    return parity.run_backend("torch", slow_references[0])
 
 
 @pytest.fixture(scope="module")
@@ -159,15 +140,6 @@ def test_an_error_in_the_child_comes_back_with_its_message(fast_jax):
     broken = fast_jax[BROKEN]
     assert f"unknown model {BROKEN!r}" in broken.error
     assert math.isnan(broken.max_abs_diff)
-
-
-def test_each_repeat_has_the_blocks_of_a_smaller_model_that_ci_compares():
-    """A model moves to ``nightly`` only where CI compares a smaller one of its family under ``slow``
-    (or in the unit suite): its blocks are checked every run, their repetition nightly."""
-    for name, smaller in REPEATS.items():
-        big, small = models.get_spec(name), models.get_spec(smaller)
-        assert big.family == small.family and small.params < big.params, (name, smaller)
-        assert group(smaller) in ("slow", "fast"), smaller
 
 
 def test_tolerance_exceptions_name_models_and_give_reasons():
