@@ -27,6 +27,11 @@ DEVICES = ("cpu", "gpu", "tpu")
 # on CI's machine, every process then compiled TensorFlow's sources again (import tensorflow: 22.7 s of
 # CPU instead of 9.3 s, in every test's child process); compiling once at install costs about 30 s
 COMPILED = {"UV_COMPILE_BYTECODE": "1"}
+# The tests in two pytest-xdist workers, a test file to each at a time (module fixtures, such as parity's
+# references and its jax child, run once): the suites' processes wait on children (imports, subprocess
+# runs) much of the time, 1.13 cores busy of 2 in one process. The unit set took 471 s instead of about
+# 735 s on 2 cores; more workers were not tried (each holds TensorFlow and its models: 1-2 GB)
+PARALLEL = ("-n", "auto", "--maxprocesses", "2", "--dist", "loadfile")
 # tensorflow-tpu's libtpu wheels are served from Google's own index, not PyPI.
 TPU_FIND_LINKS = "https://storage.googleapis.com/libtpu-tf-releases/index.html"
 
@@ -82,13 +87,18 @@ def _install(session: nox.Session, device: str = "cpu", *, backends: str = "tens
     session.install("-e", f".[{','.join(extras)}]", *extra_args, env=COMPILED)
 
 
+def _parallel(args: list[str]) -> list[str]:
+    """pytest-xdist's options for ``args``, unless they choose their own (``-n 0`` runs in this process)."""
+    chosen = any(a.startswith(("-n", "--numprocesses")) or a.endswith("no:xdist") for a in args)
+    return [] if chosen else list(PARALLEL)
+
+
 def _unit(session: nox.Session) -> None:
     _install(session, backends="tensorflow,jax")  # the parity tests compare jax with tensorflow
-    session.run(  # --durations: CI's log shows where its 90 minutes go
-        "pytest",
-        *(session.posargs or ("tests", "-q", "-m", "not slow and not nightly", "--durations=15")),
-        env={"TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
+    session.install("--group", "test", env=COMPILED)  # pytest-xdist
+    args = session.posargs or ["tests", "-q", "-m", "not slow and not nightly", "--durations=15"]
+    # --durations: CI's log shows where its 90 minutes go
+    session.run("pytest", *args, *_parallel(args), env={"TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
 @nox.session(python=PYTHON)

@@ -5,6 +5,11 @@ import os
 import signal
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The suites run in pytest-xdist workers (noxfile), which announce themselves in the environment, and
+# pytest-benchmark disables itself wherever it sees that: in this process and in every pytest that the
+# harness starts in it or in its children. The harness is tested as a user runs it, who is no such worker.
+for _name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+    os.environ.pop(_name, None)
 
 import pytest  # noqa: E402
 

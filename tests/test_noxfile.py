@@ -83,6 +83,28 @@ def test_the_harness_is_installed_with_bytecode(noxfile, name):
     assert session.installed and session.install_env == {"UV_COMPILE_BYTECODE": "1"}
 
 
+@pytest.mark.parametrize(
+    "posargs, parallel",
+    [
+        ([], True),  # the unit set
+        (["tests", "-q", "-m", "slow"], True),  # CI's slow set
+        (["tests/test_noxfile.py", "-n", "0"], False),  # in this process (pdb, -s)
+        (["tests", "-n4"], False),
+        (["tests", "--numprocesses=3"], False),
+        (["tests", "-p", "no:xdist"], False),
+    ],
+)
+def test_unit_runs_the_tests_in_xdist_workers_unless_told_otherwise(noxfile, posargs, parallel):
+    session = Session(*posargs)
+    noxfile.unit(session)
+    assert ("--group", "test") in session.installed  # pytest-xdist
+    (run,) = session.ran
+    given = posargs or ["tests", "-q", "-m", "not slow and not nightly", "--durations=15"]
+    assert run[0] == "pytest" and list(run[1 : 1 + len(given)]) == given
+    assert (run[-len(noxfile.PARALLEL) :] == noxfile.PARALLEL) is parallel
+    assert ("--dist" in run) is parallel
+
+
 def test_an_ambiguous_or_bad_option_is_one_line_before_anything_is_installed(noxfile):
     session = Session("--d", "gpu")
     with pytest.raises(SystemExit, match=r"^python -m bench throughput: ambiguous option: --d could match") as e:

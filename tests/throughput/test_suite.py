@@ -181,14 +181,15 @@ def check_benchmarks(doc, replicas):
     assert compare.is_result(doc) and all(r["error"] is None for r in compare.results(doc))
 
 
-def test_measure_trains_a_real_model_through_pytest_benchmark(benchmark, tmp_path):
+def test_measure_trains_a_real_model_through_pytest_benchmark(benchmark, tmp_path, request):
     """In this process, with pytest-benchmark's own fixture: resnet20's real train step on the CPU."""
     import tensorflow as tf
 
     from bench.throughput import measure
 
-    if getattr(benchmark, "disabled", False):
+    if request.config.getoption("benchmark_disable"):
         pytest.skip("benchmarks are disabled (--benchmark-disable)")
+    assert not benchmark.disabled, "pytest-benchmark disabled itself: in an xdist worker's environment? (conftest)"
     session = measure.DeviceSession.open("cpu")
     extra = measure.measure(
         benchmark, Case("resnet20", "train", 8), session, rounds=3, warmup_rounds=0, max_rounds=4, steps=1
