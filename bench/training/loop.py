@@ -222,6 +222,15 @@ def check_execution(steps_per_execution: int, steps: int, what: str) -> None:
         )
 
 
+def _check_model(recipe) -> None:
+    """``--set model=NAME`` can name any model: an unregistered one is a one-line error (exit 2) before a
+    device is opened or the data read. Here, not in ``check_run``: the registry imports Keras, which
+    must come after ``backends.activate``."""
+    import models
+
+    models.get_spec(recipe.model)
+
+
 def _setup(recipe_name: str, opts: Options, *, environ=None, training: bool = True) -> Run:
     """Options, device, strategy (joining the job's other workers), precision, seeds (in that order:
     the seed comes before the pipelines and the model), checkpoint directory, data pipelines and
@@ -233,6 +242,7 @@ def _setup(recipe_name: str, opts: Options, *, environ=None, training: bool = Tr
 
     deterministic = recipe.deterministic if opts.deterministic == "recipe" else opts.deterministic == "on"
     backend = backends.activate(opts.backend)
+    _check_model(recipe)
     placement = backend.open(opts.device, tpu=opts.tpu, cpu_replicas=opts.cpu_replicas or 1, cluster=cluster)
     cluster = placement.cluster
     policy = devices.set_precision(opts.precision)

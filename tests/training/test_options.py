@@ -157,6 +157,7 @@ USAGE_ERRORS = [
     ("--mock", ["--mock", "0"], "--mock 0 is invalid; expected a positive number of examples"),
     ("--set", ["--set", "nope=1"], "--set 'nope=1': recipe has no field 'nope'"),
     ("--set", ["--set", "batch_size"], "--set 'batch_size' is invalid; expected KEY=VALUE"),
+    ("--set", ["--set", "model=resnet999"], "unknown model 'resnet999'; did you mean"),  # before the data
     (
         "--steps-per-execution",
         ["--steps-per-execution", "0"],
