@@ -28,9 +28,9 @@ DEVICES = ("cpu", "gpu", "tpu")
 # CPU instead of 9.3 s, in every test's child process); compiling once at install costs about 30 s
 COMPILED = {"UV_COMPILE_BYTECODE": "1"}
 # The tests in two pytest-xdist workers, a test file to each at a time (module fixtures, such as parity's
-# references and its jax child, run once): the suites' processes wait on children (imports, subprocess
-# runs) much of the time, 1.13 cores busy of 2 in one process. The unit set took 471 s instead of about
-# 735 s on 2 cores; more workers were not tried (each holds TensorFlow and its models: 1-2 GB)
+# references and its jax child, run once): in one process they wait on children (imports, command-line
+# runs) much of the time, 1.13 of 2 cores busy (README: the times). More workers were not tried: each
+# holds TensorFlow and its models (1-2 GB), and a slow test starts 2-3 TensorFlow processes of its own
 PARALLEL = ("-n", "auto", "--maxprocesses", "2", "--dist", "loadfile")
 # tensorflow-tpu's libtpu wheels are served from Google's own index, not PyPI.
 TPU_FIND_LINKS = "https://storage.googleapis.com/libtpu-tf-releases/index.html"
