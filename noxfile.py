@@ -32,6 +32,7 @@ COMPILED = {"UV_COMPILE_BYTECODE": "1"}
 # runs) much of the time, 1.13 of 2 cores busy (README: the times). More workers were not tried: each
 # holds TensorFlow and its models (1-2 GB), and a slow test starts 2-3 TensorFlow processes of its own
 PARALLEL = ("-n", "auto", "--maxprocesses", "2", "--dist", "loadfile")
+UNIT_ARGS = ("tests", "-q", "-m", "not slow and not nightly", "--durations=15")  # --durations: where CI's time goes
 # tensorflow-tpu's libtpu wheels are served from Google's own index, not PyPI.
 TPU_FIND_LINKS = "https://storage.googleapis.com/libtpu-tf-releases/index.html"
 
@@ -96,8 +97,7 @@ def _parallel(args: list[str]) -> list[str]:
 def _unit(session: nox.Session) -> None:
     _install(session, backends="tensorflow,jax")  # the parity tests compare jax with tensorflow
     session.install("--group", "test", env=COMPILED)  # pytest-xdist
-    args = session.posargs or ["tests", "-q", "-m", "not slow and not nightly", "--durations=15"]
-    # --durations: CI's log shows where its 90 minutes go
+    args = session.posargs or list(UNIT_ARGS)
     session.run("pytest", *args, *_parallel(args), env={"TF_CPP_MIN_LOG_LEVEL": "2"})
 
 

@@ -86,7 +86,7 @@ def test_the_harness_is_installed_with_bytecode(noxfile, name):
 @pytest.mark.parametrize(
     "posargs, parallel",
     [
-        ([], True),  # the unit set
+        ([], True),  # the unit set (UNIT_ARGS)
         (["tests", "-q", "-m", "slow"], True),  # CI's slow set
         (["tests/test_noxfile.py", "-n", "0"], False),  # in this process (pdb, -s)
         (["tests", "-n4"], False),
@@ -99,7 +99,8 @@ def test_unit_runs_the_tests_in_xdist_workers_unless_told_otherwise(noxfile, pos
     noxfile.unit(session)
     assert ("--group", "test") in session.installed  # pytest-xdist
     (run,) = session.ran
-    given = posargs or ["tests", "-q", "-m", "not slow and not nightly", "--durations=15"]
+    given = posargs or list(noxfile.UNIT_ARGS)
+    assert posargs or ("-m", "not slow and not nightly") == tuple(given[2:4])  # the unit set leaves those out
     assert run[0] == "pytest" and list(run[1 : 1 + len(given)]) == given
     assert (run[-len(noxfile.PARALLEL) :] == noxfile.PARALLEL) is parallel
     assert ("--dist" in run) is parallel
