@@ -102,6 +102,7 @@ _META = dict(
     classes=10,
     weight_decay=WEIGHT_DECAY,
     paper_overrides=PAPER,
+    builder=cifar_resnet,
 )
 
 

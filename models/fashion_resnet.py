@@ -85,6 +85,7 @@ def fashion_resnet(
     weight_decay=WEIGHT_DECAY,
     params=26_313_218,
     trainable=26_267_778,
+    builder=fashion_resnet,
 )
 def fashion_resnet50(**overrides) -> keras.Model:
     """Article 000's subclassed ResNet-50 for Fashion-MNIST, as a functional model."""

@@ -85,6 +85,7 @@ def googlenet_v1(
     params=6_998_552,
     trainable=6_998_552,
     paper_macs=1.5e9,
+    builder=googlenet_v1,
 )
 def googlenet(**overrides) -> keras.Model:
     """GoogLeNet (Inception v1): article 002's, no LRN, no auxiliary classifiers."""

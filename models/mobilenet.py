@@ -137,6 +137,7 @@ _META = dict(
     paper_params=4.2e6,
     paper_params_tol=0.05e6,
     paper_macs=569e6,
+    builder=mobilenet_v1,
 )
 
 

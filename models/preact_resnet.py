@@ -78,6 +78,7 @@ def preact_resnet(
     trainable=1_703_258,
     paper_params=1.7e6,
     paper_params_tol=0.05e6,
+    builder=preact_resnet,
 )
 def preact_resnet164(**overrides) -> keras.Model:
     """Pre-activation ResNet-164 of bottleneck units, article 004."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import inspect
 import re
 from collections.abc import Callable
 
@@ -42,6 +43,8 @@ class ModelSpec:
     ``create(**reference_overrides)`` must give the same outputs.
     ``weight_decay``: the L2 factor the default variant puts on its kernels, from the family's
     table; None where the model has no regularizer. Training recipes describe it from here.
+    ``builder``: the family's builder that ``fn`` calls; its keyword-only arguments are the
+    ``options`` that ``create`` takes (None: not known, and not checked).
     """
 
     name: str
@@ -62,6 +65,7 @@ class ModelSpec:
     reference: str | None = None
     reference_overrides: dict = dataclasses.field(default_factory=dict)
     weight_decay: float | None = None
+    builder: Callable[..., keras.Model] | None = None
     description: str = ""
 
     def __post_init__(self):
@@ -74,7 +78,27 @@ class ModelSpec:
             )
         object.__setattr__(self, "non_trainable", derived)
 
+    @property
+    def options(self) -> tuple[str, ...] | None:
+        """The overrides ``create`` takes, in the builder's order; None when no builder is registered."""
+        if self.builder is None:
+            return None
+        params = inspect.signature(self.builder).parameters.values()
+        return tuple(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+    def check_overrides(self, overrides) -> None:
+        """A ``ModelArgumentError`` naming the first override that is not one of ``options``, and the valid
+        ones: a typo, or an argument the model's name fixes (``depth`` of ``resnet20``). Values are
+        checked by the builder."""
+        options = self.options
+        unknown = [key for key in overrides if options is not None and key not in options]
+        if unknown:
+            raise ModelArgumentError(
+                f"{self.name}: {unknown[0]!r} is not an option of this model; valid: {', '.join(options)}"
+            )
+
     def create(self, **overrides) -> keras.Model:
+        self.check_overrides(overrides)
         kwargs = {"input_shape": self.input_shape, "classes": self.classes, "name": self.name}
         kwargs.update(overrides)
         return self.fn(**kwargs)

@@ -135,6 +135,7 @@ _META = dict(
     classes=1000,
     weight_decay=WEIGHT_DECAY,
     paper_overrides=PAPER,
+    builder=resnet_v1,
 )
 
 

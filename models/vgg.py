@@ -62,6 +62,7 @@ _META = dict(
     input_shape=(224, 224, 3),
     classes=1000,
     weight_decay=WEIGHT_DECAY,
+    builder=vgg,
 )
 
 

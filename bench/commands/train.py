@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     if path is None:  # a worker other than the chief: the chief writes the result
         print(
             f"{result['recipe']} worker {result['worker']} of {result['workers']}: {result['status']}, "
-            f"{result['steps_run']} steps, {result['images_per_s']} img/s (the job's), weights sha256 "
+            f"{result['steps_run']} steps, {_rate(result['images_per_s'])} (the job's), weights sha256 "
             f"{result['weights_sha256'][:16]} ({_agree(result['workers_agree'])}); "
             "worker 0 writes the result"
         )
@@ -45,20 +45,31 @@ def run(args: argparse.Namespace) -> int:
             f"FAILED {result['recipe']} ({result['dataset']}, {result['budget']}, seed {result['seed']}): {result['error']}; wrote {path}"
         )
         return 1
+    print(summary(result, path))
     job = result.get("cluster")
-    print(
+    return 0 if not job or job["workers_agree"] else 1
+
+
+def summary(result: dict, path) -> str:
+    """The line a finished run ends with: its figures and where the result went."""
+    job, each = result.get("cluster"), result.get("images_per_s_per_worker")
+    return (
         f"{result['recipe']} on {result['dataset']}, {result['budget']}, seed {result['seed']}: top-1 {result['top1']:.2f}% "
         f"(no TTA {result['top1_no_tta']:.2f}%), loss {result['loss']:.4f}, {result['test_examples']} test images, "
-        f"{result['wall_time_s']:.0f} s, {result['images_per_s']} img/s"
+        f"{result['wall_time_s']:.0f} s, {_rate(result['images_per_s'])}"
         + (
-            f" over {job['workers']} workers ({result.get('images_per_s_per_worker')} each), weights sha256 "
+            f" over {job['workers']} workers{'' if each is None else f' ({each} img/s each)'}, weights sha256 "
             f"{job['weights_sha256'][:16]} ({_agree(job['workers_agree'])})"
             if job
             else ""
         )
         + f"; wrote {path}"
     )
-    return 0 if not job or job["workers_agree"] else 1
+
+
+def _rate(images_per_s: float | None) -> str:
+    """Images a second, or why there is none: each process's first step compiles and is not timed."""
+    return "img/s not measured (no step after a process's first)" if images_per_s is None else f"{images_per_s} img/s"
 
 
 def _agree(same: bool) -> str:

@@ -142,6 +142,7 @@ def train(
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     run = _setup(recipe_name, opts)
     model = _build_model(run)
+    _start_fresh(run)
     fit = _fit(run, model, clock=clock, log=log, extra_callbacks=extra_callbacks)
     result, path = _result(run, model, fit)
     if opts.plot and path is not None:
@@ -222,19 +223,31 @@ def check_execution(steps_per_execution: int, steps: int, what: str) -> None:
         )
 
 
+DATA_SETS = {"input_shape", "classes"}  # builder arguments a trained model takes from its data, not its recipe
+
+
 def _check_model(recipe) -> None:
-    """``--set model=NAME`` can name any model: an unregistered one is a one-line error (exit 2) before a
-    device is opened or the data read. Here, not in ``check_run``: the registry imports Keras, which
-    must come after ``backends.activate``."""
+    """``--set model=NAME`` can name any model, and ``--set model_overrides.KEY=...`` any key: an
+    unregistered model, or a key that is none of its options, is a one-line error (exit 2) before a
+    device is opened or the data read (the values are the builder's to check, when the model is built).
+    Here, not in ``check_run``: the registry imports Keras, which must come after ``backends.activate``."""
     import models
 
-    models.get_spec(recipe.model)
+    spec = models.get_spec(recipe.model)
+    spec.check_overrides(recipe.model_overrides)
+    for key in DATA_SETS & set(recipe.model_overrides):
+        valid = ", ".join(o for o in spec.options or () if o not in DATA_SETS)
+        raise UsageError(
+            f"model_overrides.{key}={recipe.model_overrides[key]!r}: a trained model's {key} is its dataset's"
+            f" ({recipe.dataset}); valid keys: {valid}"
+        )
 
 
 def _setup(recipe_name: str, opts: Options, *, environ=None, training: bool = True) -> Run:
     """Options, device, strategy (joining the job's other workers), precision, seeds (in that order:
     the seed comes before the pipelines and the model), checkpoint directory, data pipelines and
-    the budget's plan. ``training=False`` (a fingerprint) reads and deletes no checkpoint."""
+    the budget's plan. ``training=False`` (a fingerprint) reads no checkpoint; ``--fresh`` deletes it later
+    (``_start_fresh``)."""
     recipe, budget, cluster = check_run(recipe_name, opts, environ=environ)
     dataset = f"mock_{recipe.dataset}" if opts.mock else recipe.dataset
 
@@ -265,7 +278,7 @@ def _setup(recipe_name: str, opts: Options, *, environ=None, training: bool = Tr
     from bench.training.callbacks import State
 
     # a resume with other numerics: refused (every worker reads the chief's state; with --fresh, none:
-    # the chief deletes it below, once the data shows the options work)
+    # the chief deletes it once the data and the model show that the options work: ``_start_fresh``)
     State(
         ckpt_dir / "state.json",
         identity=_identity(opts, deterministic, _workers(cluster)),
@@ -287,8 +300,6 @@ def _setup(recipe_name: str, opts: Options, *, environ=None, training: bool = Tr
     plan = budget_mod.plan(budget, pipes.steps_per_epoch, max_epochs=budget_mod.UNTIL_DEADLINE)
     check_execution(opts.steps_per_execution, pipes.steps_per_epoch, f"an epoch of {dataset}")
     train_ds, val_ds = _fit_datasets(pipes, recipe, plan, job=None if cluster is None else opts.backend)
-    if training and opts.fresh and ckpt_dir.exists() and placement.chief:  # only now: a refused input keeps it
-        shutil.rmtree(ckpt_dir)
     return Run(
         recipe,
         opts,
@@ -306,6 +317,14 @@ def _setup(recipe_name: str, opts: Options, *, environ=None, training: bool = Tr
         train_ds,
         val_ds,
     )
+
+
+def _start_fresh(run: Run) -> None:
+    """``--fresh``: the chief deletes the run's checkpoint, only once the data has been read and the model
+    built, so that an input refused on the way (a model override or optimizer argument that the builder
+    or Keras refuses) keeps it."""
+    if run.opts.fresh and run.ckpt_dir.exists() and run.placement.chief:
+        shutil.rmtree(run.ckpt_dir)
 
 
 def _workers(cluster) -> int:
@@ -352,12 +371,20 @@ def _build_model(run: Run):
 
     recipe = run.recipe
     with run.placement.scope():
-        model = models.create(
-            recipe.model,
-            input_shape=run.pipes.info.input_shape,
-            classes=run.pipes.info.classes,
-            **recipe.model_overrides,
-        )
+        try:
+            model = models.create(
+                recipe.model,
+                input_shape=run.pipes.info.input_shape,
+                classes=run.pipes.info.classes,
+                **recipe.model_overrides,
+            )
+        except (TypeError, ValueError) as e:  # a value the builder or Keras refuses (not a bug: only with overrides)
+            if not recipe.model_overrides or isinstance(e, models.ModelArgumentError):
+                raise
+            raise UsageError(
+                f"recipe {recipe.name!r}: model_overrides {recipe.model_overrides} are invalid for"
+                f" {recipe.model}: {first_line(e)}"
+            ) from None
         opt_cfg = dict(recipe.optimizer)
         opt_name = opt_cfg.pop("name")
         first_lr = budget_mod.lr_at(recipe.schedule, 0.0)

@@ -1,3 +1,4 @@
+import dataclasses
 import re
 
 import pytest
@@ -62,6 +63,37 @@ def test_unknown_name_lists_close_matches():
 def test_bad_builder_arguments_name_the_value(overrides, match):
     with pytest.raises(ModelArgumentError, match=match):
         models.create("resnet20", **overrides)
+
+
+@pytest.mark.parametrize(
+    "name, overrides, bad",
+    [
+        ("resnet20", dict(bogus=1), "bogus"),
+        ("resnet20", dict(depth=56), "depth"),  # fixed by the name: resnet56 is another model
+        ("resnet50", dict(shortcut="A"), "shortcut"),  # another family's option
+        ("vgg16", dict(classes=5, dropout=0.5), "dropout"),
+    ],
+)
+def test_an_override_that_is_no_option_names_it_and_the_valid_ones(name, overrides, bad):
+    valid = ", ".join(models.get_spec(name).options)
+    with pytest.raises(
+        ModelArgumentError, match=re.escape(f"{name}: {bad!r} is not an option of this model; valid: {valid}")
+    ):
+        models.create(name, **overrides)
+
+
+def test_every_model_names_its_builder_whose_keyword_arguments_are_its_options():
+    for name in models.list_models():
+        spec = models.get_spec(name)
+        assert spec.builder is not None, name
+        assert {"input_shape", "classes", "classifier_activation", "name"} <= set(spec.options), name
+        spec.check_overrides(dict.fromkeys(spec.options))  # every option passes the check
+
+
+def test_a_model_registered_without_a_builder_leaves_its_overrides_to_it():
+    spec = dataclasses.replace(models.get_spec("resnet20"), builder=None)
+    assert spec.options is None
+    spec.check_overrides({"anything": 1})
 
 
 def test_non_trainable_is_derived_and_a_wrong_one_is_refused():

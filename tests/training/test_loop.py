@@ -146,19 +146,35 @@ def test_a_job_whose_workers_disagree_is_written_as_failed():
     assert fail_on_disagreement({"status": "ok", "error": None})["status"] == "ok"  # one process
 
 
-def test_fresh_with_a_refused_input_keeps_the_checkpoint(tmp_path):
-    """--fresh deletes the old checkpoint only once the inputs work (here: the batch exceeds the
-    mock data), so a mistyped command loses nothing."""
+@pytest.mark.parametrize(
+    "mock, overrides, match",
+    [
+        (8, (), "batch size 128 exceeds the 8 training examples"),  # refused by the data
+        (32, ("batch_size=8", "model_overrides.shortcut=Z"), r"resnet20: shortcut='Z' is invalid"),  # by the builder
+        (
+            32,
+            ("batch_size=8", "model_overrides.weight_decay=-1"),
+            r"model_overrides .* invalid for resnet20: .*l2",
+        ),  # Keras
+        (32, ("batch_size=8", "optimizer.bogus=1"), r"optimizer .* is invalid: .*not recognized"),  # by Keras
+    ],
+    ids=["data", "model", "model-keras", "optimizer"],
+)
+def test_fresh_with_a_refused_input_keeps_the_checkpoint(tmp_path, mock, overrides, match):
+    """--fresh deletes the old checkpoint only once the inputs work (the data read, the model and its
+    optimizer built), so a mistyped command loses nothing."""
     from bench.errors import UsageError
+    from models import ModelArgumentError
 
     r = recipes.get("smoke_resnet20_cifar10_jpeg")
-    opts = Options(budget="steps=6", mock=8, out=str(tmp_path), fresh=True, eager=True)
+    opts = Options(budget="steps=6", mock=mock, overrides=overrides, out=str(tmp_path), fresh=True, eager=True)
     b = budget.Budget.parse("steps=6", full=r.full())
-    rid = run_id(r.name, f"mock_{r.dataset}", b, "cpu", 0, (), name_options(opts, r.deterministic, r.deterministic))
+    opts_words = name_options(opts, r.deterministic, r.deterministic)
+    rid = run_id(r.name, f"mock_{r.dataset}", b, "cpu", 0, overrides, opts_words)
     ckpt = tmp_path / ".checkpoints" / rid
     ckpt.mkdir(parents=True)
     (ckpt / "state.json").write_text(json.dumps({"curve": [{"epoch": 1}], "elapsed_s": 5.0, "processes": 1}))
-    with pytest.raises(UsageError, match="batch size 128 exceeds the 8 training examples"):
+    with pytest.raises((UsageError, ModelArgumentError), match=match):
         train(r.name, opts, log=quiet)
     assert json.loads((ckpt / "state.json").read_text())["curve"] == [{"epoch": 1}]
 

@@ -159,6 +159,16 @@ USAGE_ERRORS = [
     ("--set", ["--set", "batch_size"], "--set 'batch_size' is invalid; expected KEY=VALUE"),
     ("--set", ["--set", "model=resnet999"], "unknown model 'resnet999'; did you mean"),  # before the data
     (
+        "--set",
+        ["--set", "model_overrides.depth=56"],  # before the data, too
+        "resnet20: 'depth' is not an option of this model; valid: input_shape, classes, shortcut,",
+    ),
+    (
+        "--set",
+        ["--set", "model_overrides.classes=5"],
+        "model_overrides.classes=5: a trained model's classes is its dataset's (cifar10_jpeg); valid keys: shortcut,",
+    ),
+    (
         "--steps-per-execution",
         ["--steps-per-execution", "0"],
         "--steps-per-execution 0 is invalid; expected a positive number of steps",
