@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from bench import processes
 from bench.training import options
 from bench.training import recipes as recipes_mod
 from bench.training.loop import check_run, train
@@ -31,7 +33,20 @@ def run(args: argparse.Namespace) -> int:
     opts = options.Options.from_args(args)
     if opts.workers > 1:
         return _launch(args.recipe, opts)
-    result, path = train(args.recipe, opts)
+    try:
+        with processes.sigterm_exits():  # SIGTERM (a job's timeout, a cancelled CI run): Ctrl-C's orderly path
+            result, path = train(args.recipe, opts)
+    except (KeyboardInterrupt, SystemExit) as e:
+        status = 130 if isinstance(e, KeyboardInterrupt) else e.code
+        if status not in (130, 128 + signal.SIGTERM):
+            raise
+        how = "interrupted" if status == 130 else "terminated (SIGTERM)"
+        print(
+            f"{how}: the same command resumes from the last finished epoch's checkpoint"
+            f" (in {Path(opts.out) / '.checkpoints'}; --fresh starts over)",
+            file=sys.stderr,
+        )
+        return status
     if path is None:  # a worker other than the chief: the chief writes the result
         print(
             f"{result['recipe']} worker {result['worker']} of {result['workers']}: {result['status']}, "

@@ -1,5 +1,13 @@
 """The line ``python -m bench train`` ends with (``bench.commands.train.summary``)."""
 
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from bench.__main__ import main
 from bench.commands.train import summary
 
 RESULT = {
@@ -36,3 +44,37 @@ def test_a_job_adds_its_workers_rate_and_weights():
     line = summary({**RESULT, "cluster": {**JOB, "workers_agree": False}, "images_per_s": None}, "r.json")
     assert "not measured (no step after a process's first) over 2 workers, weights sha256" in line
     assert "NOT the same on every worker" in line and "None" not in line
+
+
+@pytest.mark.parametrize("how, status", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_ctrl_c_or_sigterm_ends_training_in_one_line_that_says_how_to_resume(
+    how, status, tmp_path, monkeypatch, capsys
+):
+    """SIGTERM (a job's timeout, a cancelled CI run) takes Ctrl-C's path: the ``finally`` blocks run
+    (a signal's default action would skip them), one line says how to resume, and the status is the
+    shell's for that signal."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers belong to the main thread")
+    from bench.commands import train as command
+
+    def killed_while_training(recipe, opts):
+        try:
+            os.kill(os.getpid(), getattr(signal, how))
+            time.sleep(5)  # the handler raises here
+        finally:
+            cleaned.append(True)
+        raise AssertionError("the signal did not end the run")
+
+    cleaned = []
+    monkeypatch.setattr(command, "train", killed_while_training)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        assert main(["train", "smoke_resnet20_cifar10_jpeg", "--out", str(tmp_path)]) == status
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert cleaned == [True] and signal.getsignal(signal.SIGTERM) is previous
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("interrupted: " if how == "SIGINT" else "terminated (SIGTERM): ")
+    assert line.endswith(
+        f"resumes from the last finished epoch's checkpoint (in {tmp_path / '.checkpoints'}; --fresh starts over)"
+    )

@@ -323,9 +323,10 @@ def test_minutes_budget_stops_at_the_deadline_on_a_fake_clock(tmp_path):
 
 
 @pytest.mark.slow  # two fresh Python processes importing TensorFlow: ~45 s on 2 cores
-def test_resume_after_the_process_is_killed(tmp_path):
-    """Kill -9 during epoch 2; the same command resumes from the epoch-1 checkpoint and finishes
-    the budget without repeating an epoch."""
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_resume_after_the_process_is_killed(tmp_path, how):
+    """Kill -9 (or SIGTERM, which ends the run in one line, 143) during epoch 2; the same command
+    resumes from the epoch-1 checkpoint and finishes the budget without repeating an epoch."""
     out = tmp_path / "out"
     cmd = [
         sys.executable,
@@ -357,8 +358,13 @@ def test_resume_after_the_process_is_killed(tmp_path):
             break
         time.sleep(0.02)
     assert proc.poll() is None, "the run ended before it could be killed: " + proc.stdout.read().decode()[-2000:]
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.send_signal(how)
+    status, output = proc.wait(timeout=60), proc.stdout.read().decode()
+    if how == signal.SIGTERM:
+        assert status == 128 + signal.SIGTERM, output[-2000:]
+        assert output.strip().splitlines()[-1].startswith("terminated (SIGTERM): the same command resumes from")
+    else:
+        assert status == -signal.SIGKILL
     killed_state = json.loads(states[0].read_text())
     assert [r["epoch"] for r in killed_state["curve"]] == [1]
     assert not list(out.glob("*.json"))  # no result from the killed process
