@@ -71,3 +71,22 @@ def test_the_recorded_runs_again_change_nothing_and_keep_what_was_set_by_hand(tm
         assert capsys.readouterr().out == "no change\n" and base.read_bytes() == before
     assert main(["baselines", "update", *map(str, RUNS), "--dry-run"]) == 0  # the repository's own file
     assert capsys.readouterr().out.startswith("no change\n")
+
+
+@pytest.mark.parametrize("section", ["accuracy", "throughput"])
+def test_update_refuses_a_file_whose_other_entries_the_gates_would_refuse(tmp_path, capsys, section):
+    """An update writes the whole file back: an entry already bad (hand-edited, a bad merge) in any
+    section is one line, exit 2, and the file is left as it was, not rewritten as if it were fine."""
+    base = tmp_path / "baselines.json"
+    data = json.loads(baselines.DEFAULT_PATH.read_text())
+    key = sorted(data[section])[0]
+    data[section][key]["mean" if section == "accuracy" else "images_per_s"] = "abc"
+    base.write_text(json.dumps(data))
+    before = base.read_bytes()
+    shards = _shards_and_their_merge(tmp_path)[:2]  # new throughput entries: the update would write
+    capsys.readouterr()
+    assert main(["baselines", "update", *shards, "--baselines", str(base)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: ") and str(base) in line and key in line and "'abc'" in line, line
+    assert base.read_bytes() == before
+    assert main(["baselines", "show", "--baselines", str(base)]) == 2  # as show and the gates read it
