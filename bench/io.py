@@ -7,7 +7,7 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,31 +72,39 @@ class FileClaim:
 
     def write_json(self, data: Any) -> Path:
         """Write ``data`` as JSON (``write_json``'s rules) to this run's file; returns its path."""
+        text = _json_text(data)
+        return self.write(lambda tmp: tmp.write_text(text))
+
+    def write(self, fill: Callable[[Path], object], *, suffix: str = ".tmp") -> Path:
+        """Write this run's file whole: ``fill(tmp)`` writes a temporary file (named with ``suffix``,
+        whose extension writers such as matplotlib read the format from), which then becomes the file,
+        as ``atomic_path`` or, on the first write of a ``{time}`` template, ``_create_new`` moves it in."""
         if self.claimed:
-            return write_json(self.path, data)
+            with atomic_path(self.path, suffix=suffix) as tmp:
+                fill(tmp)
+            return self.path
         import itertools
 
-        text = _json_text(data)
         for attempt in itertools.count(1):
             path = fill_template(
                 self.template, stamp=self.stamp if attempt == 1 else f"{self.stamp}-{attempt}", **self.fields
             )
-            if _create_new(path, text):
+            if _create_new(path, fill, suffix=suffix):
                 self.path, self.claimed = path, True
                 return path
         raise AssertionError("unreachable")
 
 
-def _create_new(path: Path, text: str) -> bool:
-    """``path`` written whole with ``text`` if no file is there (True), else untouched (False): the text
-    goes to a temporary file first, linked in under ``path`` (where the file system has no hard links:
-    the name reserved with ``O_EXCL``, then the file renamed over it)."""
+def _create_new(path: Path, fill: Callable[[Path], object], *, suffix: str = ".tmp") -> bool:
+    """``path`` written whole by ``fill(tmp)`` if no file is there (True), else untouched (False): the
+    content goes to a temporary file first, linked in under ``path`` (where the file system has no hard
+    links: the name reserved with ``O_EXCL``, then the file renamed over it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
+        fill(Path(tmp))
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         _keep_mode(Path(tmp), path)
         try:
@@ -138,11 +146,14 @@ def _keep_mode(tmp: Path, path: Path) -> None:
     os.chmod(tmp, mode)
 
 
-def save_figure(fig, path: str | os.PathLike, *, dpi: int = 100) -> Path:
-    """Save a matplotlib figure as PNG atomically (``atomic_path``) and close it, whatever happens."""
+def save_figure(fig, path: str | os.PathLike | FileClaim, *, dpi: int = 100) -> Path:
+    """Save a matplotlib figure as PNG atomically (``atomic_path``; a ``FileClaim``: as it writes) and
+    close it, whatever happens; returns the path written."""
     import matplotlib.pyplot as plt
 
     try:
+        if isinstance(path, FileClaim):
+            return path.write(lambda tmp: fig.savefig(tmp, dpi=dpi), suffix=".png")
         with atomic_path(path, suffix=".png") as tmp:
             fig.savefig(tmp, dpi=dpi)
     finally:

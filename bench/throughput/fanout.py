@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bench import backends, processes
 from bench.throughput import isolate
-from bench.throughput.plan import NOTHING_MEASURED, OPTIONS, ThroughputPlan, dest, out_file
+from bench.throughput.plan import NOTHING_MEASURED, OPTIONS, ThroughputPlan, dest, out_file, plot_file
 
 # options the parent handles itself rather than passing on
 _PARENT_ONLY = ("--backend", "--bench-out", "--plot", "--xla", "--compile", "--shard")
@@ -94,7 +94,7 @@ def run(plan: ThroughputPlan, opts: dict, pytest_args: list[str]) -> int:
         print("interrupted: the result file holds the finished cases, marked partial", file=sys.stderr)
         return stopped
     if plan.plot:
-        print(summary.plot_line(merged, plan.plot))
+        print(summary.plot_line(merged, plot_file(plan, out)))
     worst = _worst(statuses)
     return 1 if worst == 0 and summary.unmeasured(merged) else worst
 

@@ -47,7 +47,7 @@ from pathlib import Path
 
 from bench import processes
 from bench.io import read_json, write_json
-from bench.throughput.plan import NOTHING_MEASURED, SUITE_DIR, ThroughputPlan, out_file
+from bench.throughput.plan import NOTHING_MEASURED, SUITE_DIR, ThroughputPlan, out_file, plot_file
 from bench.throughput.plugin import ThroughputPlugin
 from bench.throughput.workload import Case
 
@@ -455,7 +455,7 @@ def run(plan: ThroughputPlan, pytest_args: list[str], *, command=child_command) 
     if sweep.path is not None:
         print(f"cnn-bench: wrote {sweep.path} ({len(sweep.processes)} child processes)")
     if plan.plot and not stopped:
-        print(summary.plot_line(doc, plan.plot))
+        print(summary.plot_line(doc, plot_file(plan, sweep.file)))
     if stopped:
         print("interrupted: the result file holds the finished cases, marked partial", file=sys.stderr)
     return 1 if status == 0 and summary.unmeasured(doc) else status

@@ -369,6 +369,12 @@ def out_file(template: str, device: str) -> FileClaim | None:
     return FileClaim(template, device=device) if template else None
 
 
+def plot_file(plan: ThroughputPlan, results: FileClaim | None) -> FileClaim:
+    """``--plot``'s file, claimed as the result file is (``out_file``): its ``{time}`` is the run's, the
+    result file's stamp, so the figure and the results it shows share a name's time."""
+    return FileClaim(plan.plot, stamp=None if results is None else results.stamp, device=plan.device)
+
+
 # pytest options after -- with which pytest-benchmark measures nothing: refused before any work
 MEASURES_NOTHING = {
     "collectonly": "--collect-only",

@@ -18,7 +18,7 @@ import pytest
 from bench.errors import UsageError
 from bench.results import THROUGHPUT_SCHEMA
 from bench.throughput.measure import DeviceSession
-from bench.throughput.plan import OPTIONS, ThroughputPlan, dest, out_file, resolve
+from bench.throughput.plan import OPTIONS, ThroughputPlan, dest, out_file, plot_file, resolve
 
 
 def add_options(parser) -> None:
@@ -141,7 +141,7 @@ class ThroughputPlugin:
             if self.plan.plot:
                 from bench.throughput.summary import plot_line
 
-                self.written.append(plot_line(self.output, self.plan.plot))
+                self.written.append(plot_line(self.output, plot_file(self.plan, self.file)))
 
     def _write(self, config, *, partial: bool) -> bool:
         """pytest-benchmark's JSON of the cases so far, with our sections, written to ``self.path``

@@ -240,8 +240,9 @@ def _pyplot():
     return plt
 
 
-def plot(docs: list[dict], path: str | Path, runs: list[str] | None = None) -> Path:
-    """``--by precision``: write the PNG atomically; returns its path. Bars are labelled by what tells
+def plot(docs: list[dict], path, runs: list[str] | None = None) -> Path:
+    """``--by precision``: write the PNG atomically to ``path`` (a path, or a ``bench.io.FileClaim``);
+    returns the path written. Bars are labelled by what tells
     them apart: the case, and the device class and run (``runs``, e.g. file names) where several
     were given, so that no bar is drawn over another; the title names every device class and machine."""
     plt = _pyplot()

@@ -205,11 +205,12 @@ def unmeasured(doc: dict) -> list[str]:
     return unmeasured_ids(doc)
 
 
-def plot_line(doc: dict, path: str) -> str:
-    """``--plot``'s line: the figure of ``doc``'s cases written to ``path``, or, for a run with no case
-    to plot (an empty shard), why none was written: that is not an error of the run."""
+def plot_line(doc: dict, path) -> str:
+    """``--plot``'s line: the figure of ``doc``'s cases written to ``path`` (a path, or the run's
+    ``bench.io.FileClaim``), or, for a run with no case to plot (an empty shard), why none was written:
+    that is not an error of the run."""
     if not rows(doc):
-        return f"cnn-bench: no figure written to {path}: the run has no case to plot"
+        return f"cnn-bench: no figure written to {getattr(path, 'path', path)}: the run has no case to plot"
     from bench.throughput.report import plot
 
     return f"cnn-bench: wrote {plot([doc], path)}"

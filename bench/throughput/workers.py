@@ -75,7 +75,7 @@ def run(plan, opts: dict, pytest_args: list[str]) -> int:
     from bench import launch
     from bench.io import read_json
     from bench.throughput import fanout
-    from bench.throughput.plan import out_file
+    from bench.throughput.plan import out_file, plot_file
 
     n = plan.workers
     (backend,) = plan.backends
@@ -120,7 +120,7 @@ def run(plan, opts: dict, pytest_args: list[str]) -> int:
     if plan.plot:
         from bench.throughput.summary import plot_line
 
-        print(plot_line(doc, plan.plot))
+        print(plot_line(doc, plot_file(plan, out)))
     return outcome.status or (one_status if one_status else 0)
 
 

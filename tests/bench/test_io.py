@@ -140,6 +140,24 @@ def test_two_runs_started_in_one_second_claim_two_result_files(tmp_path):
     ]  # no temporary file left
 
 
+def test_a_figure_is_claimed_as_a_result_file_is(tmp_path):
+    """``save_figure`` to a ``FileClaim`` (``--plot`` with ``{time}``): two runs of one second write two
+    PNGs, each whole (matplotlib reads the format from the temporary file's suffix), none left over."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    template = str(tmp_path / "{time}-{device}.png")
+    paths = [
+        io.save_figure(plt.figure(), io.FileClaim(template, stamp="20261207T020000", device="cpu")) for _ in range(2)
+    ]
+    assert [p.name for p in paths] == ["20261207T020000-cpu.png", "20261207T020000-2-cpu.png"]
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)
+    assert plt.get_fignums() == []  # closed
+
+
 def test_a_result_path_without_time_is_replaced_as_the_user_asked(tmp_path):
     path = tmp_path / "mine.json"
     path.write_text("{}")

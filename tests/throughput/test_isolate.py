@@ -224,20 +224,27 @@ def test_planned_cases_that_k_left_out_fail_the_run_and_are_named(tmp_path, monk
 
 
 def test_a_time_template_never_replaces_another_runs_result(tmp_path, monkeypatch, capsys):
-    """Two runs started in one second: the second's result goes to ``<time>-2``, named in its line."""
+    """Two runs started in one second: the second's result goes to ``<time>-2``, and so does its
+    ``--plot`` figure (whose ``{time}`` and ``{device}`` are filled in as the result file's), each named
+    in its line."""
     import dataclasses
     import time
 
     monkeypatch.setattr(time, "strftime", lambda fmt, *a: "20261207T020000")
-    other = tmp_path / "20261207T020000-cpu.json"
+    other, other_png = tmp_path / "20261207T020000-cpu.json", tmp_path / "20261207T020000-cpu.png"
     other.write_text('{"another": "run"}')
-    p = dataclasses.replace(plan(tmp_path), bench_out=str(tmp_path / "{time}-{device}.json"))
+    other_png.write_bytes(b"another run's figure")
+    p = dataclasses.replace(
+        plan(tmp_path), bench_out=str(tmp_path / "{time}-{device}.json"), plot=str(tmp_path / "{time}-{device}.png")
+    )
     monkeypatch.setenv("FAKE_CHILD", "")
     assert isolate.run(p, [], command=fake) == 0
-    mine = tmp_path / "20261207T020000-2-cpu.json"
+    mine, mine_png = tmp_path / "20261207T020000-2-cpu.json", tmp_path / "20261207T020000-2-cpu.png"
     assert json.loads(other.read_text()) == {"another": "run"}
+    assert other_png.read_bytes() == b"another run's figure" and mine_png.read_bytes().startswith(b"\x89PNG")
     assert ids(results.read(mine), "benchmarks") == [A_TRAIN, A_INFER, B_INFER]
-    assert f"cnn-bench: wrote {mine} (2 child processes)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"cnn-bench: wrote {mine} (2 child processes)" in out and f"cnn-bench: wrote {mine_png}" in out
 
 
 def test_groups_describe_and_combine():

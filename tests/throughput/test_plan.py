@@ -94,3 +94,17 @@ def test_the_mode_help_says_what_mode_takes():
     help_text = throughput.OPTIONS["--mode"]["help"]
     assert "train,infer" in help_text and "or both (" not in help_text
     assert {c.mode for c in throughput.resolve(opts(mode="train,infer")).cases} == {"train", "infer"}
+
+
+def test_the_figure_takes_the_result_file_s_time_and_the_device(tmp_path):
+    """``--plot`` fills ``{time}`` and ``{device}`` as ``--bench-out`` does (it wrote a file named
+    ``{time}-{device}.png``), with the result file's time, so a run's figure and results pair up."""
+    plan = throughput.resolve(
+        opts(bench_out=str(tmp_path / "{time}-{device}.json"), plot=str(tmp_path / "fig-{time}-{device}.png"))
+    )
+    results = throughput.out_file(plan.bench_out, plan.device)
+    figure = throughput.plot_file(plan, results)
+    assert figure.path == tmp_path / f"fig-{results.stamp}-cpu.png"
+    assert throughput.plot_file(plan, None).path.name.startswith("fig-2")  # no result file: the time now
+    mine = throughput.resolve(opts(bench_out="", plot=str(tmp_path / "mine.png")))
+    assert throughput.plot_file(mine, None).path == tmp_path / "mine.png"
