@@ -86,7 +86,7 @@ def fast_jax(fast_references):
 
 @pytest.fixture(scope="module")
 def nightly_jax(nightly_references):
-    return parity.run_backend("jax", nightly_references[0])
+    return parity.run_backend("jax", nightly_references[0], forget=True)  # large models: memory before time
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def fast_torch(fast_references):
 
 @pytest.fixture(scope="module")
 def nightly_torch(nightly_references):
-    return parity.run_backend("torch", nightly_references[0])
+    return parity.run_backend("torch", nightly_references[0], forget=True)  # large models: memory before time
 
 
 def result(request, backend, name) -> parity.Result:
@@ -165,3 +165,32 @@ def test_an_errored_row_has_as_many_cells_as_the_header(tmp_path):
     assert parity.row(PROBE, "jax", ok, ref).count("|") == cells
     line = parity.row(PROBE, "jax", broken, ref)
     assert line.count("|") == cells and "| error: ValueError: boom | | |" in line
+
+
+@pytest.mark.parametrize("forget", [False, True])
+def test_forget_drops_each_case_s_state_before_the_next_and_reaches_the_child(tmp_path, monkeypatch, forget):
+    """``--forget`` (the nightly's large models): the child drops what each case left before the next,
+    trading time for memory; without it, the cases share Keras's state and compiled functions."""
+    import keras
+
+    for name in ("resnet20", "resnet32"):
+        np.savez(tmp_path / f"{name}.npz", name=name)
+    calls = []
+    monkeypatch.setattr(parity, "_replay", lambda path, jit: calls.append(path.stem) or (np.zeros(1, np.float32), 0.0))
+    monkeypatch.setattr(parity, "_forget", lambda: calls.append("forget"))
+    parity.replay_all(keras.backend.backend(), tmp_path, forget=forget)
+    assert calls == (["resnet20", "forget", "resnet32", "forget"] if forget else ["resnet20", "resnet32"])
+
+    commands = []
+    monkeypatch.setattr(parity.subprocess, "run", lambda cmd, **kw: commands.append(cmd) or _Done())
+    parity.run_backend("jax", tmp_path, forget=forget)
+    assert ("--forget" in commands[0]) == forget
+    child = []
+    monkeypatch.setattr(parity, "replay_all", lambda backend, folder, jit, forget: child.append(forget))
+    assert parity.main(commands[0][commands[0].index("--backend") :]) == 0 and child == [
+        forget
+    ]  # as the child parses it
+
+
+class _Done:
+    returncode, stderr = 0, ""
