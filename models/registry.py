@@ -91,7 +91,9 @@ class ModelSpec:
         ones: a typo, or an argument the model's name fixes (``depth`` of ``resnet20``). Values are
         checked by the builder."""
         options = self.options
-        unknown = [key for key in overrides if options is not None and key not in options]
+        if options is None:
+            return
+        unknown = [key for key in overrides if key not in options]
         if unknown:
             raise ModelArgumentError(
                 f"{self.name}: {unknown[0]!r} is not an option of this model; valid: {', '.join(options)}"

@@ -235,8 +235,9 @@ def _check_model(recipe) -> None:
 
     spec = models.get_spec(recipe.model)
     spec.check_overrides(recipe.model_overrides)
-    for key in DATA_SETS & set(recipe.model_overrides):
-        valid = ", ".join(o for o in spec.options or () if o not in DATA_SETS)
+    fixed = sorted(DATA_SETS & set(recipe.model_overrides))
+    if fixed:
+        key, valid = fixed[0], ", ".join(o for o in spec.options or () if o not in DATA_SETS)
         raise UsageError(
             f"model_overrides.{key}={recipe.model_overrides[key]!r}: a trained model's {key} is its dataset's"
             f" ({recipe.dataset}); valid keys: {valid}"

@@ -1,4 +1,5 @@
-"""The line ``python -m bench train`` ends with (``bench.commands.train.summary``)."""
+"""How ``python -m bench train`` ends: the line of a finished run (``bench.commands.train.summary``), and
+the line after Ctrl-C or SIGTERM."""
 
 import os
 import signal

@@ -187,9 +187,8 @@ def test_forget_drops_each_case_s_state_before_the_next_and_reaches_the_child(tm
     assert ("--forget" in commands[0]) == forget
     child = []
     monkeypatch.setattr(parity, "replay_all", lambda backend, folder, jit, forget: child.append(forget))
-    assert parity.main(commands[0][commands[0].index("--backend") :]) == 0 and child == [
-        forget
-    ]  # as the child parses it
+    assert parity.main(commands[0][commands[0].index("--backend") :]) == 0  # the child's own arguments
+    assert child == [forget]
 
 
 class _Done:
